@@ -1,0 +1,372 @@
+package amqp
+
+import (
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/vhost"
+)
+
+// replyToQueue is RabbitMQ's direct reply-to pseudo-queue.
+const replyToQueue = "amq.rabbitmq.reply-to"
+
+func (ch *channel) basicPublish(m *wire.BasicPublish) error {
+	if m.Immediate {
+		return newError(wire.NotImplemented, "immediate=true")
+	}
+	if err := ch.checkAccess(writeAccess, "exchange", m.Exchange); err != nil {
+		return err
+	}
+	ch.pub = pending{active: true, exchange: m.Exchange, key: m.RoutingKey, mandatory: m.Mandatory}
+	return nil
+}
+
+// handleContent assembles the header and body frames of a publish.
+func (ch *channel) handleContent(f wire.Frame) error {
+	if ch.closing {
+		return nil // the client may still be sending content for a publish we refused
+	}
+	p := &ch.pub
+	if !p.active {
+		return newError(wire.UnexpectedFrame, "expected method frame, got non method frame instead")
+	}
+	if f.Type == wire.FrameHeader {
+		if p.gotHeader {
+			return newError(wire.UnexpectedFrame, "expected content body, got non content body frame instead")
+		}
+		classID, size, props, err := wire.ParseContentHeader(f.Payload)
+		if err != nil {
+			return newError(wire.FrameError, "%v", err)
+		}
+		if classID != wire.ClassBasic {
+			return newError(wire.FrameError, "content header for class %d", classID)
+		}
+		if limit := ch.c.srv.cfg.MaxMessageSize; limit > 0 && size > limit {
+			ch.fail(&protoError{code: wire.PreconditionFailed, text: sprintf("message size %d is larger than configured max size %d", size, limit), classID: wire.ClassBasic, methodID: 40})
+			return nil
+		}
+		// One allocation holds the properties and the body; the message
+		// keeps it, the frame buffer is reused.
+		buf := make([]byte, len(props), len(props)+int(min(size, 1<<20)))
+		copy(buf, props)
+		p.props = buf
+		p.body = buf[len(props):]
+		p.size = size
+		p.gotHeader = true
+	} else {
+		if !p.gotHeader {
+			return newError(wire.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
+		}
+		if uint64(len(p.body)+len(f.Payload)) > p.size {
+			return newError(wire.FrameError, "content body exceeds the size in its header")
+		}
+		p.body = append(p.body, f.Payload...)
+	}
+	if uint64(len(p.body)) < p.size {
+		return nil
+	}
+	msg := &queue.Message{Exchange: p.exchange, RoutingKey: p.key, Properties: p.props, Body: p.body}
+	mandatory := p.mandatory
+	ch.pub = pending{}
+	if err := ch.publish(msg, mandatory); err != nil {
+		pe := asProtoError(err)
+		if pe.classID == 0 {
+			pe.classID, pe.methodID = wire.ClassBasic, 40
+		}
+		if pe.hard() {
+			return pe
+		}
+		ch.fail(pe)
+	}
+	return nil
+}
+
+// publish finishes a received message: reads the properties the broker acts
+// on, then routes it now or at commit.
+func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
+	props := &ch.props
+	if err := props.Decode(msg.Properties); err != nil {
+		return newError(wire.FrameError, "cannot decode content header: %v", err)
+	}
+	msg.Persistent = props.DeliveryMode == 2
+	if props.Present&wire.FlagUserID != 0 && props.UserID != ch.c.user.name {
+		return newError(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, ch.c.user.name)
+	}
+	p := vhost.Publishing{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, Message: msg}
+	rewrite := false
+	if props.Headers != nil {
+		p.Headers = props.Headers
+		p.CC = routingKeys(props.Headers["CC"])
+		p.BCC = routingKeys(props.Headers["BCC"])
+		if _, ok := props.Headers["BCC"]; ok {
+			// Blind copies must not show: the header goes before delivery.
+			delete(props.Headers, "BCC")
+			rewrite = true
+		}
+	}
+	if props.ReplyTo == replyToQueue {
+		ch.mu.Lock()
+		token := ch.replyToken
+		ch.mu.Unlock()
+		if token == "" {
+			return newError(wire.PreconditionFailed, "fast reply consumer does not exist")
+		}
+		props.ReplyTo = vhost.ReplyToPrefix + token
+		rewrite = true
+	}
+	if rewrite {
+		msg.Properties = props.Append(make([]byte, 0, len(msg.Properties)+32))
+	}
+	if ch.tx != nil {
+		ch.tx.publishes = append(ch.tx.publishes, p)
+		ch.tx.mandatory = append(ch.tx.mandatory, mandatory)
+		return nil
+	}
+	return ch.route(&p, mandatory)
+}
+
+// route delivers one publish to its queues, returns it if it was mandatory
+// and unroutable, and confirms it.
+func (ch *channel) route(p *vhost.Publishing, mandatory bool) error {
+	n, err := ch.c.vh.Publish(p, &ch.scratch)
+	if err != nil {
+		return err
+	}
+	if n == 0 && mandatory {
+		m := p.Message
+		ch.c.sendContent(&wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
+	}
+	if ch.confirm {
+		ch.publishSeq++
+		ch.c.sendRaw(&wire.BasicAck{DeliveryTag: ch.publishSeq}, ch.id)
+	}
+	return nil
+}
+
+// routingKeys reads a CC or BCC header: a string or an array of strings.
+func routingKeys(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		keys := make([]string, 0, len(v))
+		for _, k := range v {
+			if s, ok := k.(string); ok {
+				keys = append(keys, s)
+			}
+		}
+		return keys
+	}
+	return nil
+}
+
+// consumer is one basic.consume on a channel; it implements queue.Consumer.
+type consumer struct {
+	ch       *channel
+	tag      string
+	q        *queue.Queue
+	noAck    bool
+	prefetch int
+	unacked  int  // guarded by ch.mu
+	gone     bool // guarded by ch.mu: cancelled, takes nothing more
+}
+
+// Deliver implements queue.Consumer; see channel.deliver.
+func (cs *consumer) Deliver(q *queue.Queue, d queue.Delivery) bool { return cs.ch.deliver(cs, d) }
+
+// Cancel implements queue.Consumer: the queue was deleted.
+func (cs *consumer) Cancel(q *queue.Queue) { cs.ch.cancelledByQueue(cs) }
+
+func (ch *channel) basicConsume(m *wire.BasicConsume) error {
+	if m.Queue == replyToQueue {
+		return ch.consumeReplyTo(m)
+	}
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
+		return err
+	}
+	q, err := ch.c.vh.Queue(name, ch.c.id)
+	if err != nil {
+		return err
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = generateName("amq.ctag-")
+	}
+	cs := &consumer{ch: ch, tag: tag, q: q, noAck: m.NoAck, prefetch: ch.prefetch}
+	ch.mu.Lock()
+	_, dup := ch.consumers[tag]
+	if !dup {
+		ch.consumers[tag] = cs
+	}
+	ch.mu.Unlock()
+	if dup {
+		return newError(wire.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
+	}
+	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck); err != nil {
+		ch.mu.Lock()
+		delete(ch.consumers, tag)
+		ch.mu.Unlock()
+		if err == queue.ErrExclusiveUse {
+			return newError(wire.AccessRefused, "queue '%s' in vhost '%s' in exclusive use", name, ch.c.vh.Name)
+		}
+		return err
+	}
+	if !m.NoWait {
+		ch.c.sendRaw(&wire.BasicConsumeOk{ConsumerTag: tag}, ch.id)
+	}
+	// Only now may deliveries flow, so none overtakes the consume-ok.
+	q.Activate(cs)
+	return nil
+}
+
+func (ch *channel) basicCancel(m *wire.BasicCancel) error {
+	ch.mu.Lock()
+	cs := ch.consumers[m.ConsumerTag]
+	delete(ch.consumers, m.ConsumerTag)
+	if cs != nil {
+		cs.gone = true
+	}
+	isReply := m.ConsumerTag != "" && m.ConsumerTag == ch.replyTag
+	token := ch.replyToken
+	if isReply {
+		ch.replyTag, ch.replyToken = "", ""
+	}
+	ch.mu.Unlock()
+	if isReply {
+		ch.c.vh.UnregisterReplyTo(token)
+	}
+	if cs != nil {
+		ch.c.vh.ConsumerGone(cs.q, cs)
+	}
+	if !m.NoWait {
+		ch.c.sendRaw(&wire.BasicCancelOk{ConsumerTag: m.ConsumerTag}, ch.id)
+	}
+	return nil
+}
+
+// cancelledByQueue runs when a consumer's queue is deleted (queue lock held):
+// the client hears basic.cancel if it said it understands it.
+func (ch *channel) cancelledByQueue(cs *consumer) {
+	ch.mu.Lock()
+	if ch.consumers[cs.tag] == cs {
+		delete(ch.consumers, cs.tag)
+	}
+	cs.gone = true
+	released := ch.released
+	ch.mu.Unlock()
+	if ch.c.cancelNotify && !released {
+		ch.c.sendRaw(&wire.BasicCancel{ConsumerTag: cs.tag, NoWait: true}, ch.id)
+	}
+}
+
+// deliver sends d to cs if cs and its channel have room. It runs on the
+// publishing goroutine with the queue's lock held.
+func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.released || cs.gone || !ch.flowActive {
+		return false
+	}
+	if !cs.noAck {
+		if cs.prefetch > 0 && cs.unacked >= cs.prefetch {
+			return false
+		}
+		if ch.globalPrefetch > 0 && ch.globalUnacked >= ch.globalPrefetch {
+			return false
+		}
+	}
+	c := ch.c
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return false
+	}
+	if len(c.out) > maxPendingOut {
+		c.needKick = true
+		c.outMu.Unlock()
+		return false
+	}
+	ch.nextTag++
+	tag := ch.nextTag
+	m := d.Message
+	c.deliver = wire.BasicDeliver{ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: m.Exchange, RoutingKey: m.RoutingKey}
+	c.appendContentLocked(&c.deliver, ch.id, m.Properties, m.Body)
+	c.outMu.Unlock()
+	c.signal()
+	if !cs.noAck {
+		ch.unacked = append(ch.unacked, unacked{tag: tag, q: cs.q, d: d, consumer: cs})
+		cs.unacked++
+		ch.globalUnacked++
+	}
+	return true
+}
+
+func (ch *channel) basicGet(m *wire.BasicGet) error {
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
+		return err
+	}
+	q, err := ch.c.vh.Queue(name, ch.c.id)
+	if err != nil {
+		return err
+	}
+	d, remaining, ok := q.Get(m.NoAck)
+	if !ok {
+		ch.c.sendRaw(&wire.BasicGetEmpty{}, ch.id)
+		return nil
+	}
+	ch.mu.Lock()
+	ch.nextTag++
+	tag := ch.nextTag
+	if !m.NoAck {
+		ch.unacked = append(ch.unacked, unacked{tag: tag, q: q, d: d})
+	}
+	ch.mu.Unlock()
+	msg := d.Message
+	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, msg.Properties, msg.Body)
+	return nil
+}
+
+// consumeReplyTo starts a direct reply-to consumer: replies published to
+// amq.rabbitmq.reply-to.<token> come straight to this channel.
+func (ch *channel) consumeReplyTo(m *wire.BasicConsume) error {
+	if !m.NoAck {
+		return newError(wire.PreconditionFailed, "reply consumer cannot acknowledge")
+	}
+	tag := m.ConsumerTag
+	if tag == "" {
+		tag = generateName("amq.ctag-")
+	}
+	ch.mu.Lock()
+	if ch.replyToken != "" {
+		ch.mu.Unlock()
+		return newError(wire.PreconditionFailed, "reply consumer already set")
+	}
+	ch.replyTag = tag
+	ch.replyToken = generateName("")
+	token := ch.replyToken
+	ch.mu.Unlock()
+	if !m.NoWait {
+		ch.c.sendRaw(&wire.BasicConsumeOk{ConsumerTag: tag}, ch.id)
+	}
+	ch.c.vh.RegisterReplyTo(token, ch)
+	return nil
+}
+
+// DeliverReply implements vhost.ReplyTarget.
+func (ch *channel) DeliverReply(m *queue.Message) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.released || ch.replyTag == "" {
+		return false
+	}
+	ch.nextTag++
+	ch.c.sendContent(&wire.BasicDeliver{ConsumerTag: ch.replyTag, DeliveryTag: ch.nextTag, Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
+	return true
+}

@@ -1,0 +1,65 @@
+package amqp
+
+import "time"
+
+// Config is everything the AMQP server needs to run. It is plain data: the
+// command line reads configs/warren.yaml with viper and fills it in, so that
+// tests can build one by hand.
+type Config struct {
+	// Listen is the TCP address of the AMQP listener, e.g. ":5672".
+	Listen string
+	// DataDir is where durable state lives; created if missing.
+	DataDir string
+
+	// FrameMax is the largest frame the server accepts and offers in tune.
+	FrameMax uint32
+	// ChannelMax is the highest channel number a connection may open.
+	ChannelMax uint16
+	// Heartbeat is the interval the server proposes in connection.tune; 0 disables.
+	Heartbeat time.Duration
+	// MaxMessageSize bounds a message body; larger publishes close the channel with 406.
+	MaxMessageSize uint64
+
+	// Users may log in; Vhosts exist at start.
+	Users  []User
+	Vhosts []string
+}
+
+// User is a login with per-vhost permissions.
+type User struct {
+	Name string
+	// Password is the clear-text password, used when PasswordHash is empty.
+	Password string
+	// PasswordHash is RabbitMQ's base64 salted SHA-256 hash (rabbit_password_hashing_sha256).
+	PasswordHash string
+	// Tags are RabbitMQ user tags such as "administrator".
+	Tags []string
+	// Permissions maps a vhost name to its configure/write/read patterns.
+	Permissions map[string]Permission
+}
+
+// Permission holds RabbitMQ's three permission regular expressions.
+type Permission struct {
+	Configure string
+	Write     string
+	Read      string
+}
+
+// DefaultConfig returns the settings of configs/warren.yaml, for tests and embedding.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         ":5672",
+		DataDir:        "./data",
+		FrameMax:       131072,
+		ChannelMax:     2047,
+		Heartbeat:      60 * time.Second,
+		MaxMessageSize: 128 << 20,
+		Users: []User{{
+			Name:        "guest",
+			Password:    "guest",
+			Tags:        []string{"administrator"},
+			Permissions: map[string]Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
+		}},
+		Vhosts: []string{"/"},
+	}
+}

@@ -1,0 +1,460 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/vhost"
+)
+
+const (
+	// handshakeTimeout drops clients that connect and say nothing, as RabbitMQ does.
+	handshakeTimeout = 10 * time.Second
+	// closeOkTimeout bounds the wait for connection.close-ok after the server closed.
+	closeOkTimeout = 3 * time.Second
+	// maxPendingOut is how many bytes may wait for the socket before queues
+	// stop handing this connection deliveries; it bounds a slow consumer's
+	// memory and lets its queue serve faster consumers.
+	maxPendingOut = 1 << 20
+)
+
+// conn is one client connection. Its reader goroutine (serve) parses frames
+// and runs channel methods inline; its writer goroutine flushes the outbound
+// buffer that the reader and delivering queues append to.
+type conn struct {
+	srv *Server
+	id  uint64
+	nc  net.Conn
+	log *slog.Logger
+	fr  *wire.FrameReader
+	dec wire.MethodDecoder
+
+	// Set during the handshake, read-only after.
+	frameMax     uint32
+	channelMax   uint16
+	heartbeat    time.Duration
+	user         *account
+	vh           *vhost.VHost
+	cancelNotify bool // the client understands server-sent basic.cancel
+
+	// hb is the heartbeat for the writer goroutine; open is set after the handshake.
+	hb   atomic.Int64
+	open atomic.Bool
+
+	// closing is set once connection.close went out; from then on only
+	// close-ok or close is read.
+	closing atomic.Bool
+
+	mu       sync.Mutex // guards channels (the reader changes it, the writer reads it)
+	channels map[uint16]*channel
+
+	outMu     sync.Mutex // guards the fields below
+	out       []byte
+	outClosed bool // nothing more may be sent (connection.close is out, or the socket failed)
+	needKick  bool // a delivery was refused for a full buffer; kick queues once drained
+	deliver   wire.BasicDeliver
+	lastWrite time.Time
+
+	wake chan struct{} // capacity 1: tells the writer there is output
+	done chan struct{} // closed when the reader ends; the writer then flushes and exits
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	id := s.nextID.Add(1)
+	return &conn{
+		srv:        s,
+		id:         id,
+		nc:         nc,
+		log:        s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
+		frameMax:   s.cfg.FrameMax,
+		channelMax: s.cfg.ChannelMax,
+		channels:   make(map[uint16]*channel),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+}
+
+// serve runs the connection until it ends, then releases everything it held.
+func (c *conn) serve() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	defer func() {
+		c.cleanup()
+		close(c.done)
+		<-writerDone
+		c.nc.Close()
+	}()
+
+	_ = c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	if err := wire.ReadProtocolHeader(c.nc); err != nil {
+		if errors.Is(err, wire.ErrBadProtocolHeader) {
+			// The spec's answer: our header, then close.
+			_, _ = c.nc.Write(wire.ProtocolHeader)
+		}
+		return
+	}
+	c.fr = wire.NewFrameReader(c.nc, c.frameMax)
+	if err := c.handshake(); err != nil {
+		if !errors.Is(err, errConnectionDone) {
+			c.fail(err)
+			c.drain()
+		}
+		return
+	}
+	c.log.Debug("connection open", "user", c.user.name, "vhost", c.vh.Name)
+	c.readLoop()
+}
+
+// readLoop reads frames until the connection ends.
+func (c *conn) readLoop() {
+	var deadlineSet time.Time
+	for {
+		if c.heartbeat > 0 && !c.closing.Load() {
+			// Two missed heartbeat intervals end the connection, as in RabbitMQ.
+			if now := time.Now(); now.Sub(deadlineSet) > time.Second {
+				_ = c.nc.SetReadDeadline(now.Add(2 * c.heartbeat))
+				deadlineSet = now
+			}
+		}
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.closing.Load() {
+			if c.closeHandshake(f) {
+				return
+			}
+			continue
+		}
+		if err := c.handleFrame(f); err != nil {
+			if errors.Is(err, errConnectionDone) {
+				return
+			}
+			c.fail(err)
+			if c.closing.Load() {
+				continue
+			}
+			return
+		}
+	}
+}
+
+// errConnectionDone ends the read loop after an orderly close.
+var errConnectionDone = errors.New("connection done")
+
+// readFailed maps a frame-level read error to RabbitMQ's answer.
+func (c *conn) readFailed(err error) {
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrBadFrameEnd), errors.Is(err, wire.ErrBadFrameType):
+		if !c.closing.Load() {
+			var fe *wire.BadFrameError
+			if errors.As(err, &fe) {
+				c.sendClose(newError(wire.FrameError, "%s", fe.Error()))
+			} else {
+				c.sendClose(newError(wire.FrameError, "%v", err))
+			}
+			// The stream is out of sync now; read nothing more from it, but
+			// let the client take our close before the socket goes.
+			c.drain()
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !c.closing.Load() {
+			c.log.Info("missed heartbeats from client, closing connection")
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	default:
+		c.log.Debug("read failed", "err", err)
+	}
+}
+
+// drain discards input until the client closes or the close-ok wait ends,
+// so that closing our end does not reset the connection under a client that
+// is still sending.
+func (c *conn) drain() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+	_, _ = io.Copy(io.Discard, c.nc)
+}
+
+// closeHandshake handles a frame read after the server sent connection.close:
+// everything but close-ok (or a crossing close) is discarded, as the spec says.
+func (c *conn) closeHandshake(f wire.Frame) (done bool) {
+	if f.Type != wire.FrameMethod || f.Channel != 0 {
+		return false
+	}
+	m, err := c.dec.Decode(f.Payload)
+	if err != nil {
+		return false
+	}
+	switch m.(type) {
+	case *wire.ConnectionCloseOk:
+		return true
+	case *wire.ConnectionClose:
+		c.sendRaw(&wire.ConnectionCloseOk{}, 0)
+		return true
+	}
+	return false
+}
+
+// fail reports err to the client: a channel error closes the channel, a
+// connection error starts the connection close handshake.
+func (c *conn) fail(err error) {
+	pe := asProtoError(err)
+	c.log.Info("closing connection", "code", pe.code, "reason", pe.text)
+	c.sendClose(pe)
+}
+
+// sendClose sends connection.close once and arms the close-ok wait.
+func (c *conn) sendClose(pe *protoError) {
+	if c.closing.Swap(true) {
+		return
+	}
+	c.outMu.Lock()
+	if !c.outClosed {
+		c.out = wire.AppendMethodFrame(c.out, 0, &wire.ConnectionClose{
+			ReplyCode: pe.code, ReplyText: pe.replyText(), FailingClassID: pe.classID, FailingMethodID: pe.methodID,
+		})
+		c.outClosed = true
+	}
+	c.outMu.Unlock()
+	c.signal()
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+}
+
+// forceClose closes the connection from another goroutine (shutdown).
+func (c *conn) forceClose(pe *protoError) {
+	if !c.open.Load() {
+		// Still in the handshake: just drop it.
+		_ = c.nc.SetReadDeadline(time.Now())
+		return
+	}
+	c.sendClose(pe)
+}
+
+// handleFrame dispatches one frame read after the handshake.
+func (c *conn) handleFrame(f wire.Frame) error {
+	switch f.Type {
+	case wire.FrameHeartbeat:
+		if f.Channel != 0 {
+			return newError(wire.FrameError, "heartbeat frame on channel %d", f.Channel)
+		}
+		return nil
+	case wire.FrameMethod:
+		m, err := c.dec.Decode(f.Payload)
+		if err != nil {
+			var um *wire.UnknownMethodError
+			if errors.As(err, &um) {
+				return &protoError{code: wire.NotImplemented, text: fmt.Sprintf("unknown method %d/%d", um.ClassID, um.MethodID), classID: um.ClassID, methodID: um.MethodID}
+			}
+			return newError(wire.FrameError, "cannot decode method frame on channel %d: %v", f.Channel, err)
+		}
+		if f.Channel == 0 {
+			return c.handleConnMethod(m)
+		}
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			if _, ok := m.(*wire.ChannelOpen); !ok {
+				return methodError(m, wire.ChannelError, "expected 'channel.open'")
+			}
+			return c.openChannel(f.Channel)
+		}
+		return ch.handleMethod(m)
+	case wire.FrameHeader, wire.FrameBody:
+		if f.Channel == 0 {
+			return newError(wire.UnexpectedFrame, "content frame on channel 0")
+		}
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return newError(wire.ChannelError, "expected 'channel.open'")
+		}
+		return ch.handleContent(f)
+	}
+	return newError(wire.FrameError, "unknown frame type %d", f.Type)
+}
+
+func methodError(m wire.Method, code uint16, format string, args ...any) *protoError {
+	pe := newError(code, format, args...)
+	pe.classID, pe.methodID = m.ClassID(), m.MethodID()
+	return pe
+}
+
+func (c *conn) handleConnMethod(m wire.Method) error {
+	switch m := m.(type) {
+	case *wire.ConnectionClose:
+		c.sendRaw(&wire.ConnectionCloseOk{}, 0)
+		c.outMu.Lock()
+		c.outClosed = true
+		c.outMu.Unlock()
+		// The client closes the socket once it has our close-ok; wait for
+		// that (bounded) rather than racing it with our own close.
+		c.closing.Store(true)
+		_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+		return nil
+	case *wire.ConnectionUpdateSecret:
+		c.sendRaw(&wire.ConnectionUpdateSecretOk{}, 0)
+		return nil
+	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
+		return nil
+	default:
+		return methodError(m, wire.CommandInvalid, "unexpected method %s on channel 0", m.Name())
+	}
+}
+
+func (c *conn) openChannel(id uint16) error {
+	// RabbitMQ counts open channels rather than comparing channel numbers.
+	if n := len(c.channels); c.channelMax > 0 && n >= int(c.channelMax) {
+		return newError(wire.NotAllowed, "number of channels opened (%d) has reached the negotiated channel_max (%d)", n, c.channelMax)
+	}
+	ch := newChannel(c, id)
+	c.mu.Lock()
+	c.channels[id] = ch
+	c.mu.Unlock()
+	c.sendRaw(&wire.ChannelOpenOk{}, id)
+	return nil
+}
+
+// removeChannel forgets a channel after its close completed.
+func (c *conn) removeChannel(id uint16) {
+	c.mu.Lock()
+	delete(c.channels, id)
+	c.mu.Unlock()
+}
+
+// cleanup releases what the connection holds: unacked messages go back to
+// their queues, consumers leave, exclusive queues are deleted.
+func (c *conn) cleanup() {
+	c.mu.Lock()
+	chs := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chs = append(chs, ch)
+	}
+	c.channels = map[uint16]*channel{}
+	c.mu.Unlock()
+	for _, ch := range chs {
+		ch.release()
+	}
+	if c.vh != nil {
+		c.vh.DeleteOwnedQueues(c.id)
+	}
+}
+
+// sendRaw queues one method frame.
+func (c *conn) sendRaw(m wire.Method, channel uint16) {
+	c.outMu.Lock()
+	if !c.outClosed {
+		c.out = wire.AppendMethodFrame(c.out, channel, m)
+	}
+	c.outMu.Unlock()
+	c.signal()
+}
+
+// sendContent queues a method with content (deliver, get-ok, return).
+func (c *conn) sendContent(m wire.Method, channel uint16, props, body []byte) {
+	c.outMu.Lock()
+	if !c.outClosed {
+		c.appendContentLocked(m, channel, props, body)
+	}
+	c.outMu.Unlock()
+	c.signal()
+}
+
+func (c *conn) appendContentLocked(m wire.Method, channel uint16, props, body []byte) {
+	c.out = wire.AppendMethodFrame(c.out, channel, m)
+	c.out = wire.AppendHeaderFrame(c.out, channel, wire.ClassBasic, uint64(len(body)), props)
+	c.out = wire.AppendBodyFrames(c.out, channel, body, c.frameMax)
+}
+
+// signal wakes the writer without blocking.
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop flushes the outbound buffer in batches: whatever accumulated
+// while the last write was in flight goes out in one write call.
+func (c *conn) writeLoop() {
+	var spare []byte
+	var tick <-chan time.Time
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	for {
+		hb := time.Duration(c.hb.Load())
+		if ticker == nil && hb > 0 {
+			ticker = time.NewTicker(hb / 2)
+			tick = ticker.C
+		}
+		done := false
+		select {
+		case <-c.wake:
+		case <-tick:
+			c.outMu.Lock()
+			if len(c.out) == 0 && !c.outClosed && time.Since(c.lastWrite) >= hb/2 {
+				c.out = wire.AppendHeartbeat(c.out)
+			}
+			c.outMu.Unlock()
+		case <-c.done:
+			done = true
+		}
+		c.outMu.Lock()
+		buf := c.out
+		c.out = spare[:0]
+		kick := c.needKick && len(buf) > 0
+		c.needKick = false
+		c.outMu.Unlock()
+		if len(buf) > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.nc.Write(buf); err != nil {
+				c.outMu.Lock()
+				c.outClosed = true
+				c.out = nil
+				c.outMu.Unlock()
+				c.nc.Close() // unblocks the reader
+				return
+			}
+			c.outMu.Lock()
+			c.lastWrite = time.Now()
+			c.outMu.Unlock()
+		}
+		if cap(buf) > 4*maxPendingOut {
+			buf = nil // do not keep a burst's memory forever
+		}
+		spare = buf[:0]
+		if kick {
+			c.kickConsumers()
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// kickConsumers lets every queue with a consumer on this connection try
+// again, after the outbound buffer drained.
+func (c *conn) kickConsumers() {
+	c.mu.Lock()
+	chs := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chs = append(chs, ch)
+	}
+	c.mu.Unlock()
+	for _, ch := range chs {
+		ch.kick()
+	}
+}

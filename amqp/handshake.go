@@ -1,0 +1,180 @@
+package amqp
+
+import (
+	"net"
+	"os"
+	"time"
+
+	"github.com/warrenmq/warren/amqp/wire"
+)
+
+// serverProperties is what connection.start advertises; the capabilities
+// are RabbitMQ's, which clients check before using an extension.
+func serverProperties() wire.Table {
+	host, _ := os.Hostname()
+	return wire.Table{
+		"product":      "Warren",
+		"version":      Version,
+		"platform":     "Go",
+		"copyright":    "Copyright (c) the Warren authors",
+		"information":  "An AMQP 0-9-1 broker compatible with RabbitMQ",
+		"cluster_name": "warren@" + host,
+		"capabilities": wire.Table{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
+			"consumer_priorities":          true,
+			"authentication_failure_close": true,
+			"per_consumer_qos":             true,
+			"direct_reply_to":              true,
+		},
+	}
+}
+
+// handshake runs start, tune and open. On success the connection is ready
+// for channels.
+func (c *conn) handshake() error {
+	c.sendRaw(&wire.ConnectionStart{
+		VersionMajor:     0,
+		VersionMinor:     9,
+		ServerProperties: serverProperties(),
+		Mechanisms:       "PLAIN AMQPLAIN",
+		Locales:          "en_US",
+	}, 0)
+
+	m, err := c.expect()
+	if err != nil {
+		return err
+	}
+	startOk, ok := m.(*wire.ConnectionStartOk)
+	if !ok {
+		return methodError(m, wire.CommandInvalid, "expected 'connection.start_ok', got '%s'", m.Name())
+	}
+	if caps, ok := startOk.ClientProperties["capabilities"].(wire.Table); ok {
+		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+	}
+	if err := c.authenticate(startOk.Mechanism, startOk.Response); err != nil {
+		return err
+	}
+
+	hb := uint16(c.srv.cfg.Heartbeat / time.Second)
+	c.sendRaw(&wire.ConnectionTune{ChannelMax: c.channelMax, FrameMax: c.frameMax, Heartbeat: hb}, 0)
+	if m, err = c.expect(); err != nil {
+		return err
+	}
+	tuneOk, ok := m.(*wire.ConnectionTuneOk)
+	if !ok {
+		return methodError(m, wire.CommandInvalid, "expected 'connection.tune_ok', got '%s'", m.Name())
+	}
+	if err := c.tune(tuneOk); err != nil {
+		return err
+	}
+
+	_ = c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	if m, err = c.expect(); err != nil {
+		return err
+	}
+	open, ok := m.(*wire.ConnectionOpen)
+	if !ok {
+		return methodError(m, wire.CommandInvalid, "expected 'connection.open', got '%s'", m.Name())
+	}
+	vh := c.srv.VHost(open.VirtualHost)
+	if vh == nil {
+		return methodError(m, wire.NotAllowed, "vhost %s not found", open.VirtualHost)
+	}
+	if c.user.perms[vh.Name] == nil {
+		return methodError(m, wire.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.Name, c.user.name)
+	}
+	c.vh = vh
+	c.sendRaw(&wire.ConnectionOpenOk{}, 0)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	c.open.Store(true)
+	return nil
+}
+
+// expect reads the next method on channel 0, skipping heartbeats.
+func (c *conn) expect() (wire.Method, error) {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.readFailed(err)
+			return nil, errConnectionDone
+		}
+		switch {
+		case f.Type == wire.FrameHeartbeat:
+			continue
+		case f.Type != wire.FrameMethod || f.Channel != 0:
+			return nil, newError(wire.UnexpectedFrame, "unexpected frame type %d on channel %d during handshake", f.Type, f.Channel)
+		}
+		m, err := c.dec.Decode(f.Payload)
+		if err != nil {
+			return nil, newError(wire.FrameError, "cannot decode method frame: %v", err)
+		}
+		if cl, ok := m.(*wire.ConnectionClose); ok {
+			_ = cl
+			c.sendRaw(&wire.ConnectionCloseOk{}, 0)
+			return nil, errConnectionDone
+		}
+		return m, nil
+	}
+}
+
+// authenticate checks the credentials. A failure is reported with
+// connection.close 403, since we advertise authentication_failure_close.
+func (c *conn) authenticate(mechanism, response string) error {
+	refused := newError(wire.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)
+	refused.classID, refused.methodID = wire.ClassConnection, 11
+	user, password, ok := parseCredentials(mechanism, response)
+	if !ok {
+		return refused
+	}
+	a := c.srv.accounts[user]
+	if a == nil || !a.check(password) {
+		c.log.Info("authentication failed", "user", user, "mechanism", mechanism)
+		return refused
+	}
+	if user == "guest" && !isLoopback(c.nc.RemoteAddr()) {
+		// RabbitMQ's loopback_users default: guest only from localhost.
+		refused.text = "User 'guest' can only connect via localhost"
+		return refused
+	}
+	c.user = a
+	return nil
+}
+
+// tune applies the client's tune-ok within the server's limits.
+func (c *conn) tune(t *wire.ConnectionTuneOk) error {
+	if t.FrameMax != 0 && t.FrameMax < frameMinSize {
+		return methodError(t, wire.NotAllowed, "frame_max=%d < %d min size", t.FrameMax, frameMinSize)
+	}
+	if t.FrameMax > c.frameMax {
+		return methodError(t, wire.NotAllowed, "frame_max=%d > %d max size", t.FrameMax, c.frameMax)
+	}
+	if t.ChannelMax > c.channelMax {
+		return methodError(t, wire.NotAllowed, "channel_max=%d > %d max", t.ChannelMax, c.channelMax)
+	}
+	if t.FrameMax != 0 {
+		c.frameMax = t.FrameMax
+		c.fr.SetFrameMax(t.FrameMax)
+	}
+	if t.ChannelMax != 0 {
+		c.channelMax = t.ChannelMax
+	}
+	c.heartbeat = time.Duration(t.Heartbeat) * time.Second
+	c.hb.Store(int64(c.heartbeat))
+	c.signal() // let the writer start its heartbeat ticker
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.IsLoopback()
+	}
+	return true // unix sockets and pipes are local
+}
+
+// frameMinSize is the smallest frame_max a client may ask for. RabbitMQ 3.10
+// uses the 0-9-1 document's 4096; the newer spec data says 8192.
+const frameMinSize = 4096

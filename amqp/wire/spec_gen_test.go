@@ -1,0 +1,48 @@
+package wire
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/amqp/wire/internal/gen/specgen"
+)
+
+// specPath is the spec as seen from this package directory (the repo lives beside shared/).
+const specPath = "../../../shared/spec/amqp-rabbitmq-0.9.1.json"
+
+// TestSpecGenUpToDate regenerates spec_gen.go and fails if the committed file differs.
+func TestSpecGenUpToDate(t *testing.T) {
+	data, err := os.ReadFile(specPath)
+	if os.IsNotExist(err) {
+		t.Skipf("spec not found at %s", specPath)
+	}
+	require.NoError(t, err)
+	want, err := specgen.Generate(data, filepath.Base(specPath))
+	require.NoError(t, err)
+	got, err := os.ReadFile("spec_gen.go")
+	require.NoError(t, err)
+	if !bytes.Equal(got, want) {
+		t.Fatal("spec_gen.go is stale: run go generate ./amqp/wire")
+	}
+}
+
+func TestGoName(t *testing.T) {
+	for in, want := range map[string]string{
+		"reserved-1":          "Reserved1",
+		"routing-key":         "RoutingKey",
+		"no-ack":              "NoAck",
+		"nowait":              "NoWait",
+		"if-unused":           "IfUnused",
+		"delivery-tag":        "DeliveryTag",
+		"class-id":            "ClassID",
+		"server-properties":   "ServerProperties",
+		"update-secret-ok":    "UpdateSecretOk",
+		"PRECONDITION-FAILED": "PreconditionFailed",
+	} {
+		require.Equal(t, want, specgen.GoName(in), in)
+	}
+}

@@ -1,0 +1,107 @@
+// Command warren runs the Warren AMQP 0-9-1 broker.
+//
+// With no flags it uses the built-in configuration (configs/warren.yaml):
+// AMQP on :5672, data in ./data. See warren --help for the layering of
+// --config files, WARREN_* environment variables and flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1 // the broker could not start or stop cleanly
+	exitConfig = 2 // bad flags or configuration: nothing was started
+)
+
+// shutdownTimeout bounds how long a signal waits for connections to close.
+const shutdownTimeout = 30 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// run is the whole command, apart from the process's globals, and returns the
+// exit code.
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, level, err := loadConfig(args, lookupEnv)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		usage(stdout)
+		return exitOK
+	case errors.Is(err, errVersion):
+		fmt.Fprintf(stdout, "warren %s\n", amqp.Version)
+		return exitOK
+	case err != nil:
+		var ce *configError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "warren: %v\n", err)
+		} else {
+			// A flag error: the user may not know the flag names.
+			fmt.Fprintf(stderr, "warren: %v (see warren --help)\n", err)
+		}
+		return exitConfig
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		fmt.Fprintf(stderr, "warren: storage.dir: %v\n", err)
+		return exitFail
+	}
+	srv, err := amqp.NewServer(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "warren: %v\n", err)
+		return exitFail
+	}
+	// Listening here rather than in ListenAndServe reports "address in use"
+	// before the start line, and lets that line show the bound address.
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "warren: amqp.listen: %v\n", err)
+		return exitFail
+	}
+	log.Info("warren started", "version", amqp.Version, "amqp", l.Addr().String(), "data", cfg.DataDir)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+
+	select {
+	case err := <-served:
+		// Serve only returns before Shutdown if accepting failed.
+		log.Error("listener failed", "err", err)
+		return exitFail
+	case <-ctx.Done():
+	}
+	// Restore default signal handling so a second Ctrl-C kills a stuck shutdown.
+	stop()
+	log.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+		return exitFail
+	}
+	if err := <-served; err != nil && !errors.Is(err, amqp.ErrServerClosed) {
+		log.Error("listener failed", "err", err)
+		return exitFail
+	}
+	log.Info("warren stopped")
+	return exitOK
+}

@@ -1,0 +1,168 @@
+package vhost
+
+import (
+	"strings"
+
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/queue"
+)
+
+// ReplyToPrefix is the routing-key prefix of RabbitMQ's direct reply-to
+// pseudo-queues.
+const ReplyToPrefix = "amq.rabbitmq.reply-to."
+
+// ReplyTarget receives direct reply-to messages for one channel.
+type ReplyTarget interface {
+	// DeliverReply hands m to the channel's reply consumer.
+	DeliverReply(m *queue.Message) bool
+}
+
+// Publishing is one message on its way in.
+type Publishing struct {
+	Exchange   string
+	RoutingKey string
+	// Headers are the message headers, for headers exchanges.
+	Headers map[string]any
+	// CC and BCC are the sender-selected extra routing keys.
+	CC, BCC []string
+	Message *queue.Message
+}
+
+// Scratch holds buffers one publisher reuses between publishes, so routing
+// does not allocate per message. It is not safe for concurrent use.
+type Scratch struct {
+	dests  []exchange.Destination
+	seen   []string // exchanges visited, against exchange-to-exchange cycles
+	queues []*queue.Queue
+}
+
+// Publish routes p and enqueues it on every matching queue. It returns the
+// number of queues the message reached (0: unroutable).
+func (v *VHost) Publish(p *Publishing, s *Scratch) (int, error) {
+	if p.Exchange == "" && strings.HasPrefix(p.RoutingKey, ReplyToPrefix) {
+		return v.publishReply(p), nil
+	}
+	v.mu.RLock()
+	src := v.exchanges[p.Exchange]
+	if src == nil {
+		v.mu.RUnlock()
+		return 0, v.noExchange(p.Exchange)
+	}
+	if src.Internal {
+		v.mu.RUnlock()
+		return 0, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", p.Exchange, v.Name)
+	}
+	s.queues = s.queues[:0]
+	v.routeLocked(src, p, s)
+	v.mu.RUnlock()
+
+	n := 0
+	for i, q := range s.queues {
+		if q.Push(p.Message) {
+			n++
+		}
+		s.queues[i] = nil
+	}
+	return n, nil
+}
+
+// routeLocked collects the queues for p into s.queues, each once, following
+// exchange-to-exchange bindings and alternate exchanges.
+func (v *VHost) routeLocked(src *exchange.Exchange, p *Publishing, s *Scratch) {
+	s.dests = s.dests[:0]
+	s.seen = s.seen[:0]
+	s.dests = v.routeExchangeLocked(src, p, s, s.dests)
+	for _, d := range s.dests {
+		q := v.queues[d.Name]
+		if q == nil || containsQueue(s.queues, q) {
+			continue
+		}
+		s.queues = append(s.queues, q)
+	}
+}
+
+// routeExchangeLocked appends the queue destinations reachable from e.
+func (v *VHost) routeExchangeLocked(e *exchange.Exchange, p *Publishing, s *Scratch, out []exchange.Destination) []exchange.Destination {
+	for _, name := range s.seen {
+		if name == e.Name {
+			return out
+		}
+	}
+	s.seen = append(s.seen, e.Name)
+	start := len(out)
+	out = v.matchLocked(e, p.RoutingKey, p.Headers, out)
+	for _, k := range p.CC {
+		out = v.matchLocked(e, k, p.Headers, out)
+	}
+	for _, k := range p.BCC {
+		out = v.matchLocked(e, k, p.Headers, out)
+	}
+	// Follow exchange destinations; they are replaced by what they reach.
+	for i := start; i < len(out); i++ {
+		d := out[i]
+		if !d.Exchange {
+			continue
+		}
+		out = append(out[:i], out[i+1:]...)
+		i--
+		if next := v.exchanges[d.Name]; next != nil {
+			out = v.routeExchangeLocked(next, p, s, out)
+		}
+	}
+	if len(out) == start {
+		if ae, ok := e.Args["alternate-exchange"].(string); ok {
+			if alt := v.exchanges[ae]; alt != nil {
+				out = v.routeExchangeLocked(alt, p, s, out)
+			}
+		}
+	}
+	return out
+}
+
+// matchLocked applies one exchange's bindings; the default exchange binds
+// every queue by its name implicitly.
+func (v *VHost) matchLocked(e *exchange.Exchange, key string, headers map[string]any, out []exchange.Destination) []exchange.Destination {
+	if e.Name == "" {
+		if v.queues[key] != nil {
+			out = append(out, exchange.Destination{Name: key})
+		}
+		return out
+	}
+	return e.Route(key, headers, out)
+}
+
+func containsQueue(qs []*queue.Queue, q *queue.Queue) bool {
+	for _, x := range qs {
+		if x == q {
+			return true
+		}
+	}
+	return false
+}
+
+// RegisterReplyTo makes token route direct replies to t.
+func (v *VHost) RegisterReplyTo(token string, t ReplyTarget) {
+	v.replyMu.Lock()
+	v.replyTo[token] = t
+	v.replyMu.Unlock()
+}
+
+// UnregisterReplyTo forgets token.
+func (v *VHost) UnregisterReplyTo(token string) {
+	v.replyMu.Lock()
+	delete(v.replyTo, token)
+	v.replyMu.Unlock()
+}
+
+// publishReply delivers a reply to the channel waiting on its reply-to
+// pseudo-queue; a reply for a channel that is gone is dropped, as in RabbitMQ.
+func (v *VHost) publishReply(p *Publishing) int {
+	token := strings.TrimPrefix(p.RoutingKey, ReplyToPrefix)
+	v.replyMu.RLock()
+	t := v.replyTo[token]
+	v.replyMu.RUnlock()
+	if t == nil || !t.DeliverReply(p.Message) {
+		return 0
+	}
+	return 1
+}

@@ -1,0 +1,397 @@
+// Package vhost composes exchanges and queues into a virtual host: it applies
+// definition ops (declare, bind, delete) in one place and routes publishes
+// from exchanges to queues. It knows nothing of frames.
+package vhost
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/queue"
+)
+
+// predeclared lists the exchanges every virtual host has, as in RabbitMQ.
+var predeclared = []struct {
+	name string
+	kind exchange.Kind
+}{
+	{"", exchange.Direct},
+	{"amq.direct", exchange.Direct},
+	{"amq.fanout", exchange.Fanout},
+	{"amq.topic", exchange.Topic},
+	{"amq.headers", exchange.Headers},
+	{"amq.match", exchange.Headers},
+}
+
+// VHost is one virtual host.
+type VHost struct {
+	// Name never changes.
+	Name string
+
+	mu        sync.RWMutex // guards exchanges and queues; never held while calling into a queue
+	exchanges map[string]*exchange.Exchange
+	queues    map[string]*queue.Queue
+
+	replyMu sync.RWMutex // guards replyTo
+	replyTo map[string]ReplyTarget
+}
+
+// New makes a virtual host with RabbitMQ's predeclared exchanges.
+func New(name string) *VHost {
+	v := &VHost{
+		Name:      name,
+		exchanges: make(map[string]*exchange.Exchange),
+		queues:    make(map[string]*queue.Queue),
+		replyTo:   make(map[string]ReplyTarget),
+	}
+	for _, p := range predeclared {
+		v.exchanges[p.name] = exchange.New(p.name, p.kind, true, false, false, nil)
+	}
+	return v
+}
+
+// Apply carries out one definition op.
+func (v *VHost) Apply(op Op) (Result, error) { return op.apply(v) }
+
+// Exchange returns the named exchange, or a NotFound error.
+func (v *VHost) Exchange(name string) (*exchange.Exchange, error) {
+	v.mu.RLock()
+	e := v.exchanges[name]
+	v.mu.RUnlock()
+	if e == nil {
+		return nil, v.noExchange(name)
+	}
+	return e, nil
+}
+
+// Queue returns the named queue for the connection owner: NotFound if it does
+// not exist, ResourceLocked if it is another connection's exclusive queue.
+func (v *VHost) Queue(name string, owner uint64) (*queue.Queue, error) {
+	v.mu.RLock()
+	q := v.queues[name]
+	v.mu.RUnlock()
+	if q == nil {
+		return nil, v.noQueue(name)
+	}
+	if q.Exclusive && q.Owner != owner {
+		return nil, v.locked(name)
+	}
+	return q, nil
+}
+
+// Queues returns a snapshot of every queue.
+func (v *VHost) Queues() []*queue.Queue {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	qs := make([]*queue.Queue, 0, len(v.queues))
+	for _, q := range v.queues {
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// Exchanges returns a snapshot of every exchange.
+func (v *VHost) Exchanges() []*exchange.Exchange {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	es := make([]*exchange.Exchange, 0, len(v.exchanges))
+	for _, e := range v.exchanges {
+		es = append(es, e)
+	}
+	return es
+}
+
+// DeleteOwnedQueues deletes the exclusive queues of a closing connection.
+func (v *VHost) DeleteOwnedQueues(owner uint64) {
+	v.mu.RLock()
+	var names []string
+	for name, q := range v.queues {
+		if q.Exclusive && q.Owner == owner {
+			names = append(names, name)
+		}
+	}
+	v.mu.RUnlock()
+	for _, name := range names {
+		_, _ = v.Apply(DeleteQueue{Name: name, Owner: owner})
+	}
+}
+
+// ConsumerGone is called when a consumer left q; an auto-delete queue that
+// lost its last consumer is deleted, as in RabbitMQ.
+func (v *VHost) ConsumerGone(q *queue.Queue, c queue.Consumer) {
+	if q.RemoveConsumer(c) {
+		_, _ = v.Apply(DeleteQueue{Name: q.Name, Owner: q.Owner})
+	}
+}
+
+func (v *VHost) declareExchange(op DeclareExchange) error {
+	kind, ok := exchange.ParseKind(op.Kind)
+	if !ok {
+		return errorf(CommandInvalid, "unknown exchange type '%s'", op.Kind)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e := v.exchanges[op.Name]; e != nil {
+		return v.exchangeEquivalent(e, kind, op)
+	}
+	v.exchanges[op.Name] = exchange.New(op.Name, kind, op.Durable, op.AutoDelete, op.Internal, op.Args)
+	return nil
+}
+
+// exchangeEquivalent applies RabbitMQ's redeclare check, naming the first
+// property that differs as RabbitMQ does.
+func (v *VHost) exchangeEquivalent(e *exchange.Exchange, kind exchange.Kind, op DeclareExchange) error {
+	what := fmt.Sprintf("exchange '%s' in vhost '%s'", e.Name, v.Name)
+	switch {
+	case e.Kind != kind:
+		return errorf(PreconditionFailed, "inequivalent arg 'type' for %s: received '%s' but current is '%s'", what, kind, e.Kind)
+	case e.Durable != op.Durable:
+		return errorf(PreconditionFailed, "inequivalent arg 'durable' for %s: received '%t' but current is '%t'", what, op.Durable, e.Durable)
+	case e.AutoDelete != op.AutoDelete:
+		return errorf(PreconditionFailed, "inequivalent arg 'auto_delete' for %s: received '%t' but current is '%t'", what, op.AutoDelete, e.AutoDelete)
+	case e.Internal != op.Internal:
+		return errorf(PreconditionFailed, "inequivalent arg 'internal' for %s: received '%t' but current is '%t'", what, op.Internal, e.Internal)
+	}
+	return argsEquivalent(what, e.Args, op.Args, exchangeCheckedArgs)
+}
+
+func (v *VHost) deleteExchange(op DeleteExchange) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e := v.exchanges[op.Name]
+	if e == nil {
+		// RabbitMQ answers delete-ok for an exchange that does not exist.
+		return nil
+	}
+	if op.IfUnused && e.BindingCount() > 0 {
+		return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", op.Name, v.Name)
+	}
+	v.removeExchangeLocked(e)
+	return nil
+}
+
+// removeExchangeLocked drops e and every binding that leads to it.
+func (v *VHost) removeExchangeLocked(e *exchange.Exchange) {
+	delete(v.exchanges, e.Name)
+	dest := exchange.Destination{Name: e.Name, Exchange: true}
+	for _, src := range v.exchanges {
+		if len(src.RemoveDestination(dest)) > 0 {
+			v.autoDeleteLocked(src)
+		}
+	}
+}
+
+// autoDeleteLocked deletes an auto-delete exchange that lost its last binding.
+func (v *VHost) autoDeleteLocked(e *exchange.Exchange) {
+	if e.AutoDelete && e.BindingCount() == 0 && v.exchanges[e.Name] == e {
+		v.removeExchangeLocked(e)
+	}
+}
+
+func (v *VHost) declareQueue(op DeclareQueue) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if q := v.queues[op.Name]; q != nil {
+		if (q.Exclusive && q.Owner != op.Owner) || q.Exclusive != op.Exclusive {
+			return v.locked(op.Name)
+		}
+		what := fmt.Sprintf("queue '%s' in vhost '%s'", q.Name, v.Name)
+		switch {
+		case q.Durable != op.Durable:
+			return errorf(PreconditionFailed, "inequivalent arg 'durable' for %s: received '%t' but current is '%t'", what, op.Durable, q.Durable)
+		case q.AutoDelete != op.AutoDelete:
+			return errorf(PreconditionFailed, "inequivalent arg 'auto_delete' for %s: received '%t' but current is '%t'", what, op.AutoDelete, q.AutoDelete)
+		}
+		return argsEquivalent(what, q.Args, op.Args, queueCheckedArgs)
+	}
+	owner := uint64(0)
+	if op.Exclusive {
+		owner = op.Owner
+	}
+	q := queue.New(op.Name, op.Durable, op.Exclusive, op.AutoDelete, op.Args, owner)
+	v.queues[op.Name] = q
+	// Every queue is bound to the default exchange by its name; that binding
+	// is implicit (see route), so nothing is stored for it.
+	return nil
+}
+
+func (v *VHost) deleteQueue(op DeleteQueue) (int, error) {
+	v.mu.Lock()
+	q := v.queues[op.Name]
+	if q == nil {
+		v.mu.Unlock()
+		// RabbitMQ answers delete-ok for a queue that does not exist.
+		return 0, nil
+	}
+	if q.Exclusive && q.Owner != op.Owner {
+		v.mu.Unlock()
+		return 0, v.locked(op.Name)
+	}
+	st := q.Stats()
+	if op.IfUnused && st.Consumers > 0 {
+		v.mu.Unlock()
+		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", op.Name, v.Name)
+	}
+	if op.IfEmpty && st.Ready > 0 {
+		v.mu.Unlock()
+		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' not empty", op.Name, v.Name)
+	}
+	delete(v.queues, op.Name)
+	dest := exchange.Destination{Name: op.Name}
+	for _, e := range v.exchanges {
+		if len(e.RemoveDestination(dest)) > 0 {
+			v.autoDeleteLocked(e)
+		}
+	}
+	v.mu.Unlock()
+	// Outside the vhost lock: Delete calls consumers, which take their
+	// channels' locks.
+	return q.Delete(), nil
+}
+
+func (v *VHost) bind(op Bind) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, dest, err := v.bindingEndsLocked(Bind(op))
+	if err != nil {
+		return err
+	}
+	_, err = src.Bind(dest, op.Key, op.Args)
+	if err != nil {
+		return errorf(PreconditionFailed, "%s", err.Error())
+	}
+	return nil
+}
+
+func (v *VHost) unbind(op Unbind) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, dest, err := v.bindingEndsLocked(Bind(op))
+	if err != nil {
+		return err
+	}
+	if src.Unbind(dest, op.Key, op.Args) {
+		v.autoDeleteLocked(src)
+	}
+	return nil
+}
+
+// bindingEndsLocked checks both ends of a binding the way RabbitMQ does: the
+// default exchange takes no explicit bindings, and both ends must exist.
+func (v *VHost) bindingEndsLocked(op Bind) (*exchange.Exchange, exchange.Destination, error) {
+	dest := exchange.Destination{Name: op.Destination, Exchange: op.ToExchange}
+	if op.Source == "" || (op.ToExchange && op.Destination == "") {
+		return nil, dest, errorf(AccessRefused, "operation not permitted on the default exchange")
+	}
+	if op.ToExchange {
+		if v.exchanges[op.Destination] == nil {
+			return nil, dest, v.noExchange(op.Destination)
+		}
+	} else {
+		q := v.queues[op.Destination]
+		if q == nil {
+			return nil, dest, v.noQueue(op.Destination)
+		}
+		if q.Exclusive && q.Owner != op.Owner {
+			return nil, dest, v.locked(op.Destination)
+		}
+	}
+	src := v.exchanges[op.Source]
+	if src == nil {
+		return nil, dest, v.noExchange(op.Source)
+	}
+	return src, dest, nil
+}
+
+func (v *VHost) noExchange(name string) error {
+	return errorf(NotFound, "no exchange '%s' in vhost '%s'", name, v.Name)
+}
+
+func (v *VHost) noQueue(name string) error {
+	return errorf(NotFound, "no queue '%s' in vhost '%s'", name, v.Name)
+}
+
+func (v *VHost) locked(name string) error {
+	return errorf(ResourceLocked, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'. "+
+		"It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.", name, v.Name)
+}
+
+// The arguments RabbitMQ compares on redeclare; others may differ freely.
+var (
+	exchangeCheckedArgs = []string{"alternate-exchange"}
+	queueCheckedArgs    = []string{
+		"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+		"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow",
+		"x-queue-mode", "x-queue-type", "x-single-active-consumer", "x-delivery-limit",
+	}
+)
+
+func argsEquivalent(what string, current, received map[string]any, keys []string) error {
+	for _, k := range keys {
+		c, hasC := current[k]
+		r, hasR := received[k]
+		if hasC == hasR && (!hasC || argEqual(c, r)) {
+			continue
+		}
+		return errorf(PreconditionFailed, "inequivalent arg '%s' for %s: received %s but current is %s", k, what, describeArg(r, hasR), describeArg(c, hasC))
+	}
+	return nil
+}
+
+// argEqual compares argument values by number value across integer widths,
+// since clients disagree on which integer type to send.
+func argEqual(a, b any) bool {
+	if x, ok := asInt(a); ok {
+		y, ok := asInt(b)
+		return ok && x == y
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func asInt(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case uint8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// describeArg renders an argument the way RabbitMQ's inequivalence message does.
+func describeArg(v any, present bool) string {
+	if !present {
+		return "none"
+	}
+	typ := "longstr"
+	switch v.(type) {
+	case int8, uint8, int16, uint16, int32, uint32:
+		typ = "signedint"
+	case int64, int:
+		typ = "long"
+	case bool:
+		typ = "bool"
+	case float32, float64:
+		typ = "double"
+	}
+	return fmt.Sprintf("the value '%v' of type '%s'", v, typ)
+}
+
+// Reserved reports whether a name is in the amq. namespace, which clients
+// may not declare (RabbitMQ answers 403).
+func Reserved(name string) bool { return strings.HasPrefix(name, "amq.") }
