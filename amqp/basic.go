@@ -168,6 +168,9 @@ type consumer struct {
 	prefetch int
 	unacked  int  // guarded by ch.mu
 	gone     bool // guarded by ch.mu: cancelled, takes nothing more
+	// ready is set, under ch.mu, once consume-ok is in the outbound buffer:
+	// a delivery must not overtake it.
+	ready bool
 }
 
 // Deliver implements queue.Consumer; see channel.deliver.
@@ -214,11 +217,15 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 		}
 		return err
 	}
+	// The queue already lists the consumer, so a client that publishes as
+	// soon as it sees consume-ok finds it; it takes deliveries only from here.
+	ch.mu.Lock()
 	if !m.NoWait {
 		ch.c.sendRaw(&wire.BasicConsumeOk{ConsumerTag: tag}, ch.id)
 	}
-	// Only now may deliveries flow, so none overtakes the consume-ok.
-	q.Activate(cs)
+	cs.ready = true
+	ch.mu.Unlock()
+	q.Kick()
 	return nil
 }
 
@@ -267,7 +274,7 @@ func (ch *channel) cancelledByQueue(cs *consumer) {
 func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.released || cs.gone || !ch.flowActive {
+	if ch.released || cs.gone || !cs.ready || !ch.flowActive {
 		return false
 	}
 	if !cs.noAck {

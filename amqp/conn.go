@@ -108,7 +108,7 @@ func (c *conn) serve() {
 	if err := c.handshake(); err != nil {
 		if !errors.Is(err, errConnectionDone) {
 			c.fail(err)
-			c.drain()
+			c.readLoop() // until the client's close-ok, bounded by closeOkTimeout
 		}
 		return
 	}

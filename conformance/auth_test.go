@@ -77,7 +77,12 @@ func TestAuthPermissions(t *testing.T) {
 				return
 			}
 			requireAMQPError(t, err, amqp091.AccessRefused, tc.text)
-			requireConnUsable(t, tc.conn)
+			// The connection survives; these users cannot declare, so probe
+			// it with a passive declare.
+			other, err := tc.conn.Channel()
+			require.NoError(t, err)
+			_, err = other.QueueDeclarePassive(existing, false, false, false, false, nil)
+			require.NoError(t, err)
 		})
 	}
 
@@ -88,10 +93,13 @@ func TestAuthPermissions(t *testing.T) {
 	publish(t, ch, "amq.direct", "k", "m")
 	requireClosedWith(t, closed, amqp091.AccessRefused, "ACCESS_REFUSED - access to exchange 'amq.direct' in vhost '/' refused for user 'reader'")
 
+	// The writer may publish (to a queue nobody consumes from: the reader's
+	// consumer above still holds existing).
+	target := declareQueue(t, b, admin, "target", nil)
 	wch, err := writer.Channel()
 	require.NoError(t, err)
-	publish(t, wch, "", existing, "m")
-	requireQueueLen(t, admin, existing, 1)
+	publish(t, wch, "", target, "m")
+	requireQueueLen(t, admin, target, 1)
 }
 
 func TestAuthVhostRefused(t *testing.T) {

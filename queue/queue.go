@@ -46,9 +46,6 @@ type consumerEntry struct {
 	c Consumer
 	// noAck deliveries are settled when handed out.
 	noAck bool
-	// active is false until the consume-ok is on its way, so no delivery
-	// overtakes it.
-	active bool
 }
 
 // New makes an empty queue.
@@ -86,8 +83,9 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 	return d, q.readyLocked(), true
 }
 
-// AddConsumer attaches c. The consumer receives nothing until Activate, which
-// the caller invokes once its consume-ok is queued for the client.
+// AddConsumer attaches c. It does not dispatch: the caller kicks the queue
+// once the client has been told about the consumer, so that no delivery
+// overtakes the consume-ok.
 func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -101,18 +99,6 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool) error {
 	q.exclusive = exclusive
 	q.hadConsumer = true
 	return nil
-}
-
-// Activate lets c receive deliveries and dispatches what is waiting.
-func (q *Queue) Activate(c Consumer) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i := range q.consumers {
-		if q.consumers[i].c == c {
-			q.consumers[i].active = true
-		}
-	}
-	q.dispatchLocked()
 }
 
 // RemoveConsumer detaches c. It reports whether the queue is now an
@@ -238,9 +224,6 @@ func (q *Queue) dispatchLocked() {
 		for i := 0; i < n; i++ {
 			idx := (q.next + i) % n
 			ce := &q.consumers[idx]
-			if !ce.active {
-				continue
-			}
 			if ce.c.Deliver(q, *d) {
 				q.popLocked()
 				if !ce.noAck {
