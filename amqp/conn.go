@@ -50,8 +50,10 @@ type conn struct {
 	open atomic.Bool
 
 	// closing is set once connection.close went out; from then on only
-	// close-ok or close is read.
-	closing atomic.Bool
+	// close-ok or close is read. closedByPeer is set when the client closed
+	// and has our close-ok: then everything is discarded until it hangs up.
+	closing      atomic.Bool
+	closedByPeer bool // reader goroutine only
 
 	mu       sync.Mutex // guards channels (the reader changes it, the writer reads it)
 	channels map[uint16]*channel
@@ -133,7 +135,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		if c.closing.Load() {
-			if c.closeHandshake(f) {
+			if !c.closedByPeer && c.closeHandshake(f) {
 				return
 			}
 			continue
@@ -264,10 +266,17 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		}
 		ch := c.channels[f.Channel]
 		if ch == nil {
-			if _, ok := m.(*wire.ChannelOpen); !ok {
-				return methodError(m, wire.ChannelError, "expected 'channel.open'")
+			switch m.(type) {
+			case *wire.ChannelOpen:
+				return c.openChannel(f.Channel)
+			case *wire.ChannelCloseOk:
+				// Late close-ok after a crossing close: the channel is gone already.
+				return nil
+			case *wire.ChannelClose:
+				c.sendRaw(&wire.ChannelCloseOk{}, f.Channel)
+				return nil
 			}
-			return c.openChannel(f.Channel)
+			return methodError(m, wire.ChannelError, "expected 'channel.open'")
 		}
 		return ch.handleMethod(m)
 	case wire.FrameHeader, wire.FrameBody:
@@ -297,7 +306,9 @@ func (c *conn) handleConnMethod(m wire.Method) error {
 		c.outClosed = true
 		c.outMu.Unlock()
 		// The client closes the socket once it has our close-ok; wait for
-		// that (bounded) rather than racing it with our own close.
+		// that (bounded) rather than racing it with our own close, which
+		// would reset the connection under frames still in flight.
+		c.closedByPeer = true
 		c.closing.Store(true)
 		_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
 		return nil

@@ -216,7 +216,6 @@ func TestRoundRobin(t *testing.T) {
 	cs := []*fakeConsumer{newConsumer(-1), newConsumer(-1), newConsumer(-1)}
 	for _, c := range cs {
 		require.NoError(t, q.AddConsumer(c, false, false))
-		q.Activate(c)
 	}
 	for i := range 9 {
 		pushN(t, q, fmt.Sprint(i))
@@ -232,50 +231,50 @@ func TestFullConsumerSkipped(t *testing.T) {
 	full, open := newConsumer(1), newConsumer(-1)
 	for _, c := range []*fakeConsumer{full, open} {
 		require.NoError(t, q.AddConsumer(c, false, false))
-		q.Activate(c)
 	}
 	pushN(t, q, "1", "2", "3", "4")
 	assert.Equal(t, []string{"1"}, full.bodies())
 	assert.Equal(t, []string{"2", "3", "4"}, open.bodies())
 }
 
-func TestNothingBeforeActivate(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
-	c := newConsumer(-1)
-	require.NoError(t, q.AddConsumer(c, false, false))
-	pushN(t, q, "1", "2")
-	assert.Empty(t, c.deliveries())
-	assert.Equal(t, Stats{Ready: 2, Unacked: 0, Consumers: 1}, q.Stats())
-
-	// Another active consumer gets everything meanwhile.
-	other := newConsumer(-1)
-	require.NoError(t, q.AddConsumer(other, false, false))
-	q.Activate(other)
-	assert.Equal(t, []string{"1", "2"}, other.bodies())
-	pushN(t, q, "3")
-	assert.Equal(t, []string{"1", "2", "3"}, other.bodies())
-	assert.Empty(t, c.deliveries())
-
-	q.Activate(c)
-	pushN(t, q, "4", "5")
-	assert.Len(t, c.deliveries(), 1, "activated consumer joins the round-robin")
-}
-
-func TestActivateDispatchesBacklog(t *testing.T) {
+// AddConsumer does not dispatch: the AMQP channel kicks the queue once its
+// consume-ok is queued, so no delivery overtakes it.
+func TestAddConsumerDoesNotDispatch(t *testing.T) {
 	q := New("q", false, false, false, nil, 0)
 	pushN(t, q, "1", "2", "3")
 	c := newConsumer(-1)
 	require.NoError(t, q.AddConsumer(c, false, false))
 	assert.Empty(t, c.deliveries())
-	q.Activate(c)
+	assert.Equal(t, Stats{Ready: 3, Unacked: 0, Consumers: 1}, q.Stats())
+	q.Kick()
 	assert.Equal(t, []string{"1", "2", "3"}, c.bodies())
+	assert.Equal(t, Stats{Ready: 0, Unacked: 3, Consumers: 1}, q.Stats())
+}
+
+// A consumer that is listed but not yet ready refuses deliveries (the
+// channel's own gate); others are served meanwhile and it joins later.
+func TestNotReadyConsumerSkipped(t *testing.T) {
+	q := New("q", false, false, false, nil, 0)
+	pending, other := newConsumer(0), newConsumer(-1)
+	require.NoError(t, q.AddConsumer(pending, false, false))
+	require.NoError(t, q.AddConsumer(other, false, false))
+	pushN(t, q, "1", "2", "3")
+	assert.Empty(t, pending.deliveries())
+	assert.Equal(t, []string{"1", "2", "3"}, other.bodies())
+
+	pending.mu.Lock()
+	pending.capacity = -1
+	pending.mu.Unlock()
+	q.Kick()
+	pushN(t, q, "4", "5")
+	assert.Len(t, pending.deliveries(), 1, "ready consumer joins the round-robin")
+	assert.Len(t, other.deliveries(), 4)
 }
 
 func TestKickAfterCapacityFrees(t *testing.T) {
 	q := New("q", false, false, false, nil, 0)
 	c := newConsumer(2)
 	require.NoError(t, q.AddConsumer(c, false, false))
-	q.Activate(c)
 	pushN(t, q, "1", "2", "3", "4", "5")
 	assert.Equal(t, []string{"1", "2"}, c.bodies())
 	assert.Equal(t, Stats{Ready: 3, Unacked: 2, Consumers: 1}, q.Stats())
@@ -297,7 +296,6 @@ func TestRequeueDispatchesToConsumer(t *testing.T) {
 	q := New("q", false, false, false, nil, 0)
 	c := newConsumer(-1)
 	require.NoError(t, q.AddConsumer(c, false, false))
-	q.Activate(c)
 	pushN(t, q, "1", "2")
 	q.Requeue(c.deliveries()[:1])
 	got := c.deliveries()
@@ -408,7 +406,6 @@ func TestRoundRobinAfterRemoval(t *testing.T) {
 	cs := []*fakeConsumer{newConsumer(-1), newConsumer(-1), newConsumer(-1)}
 	for _, c := range cs {
 		require.NoError(t, q.AddConsumer(c, false, false))
-		q.Activate(c)
 	}
 	pushN(t, q, "1", "2") // to 0, 1; cursor now at 2
 	q.RemoveConsumer(cs[0])
@@ -439,7 +436,6 @@ func TestDelete(t *testing.T) {
 	a, b := newConsumer(0), newConsumer(0)
 	require.NoError(t, q.AddConsumer(a, false, false))
 	require.NoError(t, q.AddConsumer(b, false, false))
-	q.Activate(a)
 	pushN(t, q, "1", "2", "3")
 
 	assert.Equal(t, 3, q.Delete())
@@ -461,8 +457,6 @@ func TestNoAckConsumerNotUnacked(t *testing.T) {
 	auto, manual := newConsumer(-1), newConsumer(-1)
 	require.NoError(t, q.AddConsumer(auto, false, true))
 	require.NoError(t, q.AddConsumer(manual, false, false))
-	q.Activate(auto)
-	q.Activate(manual)
 	assert.True(t, q.InUse())
 	pushN(t, q, "1", "2", "3", "4")
 	assert.Len(t, auto.deliveries(), 2)
@@ -568,10 +562,9 @@ func TestConcurrent(t *testing.T) {
 	)
 	q := New("q", false, false, false, nil, 0)
 
-	type chanConsumer struct{ ch chan Delivery }
-	var cs []*chanConsumer
+	var cs []*chanAdapter
 	for range consumers {
-		cs = append(cs, &chanConsumer{ch: make(chan Delivery, 8)})
+		cs = append(cs, &chanAdapter{ch: make(chan Delivery, 8)})
 	}
 
 	var acked [total]atomic.Int32
@@ -579,9 +572,7 @@ func TestConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	for _, c := range cs {
-		cc := &chanAdapter{ch: c.ch}
-		require.NoError(t, q.AddConsumer(cc, false, false))
-		q.Activate(cc)
+		require.NoError(t, q.AddConsumer(c, false, false))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
