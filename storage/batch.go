@@ -1,0 +1,157 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Definition kinds: the fixed set of buckets that hold definitions.
+const (
+	KindVhost      = "vhost"
+	KindUser       = "user"
+	KindPermission = "permission"
+	KindExchange   = "exchange"
+	KindQueue      = "queue"
+	KindBinding    = "binding"
+	KindPolicy     = "policy"
+)
+
+// kinds lists every definition kind; Open creates one bucket per kind.
+var kinds = []string{KindVhost, KindUser, KindPermission, KindExchange, KindQueue, KindBinding, KindPolicy}
+
+// ErrInvalid is returned (wrapped) by Submit's callback, Commit, Definitions
+// or Entries when an argument can never be stored: an unknown definition kind,
+// an empty key or queue name, or a key or value over bbolt's limits.
+// Invalid batches are refused before they join a group, so one bad caller
+// cannot fail the commit of everybody else's writes.
+var ErrInvalid = errors.New("storage: invalid argument")
+
+func validKind(kind string) bool {
+	for _, k := range kinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+type opKind uint8
+
+const (
+	opPutDef opKind = iota + 1
+	opDelDef
+	opPutMsg
+	opDelMsg
+	opPutEntry
+	opDelEntry
+	opDelQueue
+)
+
+// op is one write. name is the definition kind or the queue name, key the
+// definition key, n the message id or entry seq.
+type op struct {
+	kind  opKind
+	n     uint64
+	name  string
+	key   string
+	value []byte
+}
+
+// Batch collects writes that are applied atomically, in the order they were
+// added, within one group commit. The zero value is ready to use. A Batch is
+// not safe for concurrent use.
+//
+// Values are kept by reference, not copied: the caller must not modify a
+// value slice, nor reuse the Batch, until the batch's callback has run.
+type Batch struct {
+	ops []op
+	err error // first invalid argument; reported by Submit
+}
+
+func (b *Batch) fail(format string, args ...any) {
+	if b.err == nil {
+		b.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
+}
+
+func (b *Batch) checkValue(value []byte) {
+	if int64(len(value)) > bolt.MaxValueSize {
+		b.fail("value of %d bytes is too large", len(value))
+	}
+}
+
+func (b *Batch) checkDef(kind, key string) {
+	switch {
+	case !validKind(kind):
+		b.fail("unknown definition kind %q", kind)
+	case key == "":
+		b.fail("empty %s key", kind)
+	case len(key) > bolt.MaxKeySize:
+		b.fail("%s key of %d bytes is too long", kind, len(key))
+	}
+}
+
+func (b *Batch) checkQueue(queue string) {
+	if queue == "" || len(queue) > bolt.MaxKeySize {
+		b.fail("queue name of %d bytes", len(queue))
+	}
+}
+
+// PutDefinition stores value under (kind, key), replacing any previous value.
+func (b *Batch) PutDefinition(kind, key string, value []byte) {
+	b.checkDef(kind, key)
+	b.checkValue(value)
+	b.ops = append(b.ops, op{kind: opPutDef, name: kind, key: key, value: value})
+}
+
+// DeleteDefinition removes (kind, key); deleting a missing key is not an error.
+func (b *Batch) DeleteDefinition(kind, key string) {
+	b.checkDef(kind, key)
+	b.ops = append(b.ops, op{kind: opDelDef, name: kind, key: key})
+}
+
+// PutMessage stores a message body (or any encoding of the message) under id.
+// Store it once and reference it from each queue's entry.
+func (b *Batch) PutMessage(id uint64, value []byte) {
+	b.checkValue(value)
+	b.ops = append(b.ops, op{kind: opPutMsg, n: id, value: value})
+}
+
+// DeleteMessage removes the message stored under id.
+func (b *Batch) DeleteMessage(id uint64) {
+	b.ops = append(b.ops, op{kind: opDelMsg, n: id})
+}
+
+// PutEntry stores a queue's entry under seq: a small record such as the
+// message id and flags. Entries are read back in seq order.
+func (b *Batch) PutEntry(queue string, seq uint64, value []byte) {
+	b.checkQueue(queue)
+	b.checkValue(value)
+	b.ops = append(b.ops, op{kind: opPutEntry, name: queue, n: seq, value: value})
+}
+
+// DeleteEntry removes a queue's entry (ack, reject, expiry, dead-lettering).
+func (b *Batch) DeleteEntry(queue string, seq uint64) {
+	b.checkQueue(queue)
+	b.ops = append(b.ops, op{kind: opDelEntry, name: queue, n: seq})
+}
+
+// DeleteQueue drops all of a queue's entries (purge, queue deletion). It does
+// not touch the queue's definition nor the messages the entries referenced.
+func (b *Batch) DeleteQueue(queue string) {
+	b.checkQueue(queue)
+	b.ops = append(b.ops, op{kind: opDelQueue, name: queue})
+}
+
+// Len returns the number of writes in the batch.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Reset empties the batch, keeping its capacity, so it can be reused once
+// its callback has run.
+func (b *Batch) Reset() {
+	clear(b.ops) // drop references to values so they can be collected
+	b.ops = b.ops[:0]
+	b.err = nil
+}
