@@ -452,3 +452,12 @@ func erlBinary(s string) string {
 	}
 	return b.String()
 }
+
+// TypeName is the AMQP field type of v as RabbitMQ names it in error texts
+// ("longstr", "signedint", ...).
+func TypeName(v any) string { return tagOf(v).String() }
+
+// ArgEquivalent reports whether two argument values count as the same on a
+// redeclare, by RabbitMQ's rule: integers of any width compare by value,
+// strings and byte arrays by bytes.
+func ArgEquivalent(a, b any) bool { return argEquivalent(a, b) }

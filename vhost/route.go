@@ -97,6 +97,9 @@ func (v *VHost) routeExchangeLocked(e *exchange.Exchange, p *Publishing, s *Scra
 	for _, k := range p.BCC {
 		out = v.matchLocked(e, k, p.Headers, out)
 	}
+	// The alternate exchange is for messages this exchange's own bindings
+	// did not match; a match to an exchange that reaches nothing counts.
+	matched := len(out) > start
 	// Follow exchange destinations; they are replaced by what they reach.
 	for i := start; i < len(out); i++ {
 		d := out[i]
@@ -109,7 +112,7 @@ func (v *VHost) routeExchangeLocked(e *exchange.Exchange, p *Publishing, s *Scra
 			out = v.routeExchangeLocked(next, p, s, out)
 		}
 	}
-	if len(out) == start {
+	if !matched {
 		if ae, ok := e.Args["alternate-exchange"].(string); ok {
 			if alt := v.exchanges[ae]; alt != nil {
 				out = v.routeExchangeLocked(alt, p, s, out)

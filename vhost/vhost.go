@@ -5,7 +5,6 @@ package vhost
 
 import (
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 
@@ -286,22 +285,24 @@ func (v *VHost) bindingEndsLocked(op Bind) (*exchange.Exchange, exchange.Destina
 	if op.Source == "" || (op.ToExchange && op.Destination == "") {
 		return nil, dest, errorf(AccessRefused, "operation not permitted on the default exchange")
 	}
+	// RabbitMQ reports a missing source first, then a missing destination,
+	// and checks exclusive ownership last.
+	src := v.exchanges[op.Source]
+	if src == nil {
+		return nil, dest, v.noExchange(op.Source)
+	}
 	if op.ToExchange {
 		if v.exchanges[op.Destination] == nil {
 			return nil, dest, v.noExchange(op.Destination)
 		}
-	} else {
-		q := v.queues[op.Destination]
-		if q == nil {
-			return nil, dest, v.noQueue(op.Destination)
-		}
-		if q.Exclusive && q.Owner != op.Owner {
-			return nil, dest, v.locked(op.Destination)
-		}
+		return src, dest, nil
 	}
-	src := v.exchanges[op.Source]
-	if src == nil {
-		return nil, dest, v.noExchange(op.Source)
+	q := v.queues[op.Destination]
+	if q == nil {
+		return nil, dest, v.noQueue(op.Destination)
+	}
+	if q.Exclusive && q.Owner != op.Owner {
+		return nil, dest, v.locked(op.Destination)
 	}
 	return src, dest, nil
 }
@@ -333,63 +334,33 @@ func argsEquivalent(what string, current, received map[string]any, keys []string
 	for _, k := range keys {
 		c, hasC := current[k]
 		r, hasR := received[k]
-		if hasC == hasR && (!hasC || argEqual(c, r)) {
+		if k == "x-queue-type" {
+			// RabbitMQ treats an absent queue type as "classic".
+			if !hasC {
+				c, hasC = "classic", true
+			}
+			if !hasR {
+				r, hasR = "classic", true
+			}
+		}
+		switch {
+		case hasC && hasR && exchange.ArgEquivalent(c, r), !hasC && !hasR:
 			continue
+		case hasC && hasR:
+			return errorf(PreconditionFailed, "inequivalent arg '%s' for %s: received '%v' but current is '%v'", k, what, r, c)
 		}
 		return errorf(PreconditionFailed, "inequivalent arg '%s' for %s: received %s but current is %s", k, what, describeArg(r, hasR), describeArg(c, hasC))
 	}
 	return nil
 }
 
-// argEqual compares argument values by number value across integer widths,
-// since clients disagree on which integer type to send.
-func argEqual(a, b any) bool {
-	if x, ok := asInt(a); ok {
-		y, ok := asInt(b)
-		return ok && x == y
-	}
-	return reflect.DeepEqual(a, b)
-}
-
-func asInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case uint8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	}
-	return 0, false
-}
-
-// describeArg renders an argument the way RabbitMQ's inequivalence message does.
+// describeArg renders a one-sided argument the way RabbitMQ's
+// inequivalence message does.
 func describeArg(v any, present bool) string {
 	if !present {
 		return "none"
 	}
-	typ := "longstr"
-	switch v.(type) {
-	case int8, uint8, int16, uint16, int32, uint32:
-		typ = "signedint"
-	case int64, int:
-		typ = "long"
-	case bool:
-		typ = "bool"
-	case float32, float64:
-		typ = "double"
-	}
-	return fmt.Sprintf("the value '%v' of type '%s'", v, typ)
+	return fmt.Sprintf("the value '%v' of type '%s'", v, exchange.TypeName(v))
 }
 
 // Reserved reports whether a name is in the amq. namespace, which clients

@@ -3,7 +3,6 @@ package vhost_test
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 
@@ -158,7 +157,6 @@ func TestPredeclared(t *testing.T) {
 // assert_field_equivalence(OrigVal, NewVal)); "the value ... of type" is only
 // for a side where the argument is missing.
 func TestArgInequivalenceTextBothPresent(t *testing.T) {
-	skipBug(t, "BUG: both-present argument mismatch is rendered as \"the value 'b' of type 'longstr'\"; RabbitMQ prints \"'b'\"")
 	v := vhost.New("/")
 	apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "direct", Args: map[string]any{"alternate-exchange": "a"}})
 	_, err := v.Apply(vhost.DeclareExchange{Name: "x", Kind: "direct", Args: map[string]any{"alternate-exchange": "b"}})
@@ -251,7 +249,6 @@ func TestDeclareQueue(t *testing.T) {
 // RabbitMQ treats x-queue-type=classic and no x-queue-type as the same
 // (rabbit_misc:assert_field_equivalence special case).
 func TestDeclareQueueClassicTypeEquivalent(t *testing.T) {
-	skipBug(t, "BUG: x-queue-type 'classic' vs absent is reported inequivalent")
 	v := vhost.New("/")
 	apply(t, v, vhost.DeclareQueue{Name: "q"})
 	apply(t, v, vhost.DeclareQueue{Name: "q", Args: map[string]any{"x-queue-type": "classic"}})
@@ -379,7 +376,6 @@ func TestBindErrors(t *testing.T) {
 // RabbitMQ looks both ends up together and reports the source first when
 // both are missing (rabbit_binding: resources_missing [Src, Dst]).
 func TestBindBothMissingReportsSource(t *testing.T) {
-	skipBug(t, "BUG: with both ends missing, bind reports the destination; RabbitMQ reports the source exchange")
 	v := vhost.New("/")
 	_, err := v.Apply(vhost.Bind{Source: "nox", Destination: "noq"})
 	requireErr(t, err, vhost.NotFound, "no exchange 'nox' in vhost '/'")
@@ -650,7 +646,6 @@ func TestPublishAlternateExchange(t *testing.T) {
 // type's route result); an exchange-to-exchange binding that matched counts,
 // even if the downstream exchange reaches no queue.
 func TestAlternateNotUsedWhenE2EBindingMatched(t *testing.T) {
-	skipBug(t, "BUG: alternate-exchange is used when the exchange matched only exchange destinations that reached no queue")
 	v := vhost.New("/")
 	apply(t, v,
 		vhost.DeclareQueue{Name: "alt"},
@@ -765,10 +760,3 @@ func TestConcurrentApplyPublish(t *testing.T) {
 	wg.Wait()
 }
 
-// skipBug skips a test that shows a known bug, unless WARREN_RUN_BUGS is set.
-func skipBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("WARREN_RUN_BUGS") == "" {
-		t.Skip(why)
-	}
-}
