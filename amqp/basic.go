@@ -22,7 +22,7 @@ func (ch *channel) basicPublish(m *wire.BasicPublish) error {
 
 // handleContent assembles the header and body frames of a publish.
 func (ch *channel) handleContent(f wire.Frame) error {
-	if ch.closing {
+	if ch.closing.Load() {
 		return nil // the client may still be sending content for a publish we refused
 	}
 	p := &ch.pub
@@ -88,6 +88,14 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 		return newError(wire.FrameError, "cannot decode content header: %v", err)
 	}
 	msg.Persistent = props.DeliveryMode == 2
+	msg.Priority = props.Priority
+	if props.Present&wire.FlagExpiration != 0 {
+		ttl, err := parseExpiration(props.Expiration)
+		if err != nil {
+			return newError(wire.PreconditionFailed, "invalid expiration '%s': %v", props.Expiration, err)
+		}
+		msg.Expiration, msg.HasExpiration = ttl, true
+	}
 	if props.Present&wire.FlagUserID != 0 && props.UserID != ch.c.user.name {
 		return newError(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, ch.c.user.name)
 	}
@@ -127,17 +135,22 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 // route delivers one publish to its queues, returns it if it was mandatory
 // and unroutable, and confirms it.
 func (ch *channel) route(p *vhost.Publishing, mandatory bool) error {
-	n, err := ch.c.vh.Publish(p, &ch.scratch)
+	r, err := ch.c.vh.Publish(p, &ch.scratch)
 	if err != nil {
 		return err
 	}
-	if n == 0 && mandatory {
+	if r.Queues == 0 && r.Refused == 0 && mandatory {
 		m := p.Message
 		ch.c.sendContent(&wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
 	}
 	if ch.confirm {
 		ch.publishSeq++
-		ch.c.sendRaw(&wire.BasicAck{DeliveryTag: ch.publishSeq}, ch.id)
+		if r.Refused > 0 {
+			// A full queue with x-overflow reject-publish refused it.
+			ch.c.sendRaw(&wire.BasicNack{DeliveryTag: ch.publishSeq}, ch.id)
+		} else {
+			ch.c.sendRaw(&wire.BasicAck{DeliveryTag: ch.publishSeq}, ch.id)
+		}
 	}
 	return nil
 }
@@ -208,7 +221,8 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if dup {
 		return newError(wire.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck); err != nil {
+	priority, _ := queue.IntArg(m.Arguments["x-priority"])
+	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck, int(priority)); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
@@ -300,11 +314,11 @@ func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 	tag := ch.nextTag
 	m := d.Message
 	c.deliver = wire.BasicDeliver{ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: m.Exchange, RoutingKey: m.RoutingKey}
-	c.appendContentLocked(&c.deliver, ch.id, m.Properties, m.Body)
+	c.appendContentLocked(&c.deliver, ch.id, deliveryProperties(cs.q, d), m.Body)
 	c.outMu.Unlock()
 	c.signal()
 	if !cs.noAck {
-		ch.unacked = append(ch.unacked, unacked{tag: tag, q: cs.q, d: d, consumer: cs})
+		ch.trackLocked(unacked{tag: tag, q: cs.q, d: d, consumer: cs})
 		cs.unacked++
 		ch.globalUnacked++
 	}
@@ -332,12 +346,22 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	ch.nextTag++
 	tag := ch.nextTag
 	if !m.NoAck {
-		ch.unacked = append(ch.unacked, unacked{tag: tag, q: q, d: d})
+		ch.trackLocked(unacked{tag: tag, q: q, d: d})
 	}
 	ch.mu.Unlock()
 	msg := d.Message
-	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, msg.Properties, msg.Body)
+	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, deliveryProperties(q, d), msg.Body)
 	return nil
+}
+
+// deliveryProperties are the properties a delivery goes out with: as
+// published, plus x-delivery-count on redeliveries from a queue with a
+// delivery limit, as RabbitMQ's quorum queues do.
+func deliveryProperties(q *queue.Queue, d queue.Delivery) []byte {
+	if d.DeliveryCount == 0 || q.Config.DeliveryLimit < 0 {
+		return d.Message.Properties
+	}
+	return withHeader(d.Message.Properties, "x-delivery-count", int64(d.DeliveryCount))
 }
 
 // consumeReplyTo starts a direct reply-to consumer: replies published to

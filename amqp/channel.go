@@ -1,8 +1,11 @@
 package amqp
 
 import (
+	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
@@ -16,8 +19,11 @@ type channel struct {
 	c  *conn
 	id uint16
 
+	// closing is set once channel.close went out (by the reader, or by the
+	// consumer-timeout timer); the reader then waits for close-ok.
+	closing atomic.Bool
+
 	// Reader goroutine only.
-	closing     bool // channel.close sent, waiting for close-ok
 	pub         pending
 	props       wire.Properties
 	scratch     vhost.Scratch
@@ -41,6 +47,9 @@ type channel struct {
 	released       bool   // closed: deliveries are refused
 	replyTag       string // the direct reply-to consumer, if any
 	replyToken     string
+	// timeoutTimer checks the consumer ack timeout while deliveries are
+	// unacked; nil when none is pending.
+	timeoutTimer *time.Timer
 }
 
 // pending is a basic.publish whose content is being received.
@@ -61,6 +70,69 @@ type unacked struct {
 	q        *queue.Queue
 	d        queue.Delivery
 	consumer *consumer // nil for basic.get
+	// due is when the consumer ack timeout runs out (unix nanoseconds).
+	due int64
+}
+
+// trackLocked records an unacked delivery and makes sure the ack timeout
+// is being watched.
+func (ch *channel) trackLocked(u unacked) {
+	timeout := ch.c.srv.cfg.ConsumerTimeout
+	if t := u.q.Config.ConsumerTimeout; t > 0 {
+		timeout = t
+	}
+	if timeout > 0 {
+		u.due = time.Now().Add(timeout).UnixNano()
+		if ch.timeoutTimer == nil {
+			ch.timeoutTimer = time.AfterFunc(timeout, ch.checkTimeouts)
+		}
+	}
+	ch.unacked = append(ch.unacked, u)
+}
+
+// checkTimeouts closes the channel if a delivery stayed unacked past its
+// timeout, as RabbitMQ does (its messages go back to their queues).
+func (ch *channel) checkTimeouts() {
+	ch.mu.Lock()
+	now := time.Now().UnixNano()
+	var next int64
+	var late *unacked
+	for i := range ch.unacked {
+		u := &ch.unacked[i]
+		if u.due == 0 {
+			continue
+		}
+		if u.due <= now {
+			late = u
+			break
+		}
+		if next == 0 || u.due < next {
+			next = u.due
+		}
+	}
+	var timeout time.Duration
+	if late != nil {
+		timeout = ch.c.srv.cfg.ConsumerTimeout
+		if t := late.q.Config.ConsumerTimeout; t > 0 {
+			timeout = t
+		}
+	}
+	switch {
+	case ch.released:
+		ch.timeoutTimer = nil
+	case late != nil:
+		ch.timeoutTimer = nil
+	case next != 0:
+		ch.timeoutTimer.Reset(time.Duration(next - now))
+	default:
+		ch.timeoutTimer = nil
+	}
+	ch.mu.Unlock()
+	if late != nil {
+		ch.fail(&protoError{code: wire.PreconditionFailed, text: fmt.Sprintf(
+			"delivery acknowledgement on channel %d timed out. Timeout value used: %d ms. "+
+				"This timeout value can be configured, see consumers doc guide to learn more", ch.id, timeout.Milliseconds())})
+	}
 }
 
 func newChannel(c *conn, id uint16) *channel {
@@ -70,7 +142,7 @@ func newChannel(c *conn, id uint16) *channel {
 // handleMethod runs one method; a returned soft error has already been
 // turned into channel.close, a hard one closes the connection.
 func (ch *channel) handleMethod(m wire.Method) error {
-	if ch.closing {
+	if ch.closing.Load() {
 		// After channel.close only close-ok (or a crossing close) counts.
 		switch m.(type) {
 		case *wire.ChannelCloseOk:
@@ -82,6 +154,7 @@ func (ch *channel) handleMethod(m wire.Method) error {
 		return nil
 	}
 	if ch.pub.active {
+		ch.pub = pending{}
 		return methodError(m, wire.UnexpectedFrame, "expected content header for class 60, got non content header frame instead")
 	}
 	err := ch.dispatch(m)
@@ -99,12 +172,14 @@ func (ch *channel) handleMethod(m wire.Method) error {
 	return nil
 }
 
-// fail closes the channel with a soft error.
+// fail closes the channel with a soft error. It may run on the reader or on
+// the consumer-timeout timer.
 func (ch *channel) fail(pe *protoError) {
+	if ch.closing.Swap(true) {
+		return
+	}
 	ch.c.log.Debug("closing channel", "channel", ch.id, "code", pe.code, "reason", pe.text)
 	ch.release()
-	ch.closing = true
-	ch.pub = pending{}
 	ch.c.sendRaw(&wire.ChannelClose{ReplyCode: pe.code, ReplyText: pe.replyText(), FailingClassID: pe.classID, FailingMethodID: pe.methodID}, ch.id)
 }
 
@@ -330,9 +405,10 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind) error {
 		return newError(wire.PreconditionFailed, "unknown delivery tag %d", tag)
 	}
 	switch kind {
-	case settleAck, settleDiscard:
-		// Without dead-lettering, a rejected message is dropped like an acked one.
+	case settleAck:
 		forEachQueue(taken, func(q *queue.Queue, ds []queue.Delivery) { q.Ack(ds) })
+	case settleDiscard:
+		forEachQueue(taken, func(q *queue.Queue, ds []queue.Delivery) { q.Reject(ds) })
 	case settleRequeue:
 		requeueAll(taken)
 	}

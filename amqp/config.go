@@ -19,6 +19,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxMessageSize bounds a message body; larger publishes close the channel with 406.
 	MaxMessageSize uint64
+	// ConsumerTimeout closes a channel whose delivery stays unacked this
+	// long (RabbitMQ's consumer_timeout); 0 disables. Queues may set their
+	// own with x-consumer-timeout.
+	ConsumerTimeout time.Duration
 
 	// Users may log in; Vhosts exist at start.
 	Users  []User
@@ -48,12 +52,13 @@ type Permission struct {
 // DefaultConfig returns the settings of configs/warren.yaml, for tests and embedding.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         ":5672",
-		DataDir:        "./data",
-		FrameMax:       131072,
-		ChannelMax:     2047,
-		Heartbeat:      60 * time.Second,
-		MaxMessageSize: 128 << 20,
+		Listen:          ":5672",
+		DataDir:         "./data",
+		FrameMax:        131072,
+		ChannelMax:      2047,
+		Heartbeat:       60 * time.Second,
+		MaxMessageSize:  128 << 20,
+		ConsumerTimeout: 30 * time.Minute,
 		Users: []User{{
 			Name:        "guest",
 			Password:    "guest",

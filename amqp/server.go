@@ -48,7 +48,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 	}
 	for _, name := range cfg.Vhosts {
-		s.vhosts[name] = vhost.New(name)
+		s.vhosts[name] = vhost.New(name, deadLettering{})
 	}
 	for _, u := range cfg.Users {
 		a, err := newAccount(u)

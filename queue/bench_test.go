@@ -4,7 +4,7 @@ import "testing"
 
 // BenchmarkPushGet is basic.publish then basic.get on an empty queue.
 func BenchmarkPushGet(b *testing.B) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	m := msg("hello")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -17,8 +17,8 @@ func BenchmarkPushGet(b *testing.B) {
 
 // BenchmarkPushConsumer is a publish handed straight to a consumer.
 func BenchmarkPushConsumer(b *testing.B) {
-	q := New("q", false, false, false, nil, 0)
-	if err := q.AddConsumer(sink{}, false, true); err != nil {
+	q := New("q", Options{})
+	if err := q.AddConsumer(sink{}, false, true, 0); err != nil {
 		b.Fatal(err)
 	}
 	m := msg("hello")
@@ -38,7 +38,7 @@ func BenchmarkBacklog1M(b *testing.B) {
 	m := msg("hello")
 	b.ReportAllocs()
 	for b.Loop() {
-		q := New("q", false, false, false, nil, 0)
+		q := New("q", Options{})
 		for range n {
 			q.Push(m)
 		}

@@ -1,7 +1,9 @@
-// Package queue holds message queues: ordering, consumers, prefetch-aware
+// Package queue holds message queues: ordering (FIFO within priority
+// levels), TTL, length limits, dead-lettering, consumers with prefetch-aware
 // dispatch, acknowledgements and redelivery. It knows nothing of frames: a
-// message's properties are opaque bytes here, and consumers are reached
-// through the small Consumer interface that the AMQP channel implements.
+// message's properties are opaque bytes here, consumers are reached through
+// the small Consumer interface that the AMQP channel implements, and dead
+// letters leave through a hook that the virtual host provides.
 package queue
 
 // Message is one published message. It is shared, read-only, by every queue
@@ -15,19 +17,29 @@ type Message struct {
 	Body       []byte
 	// Persistent is delivery-mode 2.
 	Persistent bool
+	// Priority is the priority property (0 when absent).
+	Priority uint8
+	// Expiration is the per-message TTL in milliseconds from the expiration
+	// property, when HasExpiration.
+	Expiration    int64
+	HasExpiration bool
 }
 
 // Size is the body size, which is what RabbitMQ counts for byte limits.
 func (m *Message) Size() int { return len(m.Body) }
 
-// Delivery is a message as it leaves a queue: the message plus what the
-// queue knows about this copy.
+// Delivery is a message as it leaves a queue. The consumer hands it back
+// unchanged to Ack, Reject or Requeue.
 type Delivery struct {
 	Message     *Message
 	Redelivered bool
-	// seq is the message's position in its queue, kept so that a requeued
-	// message goes back to where it was.
-	seq uint64
+	// DeliveryCount is how often the message was delivered and returned
+	// before; consumers of queues with a delivery limit see it as the
+	// x-delivery-count header.
+	DeliveryCount uint32
+	seq           uint64
+	deadline      int64
+	level         uint8
 }
 
 // Consumer receives deliveries pushed by a queue. Its methods are called with
@@ -41,4 +53,30 @@ type Consumer interface {
 	// Cancel tells the consumer that the queue went away (deleted), so the
 	// client can be sent basic.cancel.
 	Cancel(q *Queue)
+}
+
+// Reason says why a message was dead-lettered, in x-death's words.
+type Reason string
+
+// The dead-letter reasons.
+const (
+	Rejected      Reason = "rejected"
+	Expired       Reason = "expired"
+	MaxLen        Reason = "maxlen"
+	DeliveryLimit Reason = "delivery_limit"
+)
+
+// DeadLetter is a message leaving a queue for its dead-letter exchange.
+type DeadLetter struct {
+	Message *Message
+	Reason  Reason
+}
+
+// Hooks connect a queue to its virtual host. They are called without the
+// queue's lock held.
+type Hooks struct {
+	// DeadLetter routes messages to the queue's dead-letter exchange.
+	DeadLetter func(q *Queue, dls []DeadLetter)
+	// Expired is called when x-expires says the unused queue should go.
+	Expired func(q *Queue)
 }

@@ -2,7 +2,10 @@ package queue
 
 import (
 	"errors"
+	"math/bits"
+	"sort"
 	"sync"
+	"time"
 )
 
 // Errors returned by queue operations; the AMQP layer maps them to reply codes.
@@ -14,6 +17,30 @@ var (
 	ErrDeleted = errors.New("queue deleted")
 )
 
+// PushResult says what became of a pushed message.
+type PushResult uint8
+
+// The outcomes of Push.
+const (
+	Accepted PushResult = iota
+	// Refused: the queue is full and its overflow mode refuses publishes.
+	Refused
+	// Gone: the queue was deleted.
+	Gone
+)
+
+// Options are a queue's declare-time properties.
+type Options struct {
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Args       map[string]any
+	// Owner is the connection that owns an exclusive queue.
+	Owner  uint64
+	Config Config
+	Hooks  Hooks
+}
+
 // Queue is one message queue. All methods are safe for concurrent use.
 type Queue struct {
 	// Name and the declare-time properties never change after New.
@@ -23,70 +50,284 @@ type Queue struct {
 	AutoDelete bool
 	Args       map[string]any
 	// Owner is the connection that owns an exclusive queue, 0 otherwise.
-	Owner uint64
+	Owner  uint64
+	Config Config
+	hooks  Hooks
+	now    func() time.Time
 
 	mu sync.Mutex // guards everything below
-	// ready holds deliveries never handed out; requeued holds those that came
-	// back, which go first and in their original order.
-	ready     ring
-	requeued  seqHeap
-	nextSeq   uint64
-	consumers []consumerEntry
-	next      int // round-robin cursor into consumers
-	// exclusive is set while an exclusive consumer holds the queue.
-	exclusive bool
+	// levels holds the ready messages, one seq-ordered deque per priority
+	// level; nonEmpty has a bit per level that holds entries, so finding the
+	// highest is a few word operations whatever the number of levels.
+	levels     []ring
+	nonEmpty   [4]uint64
+	ready      int   // live ready messages (expired tombstones excluded)
+	readyBytes int64 // their body sizes
+	nextSeq    uint64
+	deadlines  deadlineHeap
+	ttlTimer   *time.Timer
+	ttlAt      int64 // when ttlTimer fires, unix ms; 0 when not armed
+
+	consumers []consumerEntry // by priority, highest first; registration order within
+	cursors   map[int]int     // round-robin position per consumer priority
+	nextOrder uint64
+	exclusive bool // an exclusive consumer holds the queue
 	unacked   int
 	deleted   bool
 	// hadConsumer records that a consumer ever attached: auto-delete only
 	// applies once the last of them has gone, as in RabbitMQ.
 	hadConsumer bool
+	lastUsed    time.Time
+	expiryTimer *time.Timer
 }
 
 type consumerEntry struct {
 	c Consumer
 	// noAck deliveries are settled when handed out.
-	noAck bool
+	noAck    bool
+	priority int
+	order    uint64 // registration order, for single active consumer
 }
 
 // New makes an empty queue.
-func New(name string, durable, exclusive, autoDelete bool, args map[string]any, owner uint64) *Queue {
-	return &Queue{Name: name, Durable: durable, Exclusive: exclusive, AutoDelete: autoDelete, Args: args, Owner: owner}
+func New(name string, o Options) *Queue {
+	if o.Config == (Config{}) {
+		o.Config = Config{MessageTTL: -1, MaxLength: -1, MaxLengthBytes: -1, DeliveryLimit: -1}
+	}
+	q := &Queue{
+		Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete,
+		Args: o.Args, Owner: o.Owner, Config: o.Config, hooks: o.Hooks, now: time.Now,
+		levels:  make([]ring, int(o.Config.MaxPriority)+1),
+		cursors: make(map[int]int),
+	}
+	q.lastUsed = q.now()
+	if q.Config.Expires > 0 {
+		q.expiryTimer = time.AfterFunc(q.Config.Expires, q.checkExpiry)
+	}
+	return q
 }
 
-// Push enqueues m and hands it to a consumer if one can take it. It reports
-// false if the queue has been deleted.
-func (q *Queue) Push(m *Message) bool {
+// Push enqueues m, applying TTL, length limits and dispatch.
+func (q *Queue) Push(m *Message) PushResult {
+	var dls []DeadLetter
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	res := q.pushLocked(m, &dls)
+	q.mu.Unlock()
+	q.deadLetter(dls)
+	return res
+}
+
+func (q *Queue) pushLocked(m *Message, dls *[]DeadLetter) PushResult {
 	if q.deleted {
-		return false
+		return Gone
+	}
+	c := &q.Config
+	if c.Overflow != DropHead && q.fullLocked() {
+		if c.Overflow == RejectPublishDLX {
+			*dls = append(*dls, DeadLetter{Message: m, Reason: MaxLen})
+		}
+		return Refused
 	}
 	q.nextSeq++
-	q.ready.push(Delivery{Message: m, seq: q.nextSeq})
-	q.dispatchLocked()
+	e := entry{msg: m, seq: q.nextSeq}
+	ttl := int64(-1)
+	if c.MessageTTL >= 0 {
+		ttl = c.MessageTTL.Milliseconds()
+	}
+	if m.HasExpiration && (c.MessageTTL < 0 || m.Expiration < ttl) {
+		ttl = m.Expiration
+	}
+	level := q.level(m)
+	if ttl >= 0 {
+		e.deadline = q.now().UnixMilli() + ttl
+		q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
+		q.armTTLLocked()
+	}
+	q.addLocked(level, e)
+	for c.Overflow == DropHead && q.overLocked() {
+		head, lvl := q.headLocked(dls)
+		if head == nil {
+			break
+		}
+		dropped := q.takeLocked(lvl)
+		*dls = append(*dls, DeadLetter{Message: dropped.msg, Reason: MaxLen})
+	}
+	q.dispatchLocked(dls)
+	return Accepted
+}
+
+// level is the priority level a message goes to: above the maximum counts
+// as the maximum, as in RabbitMQ.
+func (q *Queue) level(m *Message) uint8 {
+	return min(m.Priority, q.Config.MaxPriority)
+}
+
+// fullLocked: no room for another message (reject-publish modes).
+func (q *Queue) fullLocked() bool {
+	c := &q.Config
+	return (c.MaxLength >= 0 && int64(q.ready) >= c.MaxLength) ||
+		(c.MaxLengthBytes >= 0 && q.readyBytes >= c.MaxLengthBytes)
+}
+
+// overLocked: above a limit (drop-head mode).
+func (q *Queue) overLocked() bool {
+	c := &q.Config
+	return (c.MaxLength >= 0 && int64(q.ready) > c.MaxLength) ||
+		(c.MaxLengthBytes >= 0 && q.readyBytes > c.MaxLengthBytes)
+}
+
+func (q *Queue) addLocked(level uint8, e entry) {
+	r := &q.levels[level]
+	if r.len() == 0 || r.at(r.len()-1).seq < e.seq {
+		r.push(e)
+	} else {
+		r.insert(e)
+	}
+	q.nonEmpty[level>>6] |= 1 << (level & 63)
+	q.ready++
+	q.readyBytes += int64(e.msg.Size())
+}
+
+// highestLocked returns the highest level holding entries, or -1.
+func (q *Queue) highestLocked() int {
+	for w := len(q.nonEmpty) - 1; w >= 0; w-- {
+		if x := q.nonEmpty[w]; x != 0 {
+			return w*64 + 63 - bits.LeadingZeros64(x)
+		}
+	}
+	return -1
+}
+
+// headLocked returns the next message to deliver and its level, expiring
+// what is due on the way; nil when there is none.
+func (q *Queue) headLocked(dls *[]DeadLetter) (*entry, uint8) {
+	var now int64
+	for {
+		l := q.highestLocked()
+		if l < 0 {
+			return nil, 0
+		}
+		level := uint8(l)
+		r := &q.levels[level]
+		e := r.front()
+		if e.expired {
+			q.popLocked(level)
+			continue
+		}
+		if e.deadline != 0 {
+			if now == 0 {
+				now = q.now().UnixMilli()
+			}
+			if e.deadline <= now {
+				expired := q.takeLocked(level)
+				*dls = append(*dls, DeadLetter{Message: expired.msg, Reason: Expired})
+				continue
+			}
+		}
+		return e, level
+	}
+}
+
+// popLocked removes the head of a level, keeping the non-empty bits right.
+func (q *Queue) popLocked(level uint8) entry {
+	r := &q.levels[level]
+	e := r.popFront()
+	if r.len() == 0 {
+		q.nonEmpty[level>>6] &^= 1 << (level & 63)
+	}
+	return e
+}
+
+// takeLocked removes a live head message from the ready count.
+func (q *Queue) takeLocked(level uint8) entry {
+	e := q.popLocked(level)
+	q.ready--
+	q.readyBytes -= int64(e.msg.Size())
+	return e
+}
+
+// dispatchLocked hands ready messages to consumers: the highest consumer
+// priority first, round-robin within a priority, skipping full consumers,
+// until the queue is empty or nobody can take more.
+func (q *Queue) dispatchLocked(dls *[]DeadLetter) {
+	for len(q.consumers) > 0 {
+		e, level := q.headLocked(dls)
+		if e == nil || !q.offerLocked(e, level) {
+			return
+		}
+	}
+}
+
+func (q *Queue) offerLocked(e *entry, level uint8) bool {
+	d := Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
+	if q.Config.SingleActiveConsumer {
+		active := 0
+		for i := range q.consumers {
+			if q.consumers[i].order < q.consumers[active].order {
+				active = i
+			}
+		}
+		return q.tryLocked(active, level, d)
+	}
+	for start := 0; start < len(q.consumers); {
+		prio := q.consumers[start].priority
+		end := start
+		for end < len(q.consumers) && q.consumers[end].priority == prio {
+			end++
+		}
+		n := end - start
+		cur := q.cursors[prio] % n
+		for i := 0; i < n; i++ {
+			idx := start + (cur+i)%n
+			if q.tryLocked(idx, level, d) {
+				q.cursors[prio] = (cur + i + 1) % n
+				return true
+			}
+		}
+		start = end
+	}
+	return false
+}
+
+func (q *Queue) tryLocked(idx int, level uint8, d Delivery) bool {
+	ce := &q.consumers[idx]
+	if !ce.c.Deliver(q, d) {
+		return false
+	}
+	q.takeLocked(level)
+	if !ce.noAck {
+		q.unacked++
+	}
 	return true
 }
 
 // Get takes the next message for basic.get and returns it with the number of
 // messages left. With noAck the message is settled at once; otherwise it
-// counts as unacked until Ack or Requeue.
+// counts as unacked until Ack, Reject or Requeue.
 func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
+	var dls []DeadLetter
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.deleted || q.readyLocked() == 0 {
-		return Delivery{}, 0, false
+	if !q.deleted {
+		q.lastUsed = q.now()
+		if e, level := q.headLocked(&dls); e != nil {
+			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
+			q.takeLocked(level)
+			if !noAck {
+				q.unacked++
+			}
+			ok = true
+		}
 	}
-	d = q.popLocked()
-	if !noAck {
-		q.unacked++
-	}
-	return d, q.readyLocked(), true
+	remaining = q.ready
+	q.mu.Unlock()
+	q.deadLetter(dls)
+	return d, remaining, ok
 }
 
-// AddConsumer attaches c. It does not dispatch: the caller kicks the queue
-// once the client has been told about the consumer, so that no delivery
-// overtakes the consume-ok.
-func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool) error {
+// AddConsumer attaches c with a consumer priority (x-priority). It does not
+// dispatch: the caller kicks the queue once the client has been told about
+// the consumer, so that no delivery overtakes the consume-ok.
+func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
@@ -95,36 +336,62 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool) error {
 	if q.exclusive || (exclusive && len(q.consumers) > 0) {
 		return ErrExclusiveUse
 	}
-	q.consumers = append(q.consumers, consumerEntry{c: c, noAck: noAck})
+	q.nextOrder++
+	ce := consumerEntry{c: c, noAck: noAck, priority: priority, order: q.nextOrder}
+	i := sort.Search(len(q.consumers), func(i int) bool { return q.consumers[i].priority < priority })
+	q.consumers = append(q.consumers, consumerEntry{})
+	copy(q.consumers[i+1:], q.consumers[i:])
+	q.consumers[i] = ce
 	q.exclusive = exclusive
 	q.hadConsumer = true
+	q.lastUsed = q.now()
 	return nil
 }
 
-// RemoveConsumer detaches c. It reports whether the queue is now an
-// auto-delete queue that lost its last consumer and should be deleted.
+// RemoveConsumer detaches c and lets the others (with single active
+// consumer, the next in line) take what is waiting. It reports whether the
+// queue is an auto-delete queue that just lost its last consumer.
 func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
+	var dls []DeadLetter
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	found := false
 	for i := range q.consumers {
 		if q.consumers[i].c == c {
+			// Keep the round-robin cursor on the same next consumer.
+			prio := q.consumers[i].priority
+			start := sort.Search(len(q.consumers), func(j int) bool { return q.consumers[j].priority <= prio })
+			if i-start < q.cursors[prio] {
+				q.cursors[prio]--
+			}
 			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
 			q.exclusive = false
-			if q.next > i {
-				q.next--
-			}
+			found = true
 			break
 		}
 	}
-	return q.AutoDelete && q.hadConsumer && len(q.consumers) == 0 && !q.deleted
+	if found && len(q.consumers) == 0 {
+		q.lastUsed = q.now()
+		q.armExpiryLocked()
+	}
+	autoDelete = found && q.AutoDelete && len(q.consumers) == 0 && !q.deleted
+	if found && !q.deleted {
+		q.dispatchLocked(&dls)
+	}
+	q.mu.Unlock()
+	q.deadLetter(dls)
+	return autoDelete
 }
 
 // Kick retries dispatch, for when a consumer regained capacity (an ack, a
-// drained socket buffer, channel.flow back on).
+// drained socket buffer, a new consumer ready).
 func (q *Queue) Kick() {
+	var dls []DeadLetter
 	q.mu.Lock()
-	q.dispatchLocked()
+	if !q.deleted {
+		q.dispatchLocked(&dls)
+	}
 	q.mu.Unlock()
+	q.deadLetter(dls)
 }
 
 // Ack settles deliveries that consumers acknowledged.
@@ -136,20 +403,49 @@ func (q *Queue) Ack(ds []Delivery) {
 	q.mu.Unlock()
 }
 
-// Requeue puts unacknowledged deliveries back at their original positions,
-// marked redelivered, and dispatches them again.
-func (q *Queue) Requeue(ds []Delivery) {
+// Reject settles deliveries that consumers refused without requeue: they are
+// dead-lettered with reason rejected, or dropped without a dead-letter exchange.
+func (q *Queue) Reject(ds []Delivery) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	q.unacked -= len(ds)
+	q.mu.Unlock()
+	dls := make([]DeadLetter, len(ds))
+	for i, d := range ds {
+		dls[i] = DeadLetter{Message: d.Message, Reason: Rejected}
+	}
+	q.deadLetter(dls)
+}
+
+// Requeue puts unacknowledged deliveries back at their original positions,
+// marked redelivered, and dispatches them again. A message returned more
+// often than the delivery limit allows is dead-lettered instead.
+func (q *Queue) Requeue(ds []Delivery) {
+	var dls []DeadLetter
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
 		return
 	}
 	q.unacked -= len(ds)
 	for _, d := range ds {
-		d.Redelivered = true
-		q.requeued.push(d)
+		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true}
+		if limit := q.Config.DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
+			dls = append(dls, DeadLetter{Message: d.Message, Reason: DeliveryLimit})
+			continue
+		}
+		if e.deadline != 0 {
+			q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: d.level})
+			q.armTTLLocked()
+		}
+		q.addLocked(d.level, e)
 	}
-	q.dispatchLocked()
+	q.dispatchLocked(&dls)
+	q.mu.Unlock()
+	q.deadLetter(dls)
 }
 
 // Purge drops every ready message and returns how many there were. Unacked
@@ -157,10 +453,25 @@ func (q *Queue) Requeue(ds []Delivery) {
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := q.readyLocked()
-	q.ready = ring{}
-	q.requeued = nil
+	n := q.ready
+	q.clearLocked()
 	return n
+}
+
+func (q *Queue) clearLocked() {
+	for i := range q.levels {
+		q.levels[i] = ring{}
+	}
+	q.nonEmpty = [4]uint64{}
+	q.ready, q.readyBytes = 0, 0
+	q.deadlines = nil
+}
+
+// Touch records a use of the queue (a redeclare), which resets x-expires.
+func (q *Queue) Touch() {
+	q.mu.Lock()
+	q.lastUsed = q.now()
+	q.mu.Unlock()
 }
 
 // Delete marks the queue deleted, tells its consumers and returns the number
@@ -172,70 +483,133 @@ func (q *Queue) Delete() int {
 		return 0
 	}
 	q.deleted = true
-	n := q.readyLocked()
-	q.ready, q.requeued = ring{}, nil
+	n := q.ready
+	q.clearLocked()
+	if q.ttlTimer != nil {
+		q.ttlTimer.Stop()
+	}
+	if q.expiryTimer != nil {
+		q.expiryTimer.Stop()
+	}
 	for _, ce := range q.consumers {
 		ce.c.Cancel(q)
 	}
 	q.consumers = nil
+	q.unacked = 0
 	return n
 }
 
 // Stats is a snapshot of a queue's counters.
 type Stats struct {
-	Ready     int
-	Unacked   int
-	Consumers int
+	Ready      int
+	ReadyBytes int64
+	Unacked    int
+	Consumers  int
 }
 
 // Stats returns the queue's counters.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Ready: q.readyLocked(), Unacked: q.unacked, Consumers: len(q.consumers)}
+	return Stats{Ready: q.ready, ReadyBytes: q.readyBytes, Unacked: q.unacked, Consumers: len(q.consumers)}
 }
 
 // InUse reports whether the queue has consumers, for delete if-unused.
 func (q *Queue) InUse() bool { return q.Stats().Consumers > 0 }
 
-func (q *Queue) readyLocked() int { return q.ready.len() + len(q.requeued) }
-
-func (q *Queue) peekLocked() *Delivery {
-	if len(q.requeued) > 0 {
-		return &q.requeued[0]
+// armTTLLocked makes the TTL timer fire at the earliest deadline.
+func (q *Queue) armTTLLocked() {
+	if len(q.deadlines) == 0 {
+		return
 	}
-	return q.ready.peek()
+	at := q.deadlines[0].at
+	if q.ttlAt != 0 && q.ttlAt <= at {
+		return
+	}
+	q.ttlAt = at
+	d := time.Duration(at-q.now().UnixMilli()) * time.Millisecond
+	if q.ttlTimer == nil {
+		q.ttlTimer = time.AfterFunc(d, q.expireDue)
+	} else {
+		q.ttlTimer.Reset(d)
+	}
 }
 
-func (q *Queue) popLocked() Delivery {
-	if len(q.requeued) > 0 {
-		return q.requeued.pop()
+// expireDue runs on the TTL timer: every message whose deadline passed is
+// expired where it sits, found by its seq in its level.
+func (q *Queue) expireDue() {
+	var dls []DeadLetter
+	q.mu.Lock()
+	q.ttlAt = 0
+	if q.deleted {
+		q.mu.Unlock()
+		return
 	}
-	return q.ready.pop()
-}
-
-// dispatchLocked hands ready messages to consumers round-robin, skipping the
-// ones that are full, until the queue is empty or nobody can take more.
-func (q *Queue) dispatchLocked() {
-	for q.readyLocked() > 0 && len(q.consumers) > 0 {
-		d := q.peekLocked()
-		n := len(q.consumers)
-		taken := false
-		for i := 0; i < n; i++ {
-			idx := (q.next + i) % n
-			ce := &q.consumers[idx]
-			if ce.c.Deliver(q, *d) {
-				q.popLocked()
-				if !ce.noAck {
-					q.unacked++
-				}
-				q.next = (idx + 1) % n
-				taken = true
-				break
+	now := q.now().UnixMilli()
+	for len(q.deadlines) > 0 && q.deadlines[0].at <= now {
+		d := q.deadlines.pop()
+		r := &q.levels[d.level]
+		i := r.search(d.seq)
+		if i == r.len() {
+			continue
+		}
+		e := r.at(i)
+		if e.seq != d.seq || e.expired {
+			continue // delivered meanwhile, or already expired
+		}
+		dls = append(dls, DeadLetter{Message: e.msg, Reason: Expired})
+		q.ready--
+		q.readyBytes -= int64(e.msg.Size())
+		e.expired, e.msg = true, nil
+		if i == 0 {
+			// Drop tombstones at the head now rather than on the next read.
+			for r.len() > 0 && r.front().expired {
+				q.popLocked(d.level)
 			}
 		}
-		if !taken {
-			return
-		}
 	}
+	q.armTTLLocked()
+	q.mu.Unlock()
+	q.deadLetter(dls)
+}
+
+// armExpiryLocked (re)starts the x-expires timer from the last use.
+func (q *Queue) armExpiryLocked() {
+	if q.Config.Expires <= 0 || q.deleted {
+		return
+	}
+	d := q.Config.Expires - q.now().Sub(q.lastUsed)
+	if q.expiryTimer == nil {
+		q.expiryTimer = time.AfterFunc(d, q.checkExpiry)
+	} else {
+		q.expiryTimer.Reset(d)
+	}
+}
+
+// checkExpiry runs on the x-expires timer: an unused queue is deleted; a
+// used one waits again.
+func (q *Queue) checkExpiry() {
+	q.mu.Lock()
+	if q.deleted || len(q.consumers) > 0 {
+		q.mu.Unlock()
+		return
+	}
+	if q.now().Sub(q.lastUsed) < q.Config.Expires {
+		q.armExpiryLocked()
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Unlock()
+	if q.hooks.Expired != nil {
+		q.hooks.Expired(q)
+	}
+}
+
+// deadLetter hands dead letters to the virtual host, or drops them when the
+// queue has no dead-letter exchange.
+func (q *Queue) deadLetter(dls []DeadLetter) {
+	if len(dls) == 0 || !q.Config.HasDeadLetter || q.hooks.DeadLetter == nil {
+		return
+	}
+	q.hooks.DeadLetter(q, dls)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,7 +77,7 @@ func bodiesOf(ds []Delivery) []string {
 func pushN(t testing.TB, q *Queue, bodies ...string) {
 	t.Helper()
 	for _, b := range bodies {
-		require.True(t, q.Push(msg(b)))
+		require.Equal(t, Accepted, q.Push(msg(b)))
 	}
 }
 
@@ -105,7 +106,7 @@ func drain(q *Queue) []Delivery {
 }
 
 func TestPushGetFIFO(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	d, n, ok := q.Get(true)
 	assert.False(t, ok, "get on empty queue")
 	assert.Zero(t, n)
@@ -134,15 +135,15 @@ func TestGetAckCounting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := New("q", false, false, false, nil, 0)
+			q := New("q", Options{})
 			pushN(t, q, "a", "b", "c", "d")
 			ds := getN(t, q, 3, tt.noAck)
-			assert.Equal(t, Stats{Ready: 1, Unacked: tt.wantUnacked}, q.Stats())
+			assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: tt.wantUnacked}, q.Stats())
 			if !tt.noAck {
 				q.Ack(ds[:2])
-				assert.Equal(t, Stats{Ready: 1, Unacked: 1}, q.Stats())
+				assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: 1}, q.Stats())
 				q.Ack(ds[2:])
-				assert.Equal(t, Stats{Ready: 1, Unacked: 0}, q.Stats())
+				assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: 0}, q.Stats())
 			}
 		})
 	}
@@ -180,7 +181,7 @@ func TestRequeueOriginalPosition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := New("q", false, false, false, nil, 0)
+			q := New("q", Options{})
 			for i := 1; i <= tt.push; i++ {
 				pushN(t, q, fmt.Sprint(i))
 			}
@@ -203,7 +204,7 @@ func TestRequeueOriginalPosition(t *testing.T) {
 
 // A message requeued after newer ones were published still goes before them.
 func TestRequeueBeforeLaterPublishes(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	pushN(t, q, "1", "2")
 	taken := getN(t, q, 2, false)
 	pushN(t, q, "3")
@@ -213,10 +214,10 @@ func TestRequeueBeforeLaterPublishes(t *testing.T) {
 }
 
 func TestRoundRobin(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	cs := []*fakeConsumer{newConsumer(-1), newConsumer(-1), newConsumer(-1)}
 	for _, c := range cs {
-		require.NoError(t, q.AddConsumer(c, false, false))
+		require.NoError(t, q.AddConsumer(c, false, false, 0))
 	}
 	for i := range 9 {
 		pushN(t, q, fmt.Sprint(i))
@@ -224,14 +225,14 @@ func TestRoundRobin(t *testing.T) {
 	assert.Equal(t, []string{"0", "3", "6"}, cs[0].bodies())
 	assert.Equal(t, []string{"1", "4", "7"}, cs[1].bodies())
 	assert.Equal(t, []string{"2", "5", "8"}, cs[2].bodies())
-	assert.Equal(t, Stats{Ready: 0, Unacked: 9, Consumers: 3}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 9, Consumers: 3}, q.Stats())
 }
 
 func TestFullConsumerSkipped(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	full, open := newConsumer(1), newConsumer(-1)
 	for _, c := range []*fakeConsumer{full, open} {
-		require.NoError(t, q.AddConsumer(c, false, false))
+		require.NoError(t, q.AddConsumer(c, false, false, 0))
 	}
 	pushN(t, q, "1", "2", "3", "4")
 	assert.Equal(t, []string{"1"}, full.bodies())
@@ -241,24 +242,24 @@ func TestFullConsumerSkipped(t *testing.T) {
 // AddConsumer does not dispatch: the AMQP channel kicks the queue once its
 // consume-ok is queued, so no delivery overtakes it.
 func TestAddConsumerDoesNotDispatch(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	pushN(t, q, "1", "2", "3")
 	c := newConsumer(-1)
-	require.NoError(t, q.AddConsumer(c, false, false))
+	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	assert.Empty(t, c.deliveries())
-	assert.Equal(t, Stats{Ready: 3, Unacked: 0, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 0, Consumers: 1}, q.Stats())
 	q.Kick()
 	assert.Equal(t, []string{"1", "2", "3"}, c.bodies())
-	assert.Equal(t, Stats{Ready: 0, Unacked: 3, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 3, Consumers: 1}, q.Stats())
 }
 
 // A consumer that is listed but not yet ready refuses deliveries (the
 // channel's own gate); others are served meanwhile and it joins later.
 func TestNotReadyConsumerSkipped(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	pending, other := newConsumer(0), newConsumer(-1)
-	require.NoError(t, q.AddConsumer(pending, false, false))
-	require.NoError(t, q.AddConsumer(other, false, false))
+	require.NoError(t, q.AddConsumer(pending, false, false, 0))
+	require.NoError(t, q.AddConsumer(other, false, false, 0))
 	pushN(t, q, "1", "2", "3")
 	assert.Empty(t, pending.deliveries())
 	assert.Equal(t, []string{"1", "2", "3"}, other.bodies())
@@ -273,12 +274,12 @@ func TestNotReadyConsumerSkipped(t *testing.T) {
 }
 
 func TestKickAfterCapacityFrees(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	c := newConsumer(2)
-	require.NoError(t, q.AddConsumer(c, false, false))
+	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	pushN(t, q, "1", "2", "3", "4", "5")
 	assert.Equal(t, []string{"1", "2"}, c.bodies())
-	assert.Equal(t, Stats{Ready: 3, Unacked: 2, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 2, Consumers: 1}, q.Stats())
 
 	// Capacity frees but nobody tells the queue: nothing moves.
 	c.settle(1)
@@ -290,13 +291,13 @@ func TestKickAfterCapacityFrees(t *testing.T) {
 	c.settle(2)
 	q.Kick()
 	assert.Equal(t, []string{"1", "2", "3", "4", "5"}, c.bodies())
-	assert.Equal(t, Stats{Ready: 0, Unacked: 4, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 4, Consumers: 1}, q.Stats())
 }
 
 func TestRequeueDispatchesToConsumer(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	c := newConsumer(-1)
-	require.NoError(t, q.AddConsumer(c, false, false))
+	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	pushN(t, q, "1", "2")
 	q.Requeue(c.deliveries()[:1])
 	got := c.deliveries()
@@ -323,13 +324,13 @@ func TestExclusiveConsumer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := New("q", false, false, false, nil, 0)
+			q := New("q", Options{})
 			a, b := newConsumer(-1), newConsumer(-1)
-			require.NoError(t, q.AddConsumer(a, tt.first, false))
+			require.NoError(t, q.AddConsumer(a, tt.first, false, 0))
 			if tt.removeFirst {
 				assert.False(t, q.RemoveConsumer(a))
 			}
-			err := q.AddConsumer(b, tt.second, false)
+			err := q.AddConsumer(b, tt.second, false, 0)
 			if tt.wantErr != nil {
 				assert.ErrorIs(t, err, tt.wantErr)
 			} else {
@@ -343,14 +344,14 @@ func TestExclusiveConsumer(t *testing.T) {
 // Removing a shared consumer must not lift a refusal that still applies;
 // removing the exclusive one lets others in.
 func TestExclusiveAfterRemovals(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	ex, other := newConsumer(-1), newConsumer(-1)
-	require.NoError(t, q.AddConsumer(ex, true, false))
+	require.NoError(t, q.AddConsumer(ex, true, false, 0))
 	// Removing a consumer that is not attached leaves the exclusive hold.
 	q.RemoveConsumer(other)
-	assert.ErrorIs(t, q.AddConsumer(other, false, false), ErrExclusiveUse)
+	assert.ErrorIs(t, q.AddConsumer(other, false, false, 0), ErrExclusiveUse)
 	q.RemoveConsumer(ex)
-	assert.NoError(t, q.AddConsumer(other, false, false))
+	assert.NoError(t, q.AddConsumer(other, false, false, 0))
 }
 
 func TestRemoveConsumerAutoDelete(t *testing.T) {
@@ -366,11 +367,11 @@ func TestRemoveConsumerAutoDelete(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := New("q", false, false, tt.autoDelete, nil, 0)
+			q := New("q", Options{AutoDelete: tt.autoDelete})
 			cs := make([]*fakeConsumer, tt.consumers)
 			for i := range cs {
 				cs[i] = newConsumer(-1)
-				require.NoError(t, q.AddConsumer(cs[i], false, false))
+				require.NoError(t, q.AddConsumer(cs[i], false, false, 0))
 			}
 			for i, c := range cs {
 				assert.Equal(t, tt.want[i], q.RemoveConsumer(c), "remove %d", i)
@@ -380,10 +381,10 @@ func TestRemoveConsumerAutoDelete(t *testing.T) {
 }
 
 func TestAutoDeleteNeedsAConsumerFirst(t *testing.T) {
-	q := New("q", false, false, true, nil, 0)
+	q := New("q", Options{AutoDelete: true})
 	assert.False(t, q.RemoveConsumer(newConsumer(-1)), "no consumer ever attached")
 	c := newConsumer(-1)
-	require.NoError(t, q.AddConsumer(c, false, false))
+	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	assert.True(t, q.RemoveConsumer(c))
 	q.Delete()
 	assert.False(t, q.RemoveConsumer(c), "deleted queue is not deleted again")
@@ -394,19 +395,19 @@ func TestAutoDeleteNeedsAConsumerFirst(t *testing.T) {
 // time possibly a new queue of the same name).
 func TestRemoveUnknownConsumerNoSignal(t *testing.T) {
 	skipBug(t, "BUG: RemoveConsumer reports autoDelete=true for a consumer that was not attached, once the queue had a consumer")
-	q := New("q", false, false, true, nil, 0)
+	q := New("q", Options{AutoDelete: true})
 	a, b := newConsumer(-1), newConsumer(-1)
-	require.NoError(t, q.AddConsumer(a, false, false))
+	require.NoError(t, q.AddConsumer(a, false, false, 0))
 	assert.True(t, q.RemoveConsumer(a))
 	assert.False(t, q.RemoveConsumer(b))
 	assert.False(t, q.RemoveConsumer(a), "second removal of the same consumer")
 }
 
 func TestRoundRobinAfterRemoval(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	cs := []*fakeConsumer{newConsumer(-1), newConsumer(-1), newConsumer(-1)}
 	for _, c := range cs {
-		require.NoError(t, q.AddConsumer(c, false, false))
+		require.NoError(t, q.AddConsumer(c, false, false, 0))
 	}
 	pushN(t, q, "1", "2") // to 0, 1; cursor now at 2
 	q.RemoveConsumer(cs[0])
@@ -417,13 +418,13 @@ func TestRoundRobinAfterRemoval(t *testing.T) {
 }
 
 func TestPurge(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	pushN(t, q, "1", "2", "3", "4", "5")
 	taken := getN(t, q, 3, false)
 	q.Requeue(taken[:1])
-	assert.Equal(t, Stats{Ready: 3, Unacked: 2}, q.Stats())
+	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 2}, q.Stats())
 	assert.Equal(t, 3, q.Purge(), "ready and requeued are purged")
-	assert.Equal(t, Stats{Ready: 0, Unacked: 2}, q.Stats(), "unacked untouched")
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 2}, q.Stats(), "unacked untouched")
 	assert.Zero(t, q.Purge())
 
 	q.Ack(taken[1:])
@@ -433,10 +434,10 @@ func TestPurge(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	a, b := newConsumer(0), newConsumer(0)
-	require.NoError(t, q.AddConsumer(a, false, false))
-	require.NoError(t, q.AddConsumer(b, false, false))
+	require.NoError(t, q.AddConsumer(a, false, false, 0))
+	require.NoError(t, q.AddConsumer(b, false, false, 0))
 	pushN(t, q, "1", "2", "3")
 
 	assert.Equal(t, 3, q.Delete())
@@ -445,24 +446,24 @@ func TestDelete(t *testing.T) {
 	assert.Zero(t, q.Delete(), "second delete")
 	assert.Equal(t, 1, a.cancels(), "consumers cancelled once")
 
-	assert.False(t, q.Push(msg("4")))
+	assert.Equal(t, Gone, q.Push(msg("4")))
 	_, _, ok := q.Get(true)
 	assert.False(t, ok)
-	assert.ErrorIs(t, q.AddConsumer(newConsumer(-1), false, false), ErrDeleted)
+	assert.ErrorIs(t, q.AddConsumer(newConsumer(-1), false, false, 0), ErrDeleted)
 	assert.Equal(t, Stats{}, q.Stats())
 	assert.False(t, q.InUse())
 }
 
 func TestNoAckConsumerNotUnacked(t *testing.T) {
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 	auto, manual := newConsumer(-1), newConsumer(-1)
-	require.NoError(t, q.AddConsumer(auto, false, true))
-	require.NoError(t, q.AddConsumer(manual, false, false))
+	require.NoError(t, q.AddConsumer(auto, false, true, 0))
+	require.NoError(t, q.AddConsumer(manual, false, false, 0))
 	assert.True(t, q.InUse())
 	pushN(t, q, "1", "2", "3", "4")
 	assert.Len(t, auto.deliveries(), 2)
 	assert.Len(t, manual.deliveries(), 2)
-	assert.Equal(t, Stats{Ready: 0, Unacked: 2, Consumers: 2}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 2, Consumers: 2}, q.Stats())
 }
 
 func TestMessageSize(t *testing.T) {
@@ -486,11 +487,11 @@ func TestRingModel(t *testing.T) {
 		}
 		if len(model) == 0 || rng.IntN(100) < pushBias {
 			next++
-			r.push(Delivery{seq: next})
+			r.push(entry{seq: next})
 			model = append(model, next)
 		} else {
-			require.Equal(t, model[0], r.peek().seq, "op %d peek", op)
-			d := r.pop()
+			require.Equal(t, model[0], r.front().seq, "op %d peek", op)
+			d := r.popFront()
 			require.Equal(t, model[0], d.seq, "op %d pop", op)
 			model = model[1:]
 		}
@@ -500,7 +501,7 @@ func TestRingModel(t *testing.T) {
 		}
 	}
 	for len(model) > 0 {
-		require.Equal(t, model[0], r.pop().seq)
+		require.Equal(t, model[0], r.popFront().seq)
 		model = model[1:]
 	}
 	assert.Zero(t, r.len())
@@ -509,18 +510,18 @@ func TestRingModel(t *testing.T) {
 func TestRingWrapThenGrow(t *testing.T) {
 	var r ring
 	for i := range 16 {
-		r.push(Delivery{seq: uint64(i)})
+		r.push(entry{seq: uint64(i)})
 	}
 	for i := range 10 {
-		require.Equal(t, uint64(i), r.pop().seq)
+		require.Equal(t, uint64(i), r.popFront().seq)
 	}
 	// head is 10; these wrap, then the 17th element forces growth.
 	for i := 16; i < 30; i++ {
-		r.push(Delivery{seq: uint64(i)})
+		r.push(entry{seq: uint64(i)})
 	}
 	require.Equal(t, 20, r.len())
 	for i := 10; i < 30; i++ {
-		require.Equal(t, uint64(i), r.pop().seq)
+		require.Equal(t, uint64(i), r.popFront().seq)
 	}
 }
 
@@ -528,25 +529,61 @@ func TestRingReleasesDrainedBacklog(t *testing.T) {
 	var r ring
 	m := msg("x")
 	for range 2000 {
-		r.push(Delivery{Message: m})
+		r.push(entry{msg: m})
 	}
 	for range 2000 {
-		r.pop()
+		r.popFront()
 	}
 	assert.Nil(t, r.buf, "a drained large buffer is dropped")
-	r.push(Delivery{Message: m})
+	r.push(entry{msg: m})
 	assert.Equal(t, 1, r.len())
 }
 
-func TestSeqHeapOrder(t *testing.T) {
+// TestRingInsertModel requeues at random positions (insert by seq) against
+// a sorted slice, across both shift directions and growth.
+func TestRingInsertModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var r ring
+	var model []uint64
+	var out []uint64 // taken, available to put back
+	var next uint64
+	for op := range 20000 {
+		switch k := rng.IntN(100); {
+		case k < 45:
+			next++
+			r.push(entry{seq: next})
+			model = append(model, next)
+		case k < 75 && len(model) > 0:
+			out = append(out, r.popFront().seq)
+			model = model[1:]
+		case len(out) > 0:
+			i := rng.IntN(len(out))
+			seq := out[i]
+			out = append(out[:i], out[i+1:]...)
+			r.insert(entry{seq: seq})
+			j := sort.Search(len(model), func(j int) bool { return model[j] >= seq })
+			model = append(model, 0)
+			copy(model[j+1:], model[j:])
+			model[j] = seq
+		}
+		require.Equal(t, len(model), r.len(), "op %d", op)
+		if len(model) > 0 {
+			require.Equal(t, model[0], r.front().seq, "op %d", op)
+		}
+	}
+	for i, want := range model {
+		require.Equal(t, want, r.at(i).seq)
+	}
+}
+
+func TestDeadlineHeapOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	var h seqHeap
-	seqs := rng.Perm(500)
-	for _, s := range seqs {
-		h.push(Delivery{seq: uint64(s)})
+	var h deadlineHeap
+	for _, s := range rng.Perm(500) {
+		h.push(deadline{at: int64(s)})
 	}
 	for want := range 500 {
-		require.Equal(t, uint64(want), h.pop().seq)
+		require.Equal(t, int64(want), h.pop().at)
 	}
 	assert.Empty(t, h)
 }
@@ -561,7 +598,7 @@ func TestConcurrent(t *testing.T) {
 		consumers = 3
 		total     = producers * perProd
 	)
-	q := New("q", false, false, false, nil, 0)
+	q := New("q", Options{})
 
 	var cs []*chanAdapter
 	for range consumers {
@@ -573,7 +610,7 @@ func TestConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	for _, c := range cs {
-		require.NoError(t, q.AddConsumer(c, false, false))
+		require.NoError(t, q.AddConsumer(c, false, false, 0))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -605,7 +642,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range perProd {
 				id := p*perProd + i
 				body := append([]byte{byte(i)}, fmt.Sprint(id)...)
-				if !q.Push(&Message{Body: body}) {
+				if q.Push(&Message{Body: body}) != Accepted {
 					t.Errorf("push %d refused", id)
 					return
 				}
@@ -623,7 +660,7 @@ func TestConcurrent(t *testing.T) {
 	for id := range acked {
 		require.Equal(t, int32(1), acked[id].Load(), "message %d", id)
 	}
-	assert.Equal(t, Stats{Ready: 0, Unacked: 0, Consumers: consumers}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 0, Consumers: consumers}, q.Stats())
 }
 
 // chanAdapter is a consumer whose capacity is a buffered channel.

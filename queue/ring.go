@@ -1,28 +1,43 @@
 package queue
 
-// ring is a growable FIFO of deliveries. A slice-backed ring keeps the queue's
-// hot path free of per-message allocations once it has grown.
+// entry is one message in a queue.
+type entry struct {
+	msg      *Message
+	seq      uint64 // position in the queue: requeued messages go back by it
+	deadline int64  // unix milliseconds at which the message expires; 0: never
+	// deliveries counts returns after delivery, for the delivery limit.
+	deliveries  uint32
+	redelivered bool
+	// expired marks a message that expired in place (TTL in mid-queue); it
+	// is skipped and dropped when it reaches the head.
+	expired bool
+}
+
+// ring is a growable deque of entries kept in seq order. A slice-backed ring
+// keeps the hot path free of per-message allocations once it has grown.
 type ring struct {
-	buf  []Delivery
+	buf  []entry
 	head int
 	n    int
 }
 
 func (r *ring) len() int { return r.n }
 
-func (r *ring) push(d Delivery) {
+func (r *ring) at(i int) *entry { return &r.buf[(r.head+i)&(len(r.buf)-1)] }
+
+func (r *ring) front() *entry { return &r.buf[r.head] }
+
+func (r *ring) push(e entry) {
 	if r.n == len(r.buf) {
 		r.grow()
 	}
-	r.buf[(r.head+r.n)&(len(r.buf)-1)] = d
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = e
 	r.n++
 }
 
-func (r *ring) peek() *Delivery { return &r.buf[r.head] }
-
-func (r *ring) pop() Delivery {
-	d := r.buf[r.head]
-	r.buf[r.head] = Delivery{} // drop the reference so the message can be collected
+func (r *ring) popFront() entry {
+	e := r.buf[r.head]
+	r.buf[r.head] = entry{} // drop the reference so the message can be collected
 	r.head = (r.head + 1) & (len(r.buf) - 1)
 	r.n--
 	if r.n == 0 {
@@ -31,7 +46,47 @@ func (r *ring) pop() Delivery {
 			r.buf = nil // give back the memory of a drained backlog
 		}
 	}
-	return d
+	return e
+}
+
+// search returns the index of the first entry with a seq not below seq.
+func (r *ring) search(seq uint64) int {
+	lo, hi := 0, r.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.at(m).seq < seq {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// insert puts e at its seq position. Requeued messages land near the head,
+// so the entries before the position move one slot towards the front.
+func (r *ring) insert(e entry) {
+	i := r.search(e.seq)
+	if i == r.n {
+		r.push(e)
+		return
+	}
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	mask := len(r.buf) - 1
+	if i < r.n/2 {
+		r.head = (r.head - 1) & mask
+		for j := 0; j < i; j++ {
+			*r.at(j) = *r.at(j + 1)
+		}
+	} else {
+		for j := r.n; j > i; j-- {
+			r.buf[(r.head+j)&mask] = r.buf[(r.head+j-1)&mask]
+		}
+	}
+	r.n++
+	*r.at(i) = e
 }
 
 // grow doubles the buffer; its length stays a power of two so indexes wrap with a mask.
@@ -40,24 +95,30 @@ func (r *ring) grow() {
 	if size == 0 {
 		size = 16
 	}
-	buf := make([]Delivery, size)
+	buf := make([]entry, size)
 	for i := 0; i < r.n; i++ {
-		buf[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
+		buf[i] = *r.at(i)
 	}
 	r.buf, r.head = buf, 0
 }
 
-// seqHeap is a min-heap of requeued deliveries ordered by their original
-// position, so that requeued messages are delivered again in queue order.
-type seqHeap []Delivery
+// deadline is one message's expiry, kept in a min-heap so that messages
+// expire on time wherever they sit in the queue.
+type deadline struct {
+	at    int64
+	seq   uint64
+	level uint8
+}
 
-func (h *seqHeap) push(d Delivery) {
+type deadlineHeap []deadline
+
+func (h *deadlineHeap) push(d deadline) {
 	*h = append(*h, d)
 	s := *h
 	i := len(s) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if s[p].seq <= s[i].seq {
+		if s[p].at <= s[i].at {
 			break
 		}
 		s[p], s[i] = s[i], s[p]
@@ -65,20 +126,19 @@ func (h *seqHeap) push(d Delivery) {
 	}
 }
 
-func (h *seqHeap) pop() Delivery {
+func (h *deadlineHeap) pop() deadline {
 	s := *h
 	d := s[0]
 	last := len(s) - 1
 	s[0] = s[last]
-	s[last] = Delivery{}
 	s = s[:last]
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].seq < s[m].seq {
+		if l < len(s) && s[l].at < s[m].at {
 			m = l
 		}
-		if r < len(s) && s[r].seq < s[m].seq {
+		if r < len(s) && s[r].at < s[m].at {
 			m = r
 		}
 		if m == i {

@@ -36,34 +36,45 @@ type Scratch struct {
 	queues []*queue.Queue
 }
 
-// Publish routes p and enqueues it on every matching queue. It returns the
-// number of queues the message reached (0: unroutable).
-func (v *VHost) Publish(p *Publishing, s *Scratch) (int, error) {
+// Routed is the
+// outcome: how many queues took it, and how many refused it because they
+// were full (x-overflow reject-publish), which publisher confirms report as
+// a nack. Routed and refused both zero means unroutable.
+type Routed struct {
+	Queues  int
+	Refused int
+}
+
+// Publish routes p and enqueues it on every matching queue.
+func (v *VHost) Publish(p *Publishing, s *Scratch) (Routed, error) {
 	if p.Exchange == "" && strings.HasPrefix(p.RoutingKey, ReplyToPrefix) {
-		return v.publishReply(p), nil
+		return Routed{Queues: v.publishReply(p)}, nil
 	}
 	v.mu.RLock()
 	src := v.exchanges[p.Exchange]
 	if src == nil {
 		v.mu.RUnlock()
-		return 0, v.noExchange(p.Exchange)
+		return Routed{}, v.noExchange(p.Exchange)
 	}
 	if src.Internal {
 		v.mu.RUnlock()
-		return 0, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", p.Exchange, v.Name)
+		return Routed{}, errorf(AccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", p.Exchange, v.Name)
 	}
 	s.queues = s.queues[:0]
 	v.routeLocked(src, p, s)
 	v.mu.RUnlock()
 
-	n := 0
+	var r Routed
 	for i, q := range s.queues {
-		if q.Push(p.Message) {
-			n++
+		switch q.Push(p.Message) {
+		case queue.Accepted:
+			r.Queues++
+		case queue.Refused:
+			r.Refused++
 		}
 		s.queues[i] = nil
 	}
-	return n, nil
+	return r, nil
 }
 
 // routeLocked collects the queues for p into s.queues, each once, following

@@ -4,6 +4,7 @@
 package vhost
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -36,12 +37,16 @@ type VHost struct {
 
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
+
+	rewriter Rewriter
 }
 
-// New makes a virtual host with RabbitMQ's predeclared exchanges.
-func New(name string) *VHost {
+// New makes a virtual host with RabbitMQ's predeclared exchanges. The
+// rewriter records dead-lettering in messages; nil drops dead letters.
+func New(name string, rewriter Rewriter) *VHost {
 	v := &VHost{
 		Name:      name,
+		rewriter:  rewriter,
 		exchanges: make(map[string]*exchange.Exchange),
 		queues:    make(map[string]*queue.Queue),
 		replyTo:   make(map[string]ReplyTarget),
@@ -191,12 +196,17 @@ func (v *VHost) autoDeleteLocked(e *exchange.Exchange) {
 }
 
 func (v *VHost) declareQueue(op DeclareQueue) error {
+	cfg, err := queue.ParseArgs(op.Args)
+	if err != nil {
+		return v.invalidArg(op.Name, err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if q := v.queues[op.Name]; q != nil {
 		if (q.Exclusive && q.Owner != op.Owner) || q.Exclusive != op.Exclusive {
 			return v.locked(op.Name)
 		}
+		q.Touch()
 		what := fmt.Sprintf("queue '%s' in vhost '%s'", q.Name, v.Name)
 		switch {
 		case q.Durable != op.Durable:
@@ -210,11 +220,57 @@ func (v *VHost) declareQueue(op DeclareQueue) error {
 	if op.Exclusive {
 		owner = op.Owner
 	}
-	q := queue.New(op.Name, op.Durable, op.Exclusive, op.AutoDelete, op.Args, owner)
+	q := queue.New(op.Name, queue.Options{
+		Durable: op.Durable, Exclusive: op.Exclusive, AutoDelete: op.AutoDelete,
+		Args: op.Args, Owner: owner, Config: cfg,
+		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue},
+	})
 	v.queues[op.Name] = q
 	// Every queue is bound to the default exchange by its name; that binding
 	// is implicit (see route), so nothing is stored for it.
 	return nil
+}
+
+// expireQueue deletes a queue that x-expires found unused, unless it was
+// deleted (and perhaps declared anew) meanwhile.
+func (v *VHost) expireQueue(q *queue.Queue) {
+	v.mu.RLock()
+	current := v.queues[q.Name] == q
+	v.mu.RUnlock()
+	if current {
+		_, _ = v.Apply(DeleteQueue{Name: q.Name, Owner: q.Owner})
+	}
+}
+
+// invalidArg renders a queue argument error as RabbitMQ does: the offending
+// argument and the Erlang error term.
+func (v *VHost) invalidArg(name string, err error) error {
+	var ae *queue.ArgError
+	if !errors.As(err, &ae) {
+		return errorf(PreconditionFailed, "%v", err)
+	}
+	var term string
+	switch ae.Problem {
+	case queue.UnacceptableType:
+		term = "{unacceptable_type," + exchange.TypeName(ae.Value) + "}"
+	case queue.ValueNegative:
+		term = fmt.Sprintf("{value_negative,%v}", ae.Value)
+	case queue.ValueZero:
+		term = fmt.Sprintf("{value_zero,%v}", ae.Value)
+	case queue.ValueTooLarge:
+		term = fmt.Sprintf("{value_too_large,%v}", ae.Value)
+	case queue.MaxValueExceeded:
+		term = fmt.Sprintf("{max_value_exceeded,%v}", ae.Value)
+	case queue.InvalidOverflow:
+		term = "invalid_overflow"
+	case queue.InvalidQueueMode:
+		term = "invalid_queue_mode"
+	case queue.InvalidQueueType:
+		term = "invalid_queue_type"
+	case queue.RoutingKeyButNoDLX:
+		term = "routing_key_but_no_dlx_defined"
+	}
+	return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", ae.Key, name, v.Name, term)
 }
 
 func (v *VHost) deleteQueue(op DeleteQueue) (int, error) {

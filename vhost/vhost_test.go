@@ -77,7 +77,7 @@ func publish(t testing.TB, v *vhost.VHost, p vhost.Publishing) int {
 	}
 	n, err := v.Publish(&p, &vhost.Scratch{})
 	require.NoError(t, err)
-	return n
+	return n.Queues
 }
 
 func TestDeclareExchange(t *testing.T) {
@@ -115,7 +115,7 @@ func TestDeclareExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/")
+			v := vhost.New("/", nil)
 			apply(t, v, base)
 			_, err := v.Apply(tt.op)
 			check(t, err, tt.want)
@@ -127,14 +127,14 @@ func TestDeclareExchange(t *testing.T) {
 }
 
 func TestDeclareExchangeUnknownTypeNew(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	_, err := v.Apply(vhost.DeclareExchange{Name: "y", Kind: "nope"})
 	requireErr(t, err, vhost.CommandInvalid, "unknown exchange type 'nope'")
 	assert.False(t, hasExchange(v, "y"))
 }
 
 func TestPredeclared(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	for name, kind := range map[string]string{
 		"": "direct", "amq.direct": "direct", "amq.fanout": "fanout",
 		"amq.topic": "topic", "amq.headers": "headers", "amq.match": "headers",
@@ -157,7 +157,7 @@ func TestPredeclared(t *testing.T) {
 // assert_field_equivalence(OrigVal, NewVal)); "the value ... of type" is only
 // for a side where the argument is missing.
 func TestArgInequivalenceTextBothPresent(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "direct", Args: map[string]any{"alternate-exchange": "a"}})
 	_, err := v.Apply(vhost.DeclareExchange{Name: "x", Kind: "direct", Args: map[string]any{"alternate-exchange": "b"}})
 	requireErr(t, err, vhost.PreconditionFailed,
@@ -179,7 +179,7 @@ func TestDeleteExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/")
+			v := vhost.New("/", nil)
 			apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "fanout"}, vhost.DeclareQueue{Name: "q"})
 			if tt.bound {
 				apply(t, v, vhost.Bind{Source: "x", Destination: "q"})
@@ -189,7 +189,7 @@ func TestDeleteExchange(t *testing.T) {
 			assert.Equal(t, tt.gone, !hasExchange(v, "x"))
 		})
 	}
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	_, err := v.Apply(vhost.DeleteExchange{Name: "missing", IfUnused: true})
 	assert.NoError(t, err, "deleting a missing exchange is ok")
 }
@@ -197,7 +197,7 @@ func TestDeleteExchange(t *testing.T) {
 // Binding to an exchange as destination does not make it "in use": RabbitMQ
 // checks only bindings where it is the source.
 func TestDeleteExchangeIfUnusedDestinationOnly(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareExchange{Name: "src", Kind: "fanout"},
 		vhost.DeclareExchange{Name: "dst", Kind: "fanout"},
@@ -238,7 +238,7 @@ func TestDeclareQueue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/")
+			v := vhost.New("/", nil)
 			apply(t, v, tt.first)
 			_, err := v.Apply(tt.again)
 			check(t, err, tt.want)
@@ -249,13 +249,13 @@ func TestDeclareQueue(t *testing.T) {
 // RabbitMQ treats x-queue-type=classic and no x-queue-type as the same
 // (rabbit_misc:assert_field_equivalence special case).
 func TestDeclareQueueClassicTypeEquivalent(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareQueue{Name: "q"})
 	apply(t, v, vhost.DeclareQueue{Name: "q", Args: map[string]any{"x-queue-type": "classic"}})
 }
 
 func TestQueueLookup(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareQueue{Name: "ex", Exclusive: true, Owner: 7}, vhost.DeclareQueue{Name: "shared", Owner: 7})
 	q, err := v.Queue("ex", 7)
 	require.NoError(t, err)
@@ -301,13 +301,13 @@ func TestDeleteQueue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/")
+			v := vhost.New("/", nil)
 			apply(t, v, vhost.DeclareQueue{Name: "q", Exclusive: tt.exclOwn != 0, Owner: tt.exclOwn})
 			q, err := v.Queue("q", tt.exclOwn)
 			require.NoError(t, err)
 			c := &fakeConsumer{}
 			if tt.consumer {
-				require.NoError(t, q.AddConsumer(c, false, false))
+				require.NoError(t, q.AddConsumer(c, false, false, 0))
 			}
 			for range tt.messages {
 				q.Push(&queue.Message{Body: []byte("m")})
@@ -354,7 +354,7 @@ func TestBindErrors(t *testing.T) {
 				continue // unbind does not validate arguments
 			}
 			t.Run(fmt.Sprintf("%s/unbind=%t", tt.name, unbind), func(t *testing.T) {
-				v := vhost.New("/")
+				v := vhost.New("/", nil)
 				apply(t, v,
 					vhost.DeclareExchange{Name: "x", Kind: "direct"},
 					vhost.DeclareExchange{Name: "y", Kind: "direct"},
@@ -376,13 +376,13 @@ func TestBindErrors(t *testing.T) {
 // RabbitMQ looks both ends up together and reports the source first when
 // both are missing (rabbit_binding: resources_missing [Src, Dst]).
 func TestBindBothMissingReportsSource(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	_, err := v.Apply(vhost.Bind{Source: "nox", Destination: "noq"})
 	requireErr(t, err, vhost.NotFound, "no exchange 'nox' in vhost '/'")
 }
 
 func TestBindIdempotentUnbindMissingOk(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "direct"}, vhost.DeclareQueue{Name: "q"})
 	b := vhost.Bind{Source: "x", Destination: "q", Key: "k"}
 	apply(t, v, b, b)
@@ -393,7 +393,7 @@ func TestBindIdempotentUnbindMissingOk(t *testing.T) {
 }
 
 func TestAutoDeleteExchange(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareExchange{Name: "ad", Kind: "fanout", AutoDelete: true},
 		vhost.DeclareQueue{Name: "q1"}, vhost.DeclareQueue{Name: "q2"})
@@ -423,7 +423,7 @@ func TestAutoDeleteExchange(t *testing.T) {
 }
 
 func TestAutoDeleteExchangeChain(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareExchange{Name: "a", Kind: "fanout", AutoDelete: true},
 		vhost.DeclareExchange{Name: "b", Kind: "fanout", AutoDelete: true},
@@ -436,7 +436,7 @@ func TestAutoDeleteExchangeChain(t *testing.T) {
 }
 
 func TestDeleteQueueRemovesBindings(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareExchange{Name: "x", Kind: "direct"},
 		vhost.DeclareExchange{Name: "t", Kind: "topic"},
@@ -458,7 +458,7 @@ func TestDeleteQueueRemovesBindings(t *testing.T) {
 }
 
 func TestDeleteOwnedQueues(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareExchange{Name: "x", Kind: "fanout"},
 		vhost.DeclareQueue{Name: "mine1", Exclusive: true, Owner: 1},
@@ -481,13 +481,13 @@ func (stubConsumer) Deliver(*queue.Queue, queue.Delivery) bool { return true }
 func (stubConsumer) Cancel(*queue.Queue)                       {}
 
 func TestConsumerGoneAutoDeleteQueue(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareQueue{Name: "q", AutoDelete: true})
 	q, err := v.Queue("q", 0)
 	require.NoError(t, err)
 	a, b := &stubConsumer{}, &stubConsumer{}
-	require.NoError(t, q.AddConsumer(a, false, false))
-	require.NoError(t, q.AddConsumer(b, false, false))
+	require.NoError(t, q.AddConsumer(a, false, false, 0))
+	require.NoError(t, q.AddConsumer(b, false, false, 0))
 	v.ConsumerGone(q, a)
 	assert.True(t, hasQueue(v, "q"))
 	v.ConsumerGone(q, b)
@@ -497,11 +497,11 @@ func TestConsumerGoneAutoDeleteQueue(t *testing.T) {
 // A repeated ConsumerGone for a queue already deleted (and redeclared under
 // the same name) must not delete the new queue.
 func TestConsumerGoneStaleDoesNotDeleteNewQueue(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareQueue{Name: "q", AutoDelete: true})
 	old, _ := v.Queue("q", 0)
 	c := &stubConsumer{}
-	require.NoError(t, old.AddConsumer(c, false, false))
+	require.NoError(t, old.AddConsumer(c, false, false, 0))
 	v.ConsumerGone(old, c)
 	apply(t, v, vhost.DeclareQueue{Name: "q", AutoDelete: true})
 	v.ConsumerGone(old, c) // e.g. basic.cancel, then channel close
@@ -547,7 +547,7 @@ func TestPublishRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/")
+			v := vhost.New("/", nil)
 			apply(t, v, setup...)
 			n := publish(t, v, tt.p)
 			total := 0
@@ -562,7 +562,7 @@ func TestPublishRouting(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareExchange{Name: "in", Kind: "fanout", Internal: true})
 	s := &vhost.Scratch{}
 	m := &queue.Message{Body: []byte("m")}
@@ -573,7 +573,7 @@ func TestPublishErrors(t *testing.T) {
 }
 
 func TestPublishExchangeToExchange(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareQueue{Name: "qa"}, vhost.DeclareQueue{Name: "qb"}, vhost.DeclareQueue{Name: "qc"},
 		vhost.DeclareExchange{Name: "a", Kind: "fanout"},
@@ -592,7 +592,7 @@ func TestPublishExchangeToExchange(t *testing.T) {
 }
 
 func TestPublishExchangeCycle(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareQueue{Name: "qa"}, vhost.DeclareQueue{Name: "qb"},
 		vhost.DeclareExchange{Name: "a", Kind: "fanout"},
@@ -624,7 +624,7 @@ func TestPublishAlternateExchange(t *testing.T) {
 		vhost.Bind{Source: "x", Destination: "main", Key: "hit"},
 		vhost.Bind{Source: "ae", Destination: "alt"},
 	}
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, setup...)
 	assert.Equal(t, 1, publish(t, v, vhost.Publishing{Exchange: "x", RoutingKey: "hit"}))
 	assert.Equal(t, 0, ready(t, v, "alt"), "alternate not used when something matched")
@@ -646,7 +646,7 @@ func TestPublishAlternateExchange(t *testing.T) {
 // type's route result); an exchange-to-exchange binding that matched counts,
 // even if the downstream exchange reaches no queue.
 func TestAlternateNotUsedWhenE2EBindingMatched(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v,
 		vhost.DeclareQueue{Name: "alt"},
 		vhost.DeclareExchange{Name: "ae", Kind: "fanout"},
@@ -674,7 +674,7 @@ func (r *replyTarget) DeliverReply(m *queue.Message) bool {
 }
 
 func TestDirectReplyTo(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	rt := &replyTarget{}
 	v.RegisterReplyTo("tok1", rt)
 	m := &queue.Message{Body: []byte("reply")}
@@ -698,18 +698,18 @@ func TestDirectReplyTo(t *testing.T) {
 }
 
 func TestPublishAfterQueueDeleted(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, declareQ("q")...)
 	q, _ := v.Queue("q", 0)
 	apply(t, v, vhost.DeleteQueue{Name: "q"})
-	assert.False(t, q.Push(&queue.Message{}))
+	assert.Equal(t, queue.Gone, q.Push(&queue.Message{}))
 	assert.Equal(t, 0, publish(t, v, vhost.Publishing{RoutingKey: "q"}))
 }
 
 // Scratch reuse across publishes of different shapes must not leak
 // destinations from one publish into the next.
 func TestScratchReuse(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, declareQ("q1", "q2")...)
 	apply(t, v, vhost.DeclareExchange{Name: "f", Kind: "fanout"},
 		vhost.Bind{Source: "f", Destination: "q1"}, vhost.Bind{Source: "f", Destination: "q2"})
@@ -717,19 +717,19 @@ func TestScratchReuse(t *testing.T) {
 	m := &queue.Message{}
 	n, err := v.Publish(&vhost.Publishing{Exchange: "f", Message: m}, s)
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	assert.Equal(t, 2, n.Queues)
 	n, err = v.Publish(&vhost.Publishing{RoutingKey: "nope", Message: m}, s)
 	require.NoError(t, err)
-	assert.Equal(t, 0, n)
+	assert.Equal(t, 0, n.Queues)
 	n, err = v.Publish(&vhost.Publishing{RoutingKey: "q1", Message: m}, s)
 	require.NoError(t, err)
-	assert.Equal(t, 1, n)
+	assert.Equal(t, 1, n.Queues)
 	assert.Equal(t, 2, ready(t, v, "q1"))
 }
 
 // Definitions and publishes from many goroutines, under -race.
 func TestConcurrentApplyPublish(t *testing.T) {
-	v := vhost.New("/")
+	v := vhost.New("/", nil)
 	apply(t, v, vhost.DeclareExchange{Name: "f", Kind: "fanout"})
 	var wg sync.WaitGroup
 	for w := range 4 {

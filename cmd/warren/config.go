@@ -41,6 +41,7 @@ var settings = []setting{
 	{"limits.channel_max", "number", "highest channel number a connection may open, 1..65535"},
 	{"limits.heartbeat", "duration", "heartbeat proposed to clients, whole seconds; 0 disables"},
 	{"limits.max_message_size", "bytes", "largest message body, 1..536870912 (512 MiB)"},
+	{"limits.consumer_timeout", "duration", "close a channel whose delivery stays unacked this long; 0 disables"},
 	{"log.level", "string", "lowest log level written: debug, info, warn or error"},
 }
 
@@ -275,13 +276,17 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 		return cfg, 0, bad("limits.max_message_size", "%s", msg)
 	}
 	cfg.MaxMessageSize = uint64(n)
+	ct, err := time.ParseDuration(get("limits.consumer_timeout"))
+	if err != nil || ct < 0 {
+		return cfg, 0, bad("limits.consumer_timeout", "invalid duration %q", get("limits.consumer_timeout"))
+	}
+	cfg.ConsumerTimeout = ct
 
 	level, ok := logLevels[strings.ToLower(get("log.level"))]
 	if !ok {
 		return cfg, 0, bad("log.level", "must be debug, info, warn or error (got %q)", get("log.level"))
 	}
 
-	var err error
 	if cfg.Vhosts, err = decodeVhosts(lists.vhosts, lists.vhostsFrom); err != nil {
 		return cfg, 0, err
 	}

@@ -1,0 +1,253 @@
+// Command warren-bench runs Warren's fixed benchmark scenario set with
+// warren-perf against one broker, or against two alternately (scenario by
+// scenario: first, second, first, second...), plus footprint measurements,
+// and prints a Markdown table with both numbers and their ratio.
+//
+//	warren-bench -url1 amqp://guest:guest@127.0.0.1:5673/ -pid1 $WARREN_PID \
+//	    -url2 amqp://guest:guest@127.0.0.1:5672/ -pid2 $BEAM_PID
+//
+// See docs/performance.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// broker is one side of the comparison.
+type broker struct {
+	name string
+	url  string
+	pid  int // 0: footprint RSS rows are not available
+}
+
+type options struct {
+	brokers    []broker
+	duration   time.Duration
+	warmup     time.Duration
+	pause      time.Duration
+	scenarios  map[string]bool // empty: all
+	footprint  bool
+	perf       string
+	backlog    int
+	conns      int
+	declQueues int
+	verbose    bool
+	out        string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "warren-bench: %v\n", err)
+		return 2
+	}
+	cleanup, err := o.findPerf(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "warren-bench: %v\n", err)
+		return 2
+	}
+	defer cleanup()
+
+	rep := &report{brokers: o.brokers, started: time.Now()}
+	if o.footprint {
+		// Idle RSS first: the scenarios grow the brokers' heaps.
+		for _, b := range o.brokers {
+			rep.addFootprint(footIdle, b, idleRSS(b))
+		}
+	}
+	for _, s := range scenarios {
+		if len(o.scenarios) > 0 && !o.scenarios[s.id] {
+			continue
+		}
+		for _, b := range o.brokers {
+			if ctx.Err() != nil {
+				break
+			}
+			r := o.runScenario(ctx, s, b, stderr)
+			rep.addScenario(s, b, r)
+			time.Sleep(o.pause)
+		}
+	}
+	if o.footprint && ctx.Err() == nil {
+		o.runFootprint(ctx, rep, stderr)
+	}
+
+	var buf bytes.Buffer
+	rep.markdown(&buf, o)
+	_, _ = stdout.Write(buf.Bytes())
+	if o.out != "" {
+		if err := os.WriteFile(o.out, buf.Bytes(), 0o644); err != nil {
+			fmt.Fprintf(stderr, "warren-bench: %v\n", err)
+			return 1
+		}
+	}
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("warren-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url1 := fs.String("url1", "amqp://guest:guest@127.0.0.1:5673/", "first broker (Warren)")
+	url2 := fs.String("url2", "", "second broker to compare with (e.g. RabbitMQ); empty: none")
+	name1 := fs.String("name1", "Warren", "first broker's name in the table")
+	name2 := fs.String("name2", "RabbitMQ", "second broker's name in the table")
+	pid1 := fs.Int("pid1", 0, "first broker's PID, for RSS (VmRSS from /proc/PID/status)")
+	pid2 := fs.Int("pid2", 0, "second broker's PID (RabbitMQ: beam.smp)")
+	fs.DurationVar(&o.duration, "time", 10*time.Second, "duration of each scenario run, warmup included")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warmup excluded from each scenario's window")
+	fs.DurationVar(&o.pause, "pause", 2*time.Second, "pause between runs, for the broker to settle")
+	only := fs.String("scenarios", "", "comma-separated scenario ids to run (a..h); empty: all")
+	noFoot := fs.Bool("no-footprint", false, "skip the footprint rows (idle RSS, connections, queues, backlog)")
+	fs.StringVar(&o.perf, "perf", "", "warren-perf binary (default: next to this binary, in PATH, or built from ./cmd/warren-perf)")
+	fs.IntVar(&o.backlog, "backlog", 1_000_000, "messages in the backlog footprint rows")
+	fs.IntVar(&o.conns, "conns", 1000, "idle connections in the connections footprint row")
+	fs.IntVar(&o.declQueues, "decl-queues", 10_000, "queues in the declaration footprint row")
+	fs.BoolVar(&o.verbose, "v", false, "show warren-perf's progress lines")
+	fs.StringVar(&o.out, "out", "", "also write the Markdown report to `FILE`")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.footprint = !*noFoot
+	o.brokers = []broker{{name: *name1, url: *url1, pid: *pid1}}
+	if *url2 != "" {
+		o.brokers = append(o.brokers, broker{name: *name2, url: *url2, pid: *pid2})
+	}
+	if *only != "" {
+		o.scenarios = map[string]bool{}
+		for id := range strings.SplitSeq(*only, ",") {
+			id = strings.TrimSpace(id)
+			if scenarioByID(id) == nil {
+				return nil, fmt.Errorf("unknown scenario %q", id)
+			}
+			o.scenarios[id] = true
+		}
+	}
+	if o.warmup >= o.duration {
+		return nil, errors.New("-warmup must be shorter than -time")
+	}
+	return o, nil
+}
+
+// findPerf locates warren-perf, building it when running from the repository.
+func (o *options) findPerf(stderr io.Writer) (func(), error) {
+	nothing := func() {}
+	if o.perf != "" {
+		return nothing, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "warren-perf")
+		if _, err := os.Stat(p); err == nil {
+			o.perf = p
+			return nothing, nil
+		}
+	}
+	if p, err := exec.LookPath("warren-perf"); err == nil {
+		o.perf = p
+		return nothing, nil
+	}
+	if _, err := os.Stat("cmd/warren-perf"); err != nil {
+		return nothing, errors.New("warren-perf not found: pass -perf, or build it next to warren-bench (go build -o bin/ ./cmd/warren-perf ./cmd/warren-bench)")
+	}
+	dir, err := os.MkdirTemp("", "warren-bench")
+	if err != nil {
+		return nothing, err
+	}
+	o.perf = filepath.Join(dir, "warren-perf")
+	fmt.Fprintf(stderr, "building %s\n", o.perf)
+	cmd := exec.Command("go", "build", "-o", o.perf, "./cmd/warren-perf")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return nothing, fmt.Errorf("building warren-perf: %v", err)
+	}
+	return func() { os.RemoveAll(dir) }, nil
+}
+
+// perfResult is the part of warren-perf's -json output the report uses.
+type perfResult struct {
+	PublishedRate float64  `json:"published_rate"`
+	ConfirmedRate float64  `json:"confirmed_rate"`
+	ConsumedRate  float64  `json:"consumed_rate"`
+	Stalled       bool     `json:"stalled"`
+	Errors        []string `json:"errors"`
+	Latency       struct {
+		Count uint64  `json:"count"`
+		P50   float64 `json:"p50_us"`
+		P95   float64 `json:"p95_us"`
+		P99   float64 `json:"p99_us"`
+		Max   float64 `json:"max_us"`
+	} `json:"latency"`
+	// failure is set when warren-perf could not run or its output not be read.
+	failure string
+}
+
+func (o *options) runScenario(ctx context.Context, s *scenario, b broker, stderr io.Writer) *perfResult {
+	args := append([]string{
+		"-uri", b.url, "-json",
+		"-time", o.duration.String(), "-warmup", o.warmup.String(),
+		"-queue-prefix", "warren-bench-" + s.id + "-",
+		"-progress=" + fmt.Sprint(o.verbose),
+	}, s.args...)
+	fmt.Fprintf(stderr, "(%s) %s: warren-perf %s\n", s.id, b.name, strings.Join(s.args, " "))
+	cmd := exec.CommandContext(ctx, o.perf, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errOut
+	if o.verbose {
+		cmd.Stderr = io.MultiWriter(&errOut, stderr)
+	}
+	err := cmd.Run()
+	r := &perfResult{}
+	if jerr := json.Unmarshal(out.Bytes(), r); jerr != nil {
+		msg := strings.TrimSpace(errOut.String())
+		if msg == "" && err != nil {
+			msg = err.Error()
+		}
+		r.failure = firstLine(msg)
+		fmt.Fprintf(stderr, "    failed: %s\n", r.failure)
+		return r
+	}
+	if err != nil && !r.Stalled && len(r.Errors) == 0 {
+		r.failure = firstLine(strings.TrimSpace(errOut.String()))
+	}
+	fmt.Fprintf(stderr, "    %s\n", s.headline(r))
+	return r
+}
+
+func firstLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		// warren-perf's final word is its last line.
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type report struct {
+	brokers []broker
+	started time.Time
+	runs    []scenarioRun
+	foot    [nFoot]map[string]measure // by broker name
+}
+
+type scenarioRun struct {
+	s *scenario
+	b broker
+	r *perfResult
+}
+
+func (rep *report) addScenario(s *scenario, b broker, r *perfResult) {
+	rep.runs = append(rep.runs, scenarioRun{s, b, r})
+}
+
+func (rep *report) addFootprint(row int, b broker, m measure) {
+	if rep.foot[row] == nil {
+		rep.foot[row] = map[string]measure{}
+	}
+	rep.foot[row][b.name] = m
+}
+
+func (rep *report) result(s *scenario, b broker) *perfResult {
+	for _, run := range rep.runs {
+		if run.s == s && run.b.name == b.name {
+			return run.r
+		}
+	}
+	return nil
+}
+
+// fmtNum prints rates as integers with thousands separators, small values
+// with two decimals.
+func fmtNum(v float64) string {
+	if math.Abs(v) < 100 {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	s := strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func ratio(a, b float64) string {
+	if b == 0 || a == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (nproc), %s, %s/%s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH)
+}
+
+func (rep *report) markdown(w io.Writer, o *options) {
+	names := make([]string, len(rep.brokers))
+	for i, b := range rep.brokers {
+		names[i] = b.name
+	}
+	fmt.Fprintf(w, "Run %s on %s; each scenario %v with %v warmup excluded; runs alternate %s per scenario.\n\n",
+		rep.started.Format("2006-01-02 15:04 MST"), machine(), o.duration, o.warmup, strings.Join(names, ", "))
+
+	header := "| Scenario | Metric | " + strings.Join(names, " | ") + " |"
+	sep := "|---|---|" + strings.Repeat("---:|", len(names))
+	if len(names) == 2 {
+		header += fmt.Sprintf(" %s/%s |", names[0], names[1])
+		sep += "---:|"
+	}
+	fmt.Fprintln(w, header)
+	fmt.Fprintln(w, sep)
+	for _, s := range scenarios {
+		var cells []string
+		var vals []float64
+		ran := false
+		for _, b := range rep.brokers {
+			r := rep.result(s, b)
+			if r == nil {
+				cells = append(cells, "–")
+				vals = append(vals, 0)
+				continue
+			}
+			ran = true
+			if r.failure != "" {
+				cells = append(cells, "failed")
+				vals = append(vals, 0)
+				continue
+			}
+			cell := fmtNum(s.value(r))
+			if r.Stalled {
+				cell += " (stalled)"
+			} else if len(r.Errors) > 0 {
+				cell += " (errors)"
+			}
+			cells = append(cells, cell)
+			vals = append(vals, s.value(r))
+		}
+		if !ran {
+			continue
+		}
+		metric := s.metric
+		if s.lowerIsBetter {
+			metric += " (lower is better)"
+		}
+		row := fmt.Sprintf("| (%s) %s | %s | %s |", s.id, s.title, metric, strings.Join(cells, " | "))
+		if len(names) == 2 {
+			row += " " + ratio(vals[0], vals[1]) + " |"
+		}
+		fmt.Fprintln(w, row)
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Details (window rates; latency publish → delivery, ms):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Scenario | Broker | published/s | confirmed/s | consumed/s | p50 | p95 | p99 | max | notes |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, run := range rep.runs {
+		r := run.r
+		fmt.Fprintf(w, "| (%s) | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n", run.s.id, run.b.name,
+			fmtNum(r.PublishedRate), fmtNum(r.ConfirmedRate), fmtNum(r.ConsumedRate),
+			r.Latency.P50/1000, r.Latency.P95/1000, r.Latency.P99/1000, r.Latency.Max/1000,
+			strings.TrimPrefix(strings.ReplaceAll(r.note(), "|", "\\|"), " "))
+	}
+
+	have := false
+	for _, m := range rep.foot {
+		have = have || m != nil
+	}
+	if !have {
+		return
+	}
+	fmt.Fprintln(w)
+	fh := "| Footprint | " + strings.Join(names, " | ") + " |"
+	fs := "|---|" + strings.Repeat("---:|", len(names))
+	if len(names) == 2 {
+		fh += fmt.Sprintf(" %s/%s |", names[0], names[1])
+		fs += "---:|"
+	}
+	fmt.Fprintln(w, fh)
+	fmt.Fprintln(w, fs)
+	for row, m := range rep.foot {
+		if m == nil {
+			continue
+		}
+		title := footRows[row].title
+		if strings.Contains(title, "%d") {
+			n := o.backlog
+			switch row {
+			case footConnsRSS:
+				n = o.conns
+			case footDeclTime, footDeclRSS, footDelTime:
+				n = o.declQueues
+			}
+			title = fmt.Sprintf(title, n)
+		}
+		if footRows[row].lowerIsBetter {
+			title += " (lower is better)"
+		}
+		var cells []string
+		var vals []float64
+		for _, b := range rep.brokers {
+			v, ok := m[b.name]
+			switch {
+			case !ok:
+				cells = append(cells, "–")
+				vals = append(vals, 0)
+			case v.note != "":
+				cells = append(cells, v.note)
+				vals = append(vals, 0)
+			default:
+				cells = append(cells, fmtNum(v.v))
+				vals = append(vals, v.v)
+			}
+		}
+		line := fmt.Sprintf("| %s | %s |", title, strings.Join(cells, " | "))
+		if len(names) == 2 {
+			line += " " + ratio(vals[0], vals[1]) + " |"
+		}
+		fmt.Fprintln(w, line)
+	}
+}
