@@ -194,15 +194,22 @@ func TestDeadLetterCountIncrements(t *testing.T) {
 	require.NoError(t, ch.QueueBind(q, "", x, false, nil))
 
 	publish(t, ch, "", q, "m")
-	for range 2 {
-		requireQueueLen(t, ch, q, 1)
-		require.NoError(t, getOne(t, ch, q).Reject(false))
-	}
+	requireQueueLen(t, ch, q, 1)
+	require.NoError(t, getOne(t, ch, q).Reject(false))
+	requireQueueLen(t, ch, q, 1)
+	first := getOne(t, ch, q)
+	firstTime := xDeath(t, first)[0]["time"]
+	// Timestamps have a resolution of one second: wait for the next one to
+	// see that the second death does not update the entry's time.
+	<-time.After(1100 * time.Millisecond)
+	require.NoError(t, first.Reject(false))
+
 	requireQueueLen(t, ch, q, 1)
 	m := getOne(t, ch, q)
 	d := xDeath(t, m)
 	require.Len(t, d, 1)
 	requireDeath(t, death{Count: 2, Reason: "rejected", Queue: q, Exchange: "", RoutingKeys: []string{q}}, d[0])
+	require.Equal(t, firstTime, d[0]["time"], "time of the first death is kept")
 	requireFirstDeath(t, m, "rejected", q, "")
 	// The second pass went through x with routing key q (the message's key).
 	require.Equal(t, x, m.Exchange)

@@ -717,8 +717,9 @@ func TestConsumerPriorityInvalid(t *testing.T) {
 
 // TestConsumerTimeout uses the per-queue x-consumer-timeout argument, which
 // RabbitMQ only has from 3.12 (3.10 ignores it and applies the global
-// consumer_timeout, checked once a minute). The reply text is RabbitMQ 3.10's,
-// observed with consumer_timeout set to 500 ms.
+// consumer_timeout, checked on the channel tick, once a minute). The reply
+// text and the requeue (redelivered=true) are RabbitMQ 3.10.8's, observed with
+// consumer_timeout 500 and channel_tick_interval 200 set at run time.
 func TestConsumerTimeout(t *testing.T) {
 	b := startBroker(t)
 	b.skipIfExternal(t)
@@ -726,12 +727,13 @@ func TestConsumerTimeout(t *testing.T) {
 	q := declareQueue(t, b, ch, "q", amqp091.Table{"x-consumer-timeout": int32(500)})
 	publish(t, ch, "", q, "m")
 
-	_, slow := b.channel(t)
+	slowConn, slow := b.channel(t)
 	closed := notifyClose(slow)
 	m := recv(t, consume(t, slow, q, nil))
 	require.False(t, m.Redelivered)
 	requireClosedWith(t, closed, amqp091.PreconditionFailed,
 		"PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 500 ms. This timeout value can be configured, see consumers doc guide to learn more")
+	requireConnUsable(t, slowConn) // a channel error, not a connection error
 
 	_, next := b.channel(t)
 	m = recv(t, consume(t, next, q, nil))

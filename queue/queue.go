@@ -69,7 +69,7 @@ type Queue struct {
 	ttlAt      int64 // when ttlTimer fires, unix ms; 0 when not armed
 
 	consumers []consumerEntry // by priority, highest first; registration order within
-	cursors   map[int]int     // round-robin position per consumer priority
+	groups    []group         // runs of consumers with the same priority
 	nextOrder uint64
 	exclusive bool // an exclusive consumer holds the queue
 	unacked   int
@@ -79,6 +79,14 @@ type Queue struct {
 	hadConsumer bool
 	lastUsed    time.Time
 	expiryTimer *time.Timer
+}
+
+// group is a run of consumers of one priority in Queue.consumers, with its
+// round-robin cursor.
+type group struct {
+	priority   int
+	start, end int
+	next       int // offset of the next consumer to try within the run
 }
 
 type consumerEntry struct {
@@ -97,8 +105,7 @@ func New(name string, o Options) *Queue {
 	q := &Queue{
 		Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete,
 		Args: o.Args, Owner: o.Owner, Config: o.Config, hooks: o.Hooks, now: time.Now,
-		levels:  make([]ring, int(o.Config.MaxPriority)+1),
-		cursors: make(map[int]int),
+		levels: make([]ring, int(o.Config.MaxPriority)+1),
 	}
 	q.lastUsed = q.now()
 	if q.Config.Expires > 0 {
@@ -269,24 +276,47 @@ func (q *Queue) offerLocked(e *entry, level uint8) bool {
 		}
 		return q.tryLocked(active, level, d)
 	}
+	for gi := range q.groups {
+		g := &q.groups[gi]
+		n := g.end - g.start
+		for i := 0; i < n; i++ {
+			off := (g.next + i) % n
+			if q.tryLocked(g.start+off, level, d) {
+				g.next = (off + 1) % n
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// regroupLocked rebuilds the priority runs after consumers changed; a run
+// keeps its cursor, shifted by removed, the offset of a consumer that left
+// it (or -1).
+func (q *Queue) regroupLocked(changedPrio, removed int) {
+	old := q.groups
+	q.groups = q.groups[:0:0]
 	for start := 0; start < len(q.consumers); {
 		prio := q.consumers[start].priority
 		end := start
 		for end < len(q.consumers) && q.consumers[end].priority == prio {
 			end++
 		}
-		n := end - start
-		cur := q.cursors[prio] % n
-		for i := 0; i < n; i++ {
-			idx := start + (cur+i)%n
-			if q.tryLocked(idx, level, d) {
-				q.cursors[prio] = (cur + i + 1) % n
-				return true
+		g := group{priority: prio, start: start, end: end}
+		for _, o := range old {
+			if o.priority == prio {
+				g.next = o.next
+				if prio == changedPrio && removed >= 0 && removed < g.next {
+					g.next--
+				}
 			}
 		}
+		if n := end - start; g.next >= n {
+			g.next = 0
+		}
+		q.groups = append(q.groups, g)
 		start = end
 	}
-	return false
 }
 
 func (q *Queue) tryLocked(idx int, level uint8, d Delivery) bool {
@@ -308,7 +338,9 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 	var dls []DeadLetter
 	q.mu.Lock()
 	if !q.deleted {
-		q.lastUsed = q.now()
+		if q.Config.Expires > 0 {
+			q.lastUsed = q.now()
+		}
 		if e, level := q.headLocked(&dls); e != nil {
 			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
 			q.takeLocked(level)
@@ -342,6 +374,7 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) err
 	q.consumers = append(q.consumers, consumerEntry{})
 	copy(q.consumers[i+1:], q.consumers[i:])
 	q.consumers[i] = ce
+	q.regroupLocked(priority, -1)
 	q.exclusive = exclusive
 	q.hadConsumer = true
 	q.lastUsed = q.now()
@@ -360,10 +393,8 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 			// Keep the round-robin cursor on the same next consumer.
 			prio := q.consumers[i].priority
 			start := sort.Search(len(q.consumers), func(j int) bool { return q.consumers[j].priority <= prio })
-			if i-start < q.cursors[prio] {
-				q.cursors[prio]--
-			}
 			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
+			q.regroupLocked(prio, i-start)
 			q.exclusive = false
 			found = true
 			break
@@ -494,7 +525,7 @@ func (q *Queue) Delete() int {
 	for _, ce := range q.consumers {
 		ce.c.Cancel(q)
 	}
-	q.consumers = nil
+	q.consumers, q.groups = nil, nil
 	q.unacked = 0
 	return n
 }
