@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -89,7 +90,8 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 	}
 	msg.Persistent = props.DeliveryMode == 2
 	msg.Priority = props.Priority
-	if props.Present&wire.FlagExpiration != 0 {
+	if props.Expiration != "" {
+		// An empty expiration means none, as in RabbitMQ.
 		ttl, err := parseExpiration(props.Expiration)
 		if err != nil {
 			return newError(wire.PreconditionFailed, "invalid expiration '%s': %v", props.Expiration, err)
@@ -129,30 +131,54 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 		ch.tx.mandatory = append(ch.tx.mandatory, mandatory)
 		return nil
 	}
-	return ch.route(&p, mandatory)
-}
-
-// route delivers one publish to its queues, returns it if it was mandatory
-// and unroutable, and confirms it.
-func (ch *channel) route(p *vhost.Publishing, mandatory bool) error {
-	r, err := ch.c.vh.Publish(p, &ch.scratch)
+	var onDisk func(error)
+	var seq uint64
+	if ch.confirm {
+		ch.publishSeq++
+		seq = ch.publishSeq
+		onDisk = func(err error) { ch.confirmPublish(seq, err) }
+	}
+	r, err := ch.route(&p, mandatory, onDisk)
 	if err != nil {
 		return err
+	}
+	if ch.confirm && !r.Stored {
+		var err error
+		if r.Refused > 0 {
+			err = vhost.ErrRefused
+		}
+		ch.confirmPublish(seq, err)
+	}
+	return nil
+}
+
+// confirmPublish sends the publisher confirm for seq: ack once the message
+// is where it must be (on disk, for persistent messages in durable queues),
+// nack if a full queue refused it or the disk write failed. It may run on the
+// storage committer goroutine.
+func (ch *channel) confirmPublish(seq uint64, err error) {
+	if ch.closing.Load() {
+		return
+	}
+	if err != nil {
+		ch.c.sendRaw(&wire.BasicNack{DeliveryTag: seq}, ch.id)
+		return
+	}
+	ch.c.sendRaw(&wire.BasicAck{DeliveryTag: seq}, ch.id)
+}
+
+// route delivers one publish to its queues and returns it if it was
+// mandatory and unroutable.
+func (ch *channel) route(p *vhost.Publishing, mandatory bool, onDisk func(error)) (vhost.Routed, error) {
+	r, err := ch.c.vh.Publish(p, &ch.scratch, onDisk)
+	if err != nil {
+		return r, err
 	}
 	if r.Queues == 0 && r.Refused == 0 && mandatory {
 		m := p.Message
 		ch.c.sendContent(&wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
 	}
-	if ch.confirm {
-		ch.publishSeq++
-		if r.Refused > 0 {
-			// A full queue with x-overflow reject-publish refused it.
-			ch.c.sendRaw(&wire.BasicNack{DeliveryTag: ch.publishSeq}, ch.id)
-		} else {
-			ch.c.sendRaw(&wire.BasicAck{DeliveryTag: ch.publishSeq}, ch.id)
-		}
-	}
-	return nil
+	return r, nil
 }
 
 // routingKeys reads a CC or BCC header: a string or an array of strings.
@@ -221,7 +247,10 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if dup {
 		return newError(wire.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	priority, _ := queue.IntArg(m.Arguments["x-priority"])
+	priority, ok := queue.IntArg(m.Arguments["x-priority"])
+	if v, set := m.Arguments["x-priority"]; set && !ok {
+		return newError(wire.PreconditionFailed, `invalid arg 'x-priority' for queue '%s' in vhost '%s': "expected integer, got %s"`, name, ch.c.vh.Name, exchange.TypeName(v))
+	}
 	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck, int(priority)); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)

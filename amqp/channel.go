@@ -507,11 +507,20 @@ func (ch *channel) txCommit() error {
 	}
 	tx := ch.tx
 	ch.tx = &txState{}
+	// commit-ok means the publishes are where they must be: on disk for
+	// persistent messages in durable queues.
+	var wg sync.WaitGroup
 	for i := range tx.publishes {
-		if err := ch.route(&tx.publishes[i], tx.mandatory[i]); err != nil {
+		wg.Add(1)
+		r, err := ch.route(&tx.publishes[i], tx.mandatory[i], func(error) { wg.Done() })
+		if err != nil {
 			return err
 		}
+		if !r.Stored {
+			wg.Done()
+		}
 	}
+	wg.Wait()
 	for _, s := range tx.settles {
 		if err := ch.settleNow(s.tag, s.multiple, s.kind); err != nil {
 			return err

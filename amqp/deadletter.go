@@ -10,12 +10,41 @@ import (
 	"github.com/warrenmq/warren/vhost"
 )
 
-// deadLettering implements vhost.Rewriter: it records a death in the
-// message's x-death header the way RabbitMQ 3.10 does.
-type deadLettering struct{}
+// codec implements vhost.Codec with the wire encoding.
+type codec struct{}
 
-// DeadLetter implements vhost.Rewriter.
-func (deadLettering) DeadLetter(m *queue.Message, d vhost.Death) (vhost.Publishing, []vhost.DeathKey) {
+// EncodeTable implements vhost.Codec.
+func (codec) EncodeTable(t map[string]any) []byte { return wire.AppendTable(nil, wire.Table(t)) }
+
+// DecodeTable implements vhost.Codec; nested tables come back as plain maps,
+// as the broker core handles them.
+func (codec) DecodeTable(b []byte) (map[string]any, error) {
+	t, _, err := wire.DecodeTable(b)
+	if err != nil {
+		return nil, err
+	}
+	return plain(t).(map[string]any), nil
+}
+
+func plain(v any) any {
+	switch v := v.(type) {
+	case wire.Table:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = plain(x)
+		}
+		return m
+	case []any:
+		for i, x := range v {
+			v[i] = plain(x)
+		}
+	}
+	return v
+}
+
+// DeadLetter implements vhost.Codec: it records a death in the message's
+// x-death header the way RabbitMQ 3.10 does.
+func (codec) DeadLetter(m *queue.Message, d vhost.Death) (vhost.Publishing, []vhost.DeathKey) {
 	var props wire.Properties
 	_ = props.Decode(m.Properties) // it decoded when published
 	headers := props.Headers
@@ -123,7 +152,7 @@ func parseExpiration(s string) (int64, error) {
 	switch {
 	case n < 0:
 		return 0, fmt.Errorf("{value_negative,%d}", n)
-	case n > 1<<32-1:
+	case n > queue.MaxExpiry:
 		return 0, fmt.Errorf("{value_too_large,%d}", n)
 	}
 	return n, nil

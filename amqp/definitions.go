@@ -102,6 +102,7 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 		if err != nil {
 			return err
 		}
+		q.Touch() // a passive declare counts as use for x-expires, as in RabbitMQ
 		ch.lastQueue = name
 		if !m.NoWait {
 			st := q.Stats()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -25,6 +27,7 @@ type Server struct {
 	log      *slog.Logger
 	vhosts   map[string]*vhost.VHost // fixed after NewServer
 	accounts map[string]*account     // fixed after NewServer
+	store    *storage.Store
 	nextID   atomic.Uint64
 
 	mu        sync.Mutex // guards listeners, conns, shutdown
@@ -47,8 +50,17 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
+	store, err := storage.Open(cfg.DataDir, storage.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
 	for _, name := range cfg.Vhosts {
-		s.vhosts[name] = vhost.New(name, deadLettering{})
+		s.vhosts[name] = vhost.New(name, vhost.Options{Codec: codec{}, Store: store, Log: log.With("vhost", name)})
+	}
+	if err := s.recover(); err != nil {
+		store.Close()
+		return nil, err
 	}
 	for _, u := range cfg.Users {
 		a, err := newAccount(u)
@@ -58,6 +70,39 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		s.accounts[u.Name] = a
 	}
 	return s, nil
+}
+
+// recover loads durable definitions and messages, then deletes stored
+// messages that no queue references (left by a crash mid-write).
+func (s *Server) recover() error {
+	start := time.Now()
+	loaded := make(map[uint64]*queue.Message)
+	load := func(id uint64) (*queue.Message, error) {
+		if m := loaded[id]; m != nil {
+			return m, nil
+		}
+		rec, err := s.store.Message(id)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", id, err)
+		}
+		m, err := queue.DecodeMessage(id, rec)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", id, err)
+		}
+		loaded[id] = m
+		return m, nil
+	}
+	for _, v := range s.vhosts {
+		if err := v.Recover(load); err != nil {
+			return err
+		}
+	}
+	n, err := s.store.CollectGarbage(func(id uint64) bool { return loaded[id] != nil })
+	if err != nil {
+		return err
+	}
+	s.log.Info("recovered", "messages", len(loaded), "collected", n, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // VHost returns the named virtual host, or nil.
@@ -167,11 +212,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
 			c.nc.Close()
 		}
-		return fmt.Errorf("amqp: shutdown: %w", ctx.Err())
+		<-done
+		err := s.store.Close()
+		return errors.Join(fmt.Errorf("amqp: shutdown: %w", ctx.Err()), err)
 	}
+	return s.store.Close()
 }

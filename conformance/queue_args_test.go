@@ -550,23 +550,26 @@ func TestDeliveryLimit(t *testing.T) {
 	publish(t, ch, "", q, "m")
 
 	// First delivery: no x-delivery-count. Each return adds one, whether by
-	// nack, reject or a closed channel.
-	m := recv(t, consume(t, ch, q, nil))
+	// nack, reject or a closed channel. basic.get keeps the deliveries in
+	// the test's hands (a consumer would get each requeue straight back).
+	m := getOne(t, ch, q)
 	_, has := m.Headers["x-delivery-count"]
 	require.False(t, has, "first delivery has x-delivery-count: %v", m.Headers)
 	require.NoError(t, m.Nack(false, true))
 
-	ch2, err := conn.Channel()
-	require.NoError(t, err)
-	require.NoError(t, ch.Close())
-	m = recv(t, consume(t, ch2, q, nil))
+	m = getOne(t, ch, q)
 	require.True(t, m.Redelivered)
 	require.Equal(t, int64(1), m.Headers["x-delivery-count"])
-	require.NoError(t, ch2.Close()) // returned by the channel's close
+	require.NoError(t, ch.Close()) // returned by the channel's close
 
 	ch3, err := conn.Channel()
 	require.NoError(t, err)
-	m = recv(t, consume(t, ch3, q, nil))
+	require.Eventually(t, func() bool {
+		var ok bool
+		m, ok, err = ch3.Get(q, false)
+		require.NoError(t, err)
+		return ok
+	}, timeout, 10*time.Millisecond)
 	require.Equal(t, int64(2), m.Headers["x-delivery-count"])
 	require.NoError(t, m.Nack(false, true)) // third return: over the limit
 

@@ -17,8 +17,8 @@ const (
 	RejectPublishDLX
 )
 
-// maxExpiry is RabbitMQ's largest TTL or expiry in milliseconds (2^32-1).
-const maxExpiry = 1<<32 - 1
+// MaxExpiry is RabbitMQ's largest TTL or expiry in milliseconds (ten years).
+const MaxExpiry = 315360000000
 
 // MaxPriority is the highest x-max-priority, as in RabbitMQ.
 const MaxPriority = 255
@@ -58,6 +58,7 @@ type ArgProblem uint8
 // The argument problems RabbitMQ distinguishes.
 const (
 	UnacceptableType ArgProblem = iota + 1
+	NotInteger
 	ValueNegative
 	ValueZero
 	ValueTooLarge
@@ -203,7 +204,7 @@ func nonNegArg(key string, v any) (int64, *ArgError) {
 	n, ok := IntArg(v)
 	switch {
 	case !ok:
-		return 0, &ArgError{key, UnacceptableType, v}
+		return 0, &ArgError{key, NotInteger, v}
 	case n < 0:
 		return 0, &ArgError{key, ValueNegative, n}
 	}
@@ -212,7 +213,7 @@ func nonNegArg(key string, v any) (int64, *ArgError) {
 
 func expiryArg(key string, v any) (int64, *ArgError) {
 	n, err := nonNegArg(key, v)
-	if err == nil && n > maxExpiry {
+	if err == nil && n > MaxExpiry {
 		err = &ArgError{key, ValueTooLarge, n}
 	}
 	return n, err

@@ -12,7 +12,7 @@ func BenchmarkPushGet(b *testing.B) {
 	m := msg("hello")
 	b.ReportAllocs()
 	for b.Loop() {
-		q.Push(m)
+		q.Push(m, nil)
 		if _, _, ok := q.Get(true); !ok {
 			b.Fatal("empty")
 		}
@@ -28,7 +28,7 @@ func BenchmarkPushConsumer(b *testing.B) {
 	m := msg("hello")
 	b.ReportAllocs()
 	for b.Loop() {
-		q.Push(m)
+		q.Push(m, nil)
 	}
 	if st := q.Stats(); st.Ready != 0 {
 		b.Fatalf("%d left ready", st.Ready)
@@ -44,7 +44,7 @@ func BenchmarkBacklog1M(b *testing.B) {
 	for b.Loop() {
 		q := New("q", Options{})
 		for range n {
-			q.Push(m)
+			q.Push(m, nil)
 		}
 		for range n {
 			q.Get(true)
@@ -71,12 +71,12 @@ func BenchmarkPriorityPushGet(b *testing.B) {
 		ms[i] = &Message{Body: []byte("p"), Priority: uint8(i * 25)}
 	}
 	for i := range 10000 {
-		q.Push(ms[i%10])
+		q.Push(ms[i%10], nil)
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		q.Push(ms[i%10])
+		q.Push(ms[i%10], nil)
 		if _, _, ok := q.Get(true); !ok {
 			b.Fatal("empty")
 		}
@@ -98,7 +98,7 @@ func BenchmarkExpiry1M(b *testing.B) {
 	for b.Loop() {
 		q := New("q", Options{})
 		for i := range n {
-			q.Push(ms[i%len(ms)])
+			q.Push(ms[i%len(ms)], nil)
 		}
 		for q.Stats().Ready > 0 {
 			time.Sleep(time.Millisecond)

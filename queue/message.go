@@ -23,7 +23,16 @@ type Message struct {
 	// property, when HasExpiration.
 	Expiration    int64
 	HasExpiration bool
+	// ID is the message's storage id, set when it is persistent and went to
+	// a durable queue; 0 when not stored.
+	ID uint64
+	// refs counts the durable queues whose entries reference the stored
+	// message; the last to let go deletes it.
+	refs storedRefs
 }
+
+// Stored reports whether some durable queue holds the stored message.
+func (m *Message) Stored() bool { return m.refs.Load() > 0 }
 
 // Size is the body size, which is what RabbitMQ counts for byte limits.
 func (m *Message) Size() int { return len(m.Body) }

@@ -2,10 +2,13 @@ package queue
 
 import (
 	"errors"
+	"log/slog"
 	"math/bits"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/warrenmq/warren/storage"
 )
 
 // Errors returned by queue operations; the AMQP layer maps them to reply codes.
@@ -39,6 +42,11 @@ type Options struct {
 	Owner  uint64
 	Config Config
 	Hooks  Hooks
+	// Store keeps the persistent messages of a durable queue under StoreKey;
+	// nil keeps nothing.
+	Store    *storage.Store
+	StoreKey string
+	Log      *slog.Logger
 }
 
 // Queue is one message queue. All methods are safe for concurrent use.
@@ -51,9 +59,10 @@ type Queue struct {
 	Args       map[string]any
 	// Owner is the connection that owns an exclusive queue, 0 otherwise.
 	Owner  uint64
-	Config Config
-	hooks  Hooks
-	now    func() time.Time
+	Config  Config
+	hooks   Hooks
+	journal *journal // nil unless durable with a store
+	now     func() time.Time
 
 	mu sync.Mutex // guards everything below
 	// levels holds the ready messages, one seq-ordered deque per priority
@@ -107,6 +116,13 @@ func New(name string, o Options) *Queue {
 		Args: o.Args, Owner: o.Owner, Config: o.Config, hooks: o.Hooks, now: time.Now,
 		levels: make([]ring, int(o.Config.MaxPriority)+1),
 	}
+	if o.Store != nil && o.Durable {
+		log := o.Log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		q.journal = &journal{store: o.Store, key: o.StoreKey, log: log}
+	}
 	q.lastUsed = q.now()
 	if q.Config.Expires > 0 {
 		q.expiryTimer = time.AfterFunc(q.Config.Expires, q.checkExpiry)
@@ -114,17 +130,22 @@ func New(name string, o Options) *Queue {
 	return q
 }
 
-// Push enqueues m, applying TTL, length limits and dispatch.
-func (q *Queue) Push(m *Message) PushResult {
+// Push enqueues m, applying TTL and length limits, and dispatches it. With
+// a batch, a stored message's entry is added to it and nothing is
+// dispatched: the caller submits the batch and then calls Kick, so that no
+// ack of the message can reach storage before its entry does.
+func (q *Queue) Push(m *Message, b *storage.Batch) PushResult {
 	var dls []DeadLetter
+	var own *storage.Batch
 	q.mu.Lock()
-	res := q.pushLocked(m, &dls)
+	res := q.pushLocked(m, b, &own, &dls)
 	q.mu.Unlock()
 	q.deadLetter(dls)
+	q.submit(own)
 	return res
 }
 
-func (q *Queue) pushLocked(m *Message, dls *[]DeadLetter) PushResult {
+func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dls *[]DeadLetter) PushResult {
 	if q.deleted {
 		return Gone
 	}
@@ -151,15 +172,32 @@ func (q *Queue) pushLocked(m *Message, dls *[]DeadLetter) PushResult {
 		q.armTTLLocked()
 	}
 	q.addLocked(level, e)
+	deferDispatch := false
+	if b != nil && q.journaled(m) {
+		m.refs.Add(1)
+		q.recordLocked(b, &e, level)
+		own = &b // removals below belong with the entry's own batch
+		deferDispatch = true
+	}
+	if !deferDispatch {
+		// A consumer that can take the message now gets it before the
+		// length limit applies, as in RabbitMQ (x-max-length 0 still
+		// delivers to a waiting consumer).
+		q.dispatchLocked(own, dls)
+		if ttl == 0 {
+			// TTL 0: nobody could take it now, so it expires now.
+			q.expireTailLocked(level, e.seq, own, dls)
+		}
+	}
 	for c.Overflow == DropHead && q.overLocked() {
-		head, lvl := q.headLocked(dls)
+		head, lvl := q.headLocked(own, dls)
 		if head == nil {
 			break
 		}
 		dropped := q.takeLocked(lvl)
+		q.forget(own, dropped.msg, dropped.seq)
 		*dls = append(*dls, DeadLetter{Message: dropped.msg, Reason: MaxLen})
 	}
-	q.dispatchLocked(dls)
 	return Accepted
 }
 
@@ -167,6 +205,26 @@ func (q *Queue) pushLocked(m *Message, dls *[]DeadLetter) PushResult {
 // as the maximum, as in RabbitMQ.
 func (q *Queue) level(m *Message) uint8 {
 	return min(m.Priority, q.Config.MaxPriority)
+}
+
+// expireTailLocked expires the message just pushed if it is still waiting.
+func (q *Queue) expireTailLocked(level uint8, seq uint64, b **storage.Batch, dls *[]DeadLetter) {
+	r := &q.levels[level]
+	if r.len() == 0 {
+		return
+	}
+	e := r.at(r.len() - 1)
+	if e.seq != seq || e.expired {
+		return
+	}
+	q.forget(b, e.msg, e.seq)
+	*dls = append(*dls, DeadLetter{Message: e.msg, Reason: Expired})
+	q.ready--
+	q.readyBytes -= int64(e.msg.Size())
+	e.expired, e.msg = true, nil
+	for r.len() > 0 && r.front().expired {
+		q.popLocked(level)
+	}
 }
 
 // fullLocked: no room for another message (reject-publish modes).
@@ -207,7 +265,7 @@ func (q *Queue) highestLocked() int {
 
 // headLocked returns the next message to deliver and its level, expiring
 // what is due on the way; nil when there is none.
-func (q *Queue) headLocked(dls *[]DeadLetter) (*entry, uint8) {
+func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8) {
 	var now int64
 	for {
 		l := q.highestLocked()
@@ -225,8 +283,11 @@ func (q *Queue) headLocked(dls *[]DeadLetter) (*entry, uint8) {
 			if now == 0 {
 				now = q.now().UnixMilli()
 			}
-			if e.deadline <= now {
+			// Strictly past: a TTL of 0 still lets a consumer that is ready
+			// right now take the message, as RabbitMQ does.
+			if e.deadline < now {
 				expired := q.takeLocked(level)
+				q.forget(b, expired.msg, expired.seq)
 				*dls = append(*dls, DeadLetter{Message: expired.msg, Reason: Expired})
 				continue
 			}
@@ -256,9 +317,9 @@ func (q *Queue) takeLocked(level uint8) entry {
 // dispatchLocked hands ready messages to consumers: the highest consumer
 // priority first, round-robin within a priority, skipping full consumers,
 // until the queue is empty or nobody can take more.
-func (q *Queue) dispatchLocked(dls *[]DeadLetter) {
+func (q *Queue) dispatchLocked(b **storage.Batch, dls *[]DeadLetter) {
 	for len(q.consumers) > 0 {
-		e, level := q.headLocked(dls)
+		e, level := q.headLocked(b, dls)
 		if e == nil || !q.offerLocked(e, level) {
 			return
 		}
@@ -336,12 +397,13 @@ func (q *Queue) tryLocked(idx int, level uint8, d Delivery) bool {
 // counts as unacked until Ack, Reject or Requeue.
 func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 	var dls []DeadLetter
+	var b *storage.Batch
 	q.mu.Lock()
 	if !q.deleted {
 		if q.Config.Expires > 0 {
 			q.lastUsed = q.now()
 		}
-		if e, level := q.headLocked(&dls); e != nil {
+		if e, level := q.headLocked(&b, &dls); e != nil {
 			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
 			q.takeLocked(level)
 			if !noAck {
@@ -353,6 +415,7 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 	remaining = q.ready
 	q.mu.Unlock()
 	q.deadLetter(dls)
+	q.submit(b)
 	return d, remaining, ok
 }
 
@@ -386,6 +449,7 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) err
 // queue is an auto-delete queue that just lost its last consumer.
 func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 	var dls []DeadLetter
+	var b *storage.Batch
 	q.mu.Lock()
 	found := false
 	for i := range q.consumers {
@@ -406,10 +470,11 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 	}
 	autoDelete = found && q.AutoDelete && len(q.consumers) == 0 && !q.deleted
 	if found && !q.deleted {
-		q.dispatchLocked(&dls)
+		q.dispatchLocked(&b, &dls)
 	}
 	q.mu.Unlock()
 	q.deadLetter(dls)
+	q.submit(b)
 	return autoDelete
 }
 
@@ -417,21 +482,28 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 // drained socket buffer, a new consumer ready).
 func (q *Queue) Kick() {
 	var dls []DeadLetter
+	var b *storage.Batch
 	q.mu.Lock()
 	if !q.deleted {
-		q.dispatchLocked(&dls)
+		q.dispatchLocked(&b, &dls)
 	}
 	q.mu.Unlock()
 	q.deadLetter(dls)
+	q.submit(b)
 }
 
 // Ack settles deliveries that consumers acknowledged.
 func (q *Queue) Ack(ds []Delivery) {
+	var b *storage.Batch
 	q.mu.Lock()
 	if !q.deleted {
 		q.unacked -= len(ds)
+		for _, d := range ds {
+			q.forget(&b, d.Message, d.seq)
+		}
 	}
 	q.mu.Unlock()
+	q.submit(b)
 }
 
 // Reject settles deliveries that consumers refused without requeue: they are
@@ -443,12 +515,17 @@ func (q *Queue) Reject(ds []Delivery) {
 		return
 	}
 	q.unacked -= len(ds)
-	q.mu.Unlock()
+	var b *storage.Batch
 	dls := make([]DeadLetter, len(ds))
 	for i, d := range ds {
+		q.forget(&b, d.Message, d.seq)
 		dls[i] = DeadLetter{Message: d.Message, Reason: Rejected}
 	}
+	q.mu.Unlock()
+	// Dead letters are stored at their new home before the old entries go,
+	// so a crash in between duplicates rather than loses.
 	q.deadLetter(dls)
+	q.submit(b)
 }
 
 // Requeue puts unacknowledged deliveries back at their original positions,
@@ -456,6 +533,7 @@ func (q *Queue) Reject(ds []Delivery) {
 // often than the delivery limit allows is dead-lettered instead.
 func (q *Queue) Requeue(ds []Delivery) {
 	var dls []DeadLetter
+	var b *storage.Batch
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
@@ -465,8 +543,16 @@ func (q *Queue) Requeue(ds []Delivery) {
 	for _, d := range ds {
 		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true}
 		if limit := q.Config.DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
+			q.forget(&b, d.Message, d.seq)
 			dls = append(dls, DeadLetter{Message: d.Message, Reason: DeliveryLimit})
 			continue
+		}
+		if q.journaled(e.msg) {
+			// Keep the delivery count across a restart, for the delivery limit.
+			if b == nil {
+				b = new(storage.Batch)
+			}
+			q.recordLocked(b, &e, d.level)
 		}
 		if e.deadline != 0 {
 			q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: d.level})
@@ -474,19 +560,38 @@ func (q *Queue) Requeue(ds []Delivery) {
 		}
 		q.addLocked(d.level, e)
 	}
-	q.dispatchLocked(&dls)
+	q.dispatchLocked(&b, &dls)
 	q.mu.Unlock()
 	q.deadLetter(dls)
+	q.submit(b)
 }
 
 // Purge drops every ready message and returns how many there were. Unacked
 // messages are not touched, as in RabbitMQ.
 func (q *Queue) Purge() int {
+	var b *storage.Batch
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	n := q.ready
+	q.forgetReadyLocked(&b)
 	q.clearLocked()
+	q.mu.Unlock()
+	q.submit(b)
 	return n
+}
+
+// forgetReadyLocked drops the stored entries of every ready message.
+func (q *Queue) forgetReadyLocked(b **storage.Batch) {
+	if q.journal == nil {
+		return
+	}
+	for i := range q.levels {
+		r := &q.levels[i]
+		for j := 0; j < r.len(); j++ {
+			if e := r.at(j); !e.expired {
+				q.forget(b, e.msg, e.seq)
+			}
+		}
+	}
 }
 
 func (q *Queue) clearLocked() {
@@ -506,8 +611,9 @@ func (q *Queue) Touch() {
 }
 
 // Delete marks the queue deleted, tells its consumers and returns the number
-// of ready messages it held. Later calls return 0.
-func (q *Queue) Delete() int {
+// of ready messages it held. Later calls return 0. The queue's stored
+// entries are dropped in b, with the bodies no other queue references.
+func (q *Queue) Delete(b *storage.Batch) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
@@ -515,6 +621,10 @@ func (q *Queue) Delete() int {
 	}
 	q.deleted = true
 	n := q.ready
+	if q.journal != nil && b != nil {
+		q.forgetReadyLocked(&b)
+		b.DeleteQueue(q.journal.key)
+	}
 	q.clearLocked()
 	if q.ttlTimer != nil {
 		q.ttlTimer.Stop()
@@ -570,6 +680,7 @@ func (q *Queue) armTTLLocked() {
 // expired where it sits, found by its seq in its level.
 func (q *Queue) expireDue() {
 	var dls []DeadLetter
+	var b *storage.Batch
 	q.mu.Lock()
 	q.ttlAt = 0
 	if q.deleted {
@@ -588,6 +699,7 @@ func (q *Queue) expireDue() {
 		if e.seq != d.seq || e.expired {
 			continue // delivered meanwhile, or already expired
 		}
+		q.forget(&b, e.msg, e.seq)
 		dls = append(dls, DeadLetter{Message: e.msg, Reason: Expired})
 		q.ready--
 		q.readyBytes -= int64(e.msg.Size())
@@ -602,6 +714,7 @@ func (q *Queue) expireDue() {
 	q.armTTLLocked()
 	q.mu.Unlock()
 	q.deadLetter(dls)
+	q.submit(b)
 }
 
 // armExpiryLocked (re)starts the x-expires timer from the last use.

@@ -77,7 +77,7 @@ func bodiesOf(ds []Delivery) []string {
 func pushN(t testing.TB, q *Queue, bodies ...string) {
 	t.Helper()
 	for _, b := range bodies {
-		require.Equal(t, Accepted, q.Push(msg(b)))
+		require.Equal(t, Accepted, q.Push(msg(b), nil))
 	}
 }
 
@@ -386,7 +386,7 @@ func TestAutoDeleteNeedsAConsumerFirst(t *testing.T) {
 	c := newConsumer(-1)
 	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	assert.True(t, q.RemoveConsumer(c))
-	q.Delete()
+	q.Delete(nil)
 	assert.False(t, q.RemoveConsumer(c), "deleted queue is not deleted again")
 }
 
@@ -440,13 +440,13 @@ func TestDelete(t *testing.T) {
 	require.NoError(t, q.AddConsumer(b, false, false, 0))
 	pushN(t, q, "1", "2", "3")
 
-	assert.Equal(t, 3, q.Delete())
+	assert.Equal(t, 3, q.Delete(nil))
 	assert.Equal(t, 1, a.cancels())
 	assert.Equal(t, 1, b.cancels())
-	assert.Zero(t, q.Delete(), "second delete")
+	assert.Zero(t, q.Delete(nil), "second delete")
 	assert.Equal(t, 1, a.cancels(), "consumers cancelled once")
 
-	assert.Equal(t, Gone, q.Push(msg("4")))
+	assert.Equal(t, Gone, q.Push(msg("4"), nil))
 	_, _, ok := q.Get(true)
 	assert.False(t, ok)
 	assert.ErrorIs(t, q.AddConsumer(newConsumer(-1), false, false, 0), ErrDeleted)
@@ -642,7 +642,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range perProd {
 				id := p*perProd + i
 				body := append([]byte{byte(i)}, fmt.Sprint(id)...)
-				if q.Push(&Message{Body: body}) != Accepted {
+				if q.Push(&Message{Body: body}, nil) != Accepted {
 					t.Errorf("push %d refused", id)
 					return
 				}

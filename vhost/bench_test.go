@@ -11,13 +11,13 @@ import (
 func benchPublish(b *testing.B, v *vhost.VHost, ps []vhost.Publishing, want int) {
 	b.Helper()
 	s := &vhost.Scratch{}
-	if n, err := v.Publish(&ps[0], s); err != nil || (want >= 0 && n.Queues != want) {
-		b.Fatalf("routed to %d (%v), want %d", n, err, want)
+	if n, err := v.Publish(&ps[0], s, nil); err != nil || (want >= 0 && n.Queues != want) {
+		b.Fatalf("routed to %d (%v), want %d", n.Queues, err, want)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if _, err := v.Publish(&ps[i%len(ps)], s); err != nil {
+		if _, err := v.Publish(&ps[i%len(ps)], s, nil); err != nil {
 			b.Fatal(err)
 		}
 		if i%4096 == 4095 {
@@ -42,7 +42,7 @@ func mustApply(b *testing.B, v *vhost.VHost, ops ...vhost.Op) {
 // BenchmarkPublishDefault publishes through the default exchange to one
 // queue with no consumer.
 func BenchmarkPublishDefault(b *testing.B) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	mustApply(b, v, vhost.DeclareQueue{Name: "q"})
 	m := &queue.Message{RoutingKey: "q", Body: []byte("hello")}
 	benchPublish(b, v, []vhost.Publishing{{RoutingKey: "q", Message: m}}, 1)
@@ -50,7 +50,7 @@ func BenchmarkPublishDefault(b *testing.B) {
 
 // BenchmarkPublishFanout10 publishes to a fanout exchange bound to 10 queues.
 func BenchmarkPublishFanout10(b *testing.B) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	mustApply(b, v, vhost.DeclareExchange{Name: "f", Kind: "fanout"})
 	for i := range 10 {
 		name := fmt.Sprint("q", i)
@@ -63,7 +63,7 @@ func BenchmarkPublishFanout10(b *testing.B) {
 // BenchmarkPublishTopic1000 publishes to a topic exchange with 1000 bindings
 // (to 100 queues), keys matching a handful of them.
 func BenchmarkPublishTopic1000(b *testing.B) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	mustApply(b, v, vhost.DeclareExchange{Name: "t", Kind: "topic"})
 	regions := []string{"eu", "us", "ap", "sa", "af"}
 	for i := range 100 {

@@ -24,26 +24,29 @@ type DeathKey struct {
 	Reason queue.Reason
 }
 
-// Rewriter records deaths in messages. The protocol layer implements it,
-// since it owns the message encoding.
-type Rewriter interface {
+// Codec is what the virtual host needs from the protocol layer, which owns
+// the encodings: recording deaths in messages, and field tables for stored
+// definitions (their arguments keep their AMQP types that way).
+type Codec interface {
 	// DeadLetter returns the publishing that carries m to its dead-letter
 	// exchange (headers updated, expiration removed) and the message's
 	// x-death history, most recent first.
 	DeadLetter(m *queue.Message, d Death) (Publishing, []DeathKey)
+	EncodeTable(t map[string]any) []byte
+	DecodeTable(b []byte) (map[string]any, error)
 }
 
 // deadLetter re-publishes a queue's dead letters to its dead-letter
 // exchange, dropping any that would cycle back without a rejection.
 func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
-	if v.rewriter == nil {
+	if v.codec == nil {
 		return
 	}
 	cfg := q.Config
 	now := time.Now()
 	var s Scratch
 	for _, dl := range dls {
-		p, history := v.rewriter.DeadLetter(dl.Message, Death{
+		p, history := v.codec.DeadLetter(dl.Message, Death{
 			Queue: q.Name, Reason: dl.Reason, Time: now,
 			DeadLetterExchange: cfg.DeadLetterExchange,
 			RoutingKey:         cfg.DeadLetterRoutingKey, HasRoutingKey: cfg.HasDeadLetterKey,
@@ -58,12 +61,14 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 		s.queues = s.queues[:0]
 		v.routeLocked(src, &p, &s)
 		v.mu.RUnlock()
+		kept := s.queues[:0]
 		for _, target := range s.queues {
 			if dl.Reason != queue.Rejected && cycles(target.Name, history) {
 				continue
 			}
-			target.Push(p.Message)
+			kept = append(kept, target)
 		}
+		v.enqueue(kept, p.Message, nil)
 	}
 }
 

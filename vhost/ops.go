@@ -1,12 +1,15 @@
 package vhost
 
+import "github.com/warrenmq/warren/storage"
+
 // Op is one change to a virtual host's definitions. Every declare, delete,
 // bind and unbind is a value of one of these types applied by VHost.Apply,
 // the only place definitions change, so that a later cluster can replicate
 // ops as log entries. Ops carry everything they need (a server-named queue's
 // name is chosen before the op is made), so applying one is deterministic.
 type Op interface {
-	apply(v *VHost) (Result, error)
+	// apply changes memory and adds what durable state changed to b.
+	apply(v *VHost, b *storage.Batch) (Result, error)
 }
 
 // Result is what applying an op produced.
@@ -65,12 +68,18 @@ type Bind struct {
 // Unbind removes a binding; removing one that does not exist is not an error.
 type Unbind Bind
 
-func (op DeclareExchange) apply(v *VHost) (Result, error) { return Result{}, v.declareExchange(op) }
-func (op DeleteExchange) apply(v *VHost) (Result, error)  { return Result{}, v.deleteExchange(op) }
-func (op DeclareQueue) apply(v *VHost) (Result, error)    { return Result{}, v.declareQueue(op) }
-func (op DeleteQueue) apply(v *VHost) (Result, error) {
-	n, err := v.deleteQueue(op)
+func (op DeclareExchange) apply(v *VHost, b *storage.Batch) (Result, error) {
+	return Result{}, v.declareExchange(op, b)
+}
+func (op DeleteExchange) apply(v *VHost, b *storage.Batch) (Result, error) {
+	return Result{}, v.deleteExchange(op, b)
+}
+func (op DeclareQueue) apply(v *VHost, b *storage.Batch) (Result, error) {
+	return Result{}, v.declareQueue(op, b)
+}
+func (op DeleteQueue) apply(v *VHost, b *storage.Batch) (Result, error) {
+	n, err := v.deleteQueue(op, b)
 	return Result{Messages: n}, err
 }
-func (op Bind) apply(v *VHost) (Result, error)   { return Result{}, v.bind(op) }
-func (op Unbind) apply(v *VHost) (Result, error) { return Result{}, v.unbind(op) }
+func (op Bind) apply(v *VHost, b *storage.Batch) (Result, error)   { return Result{}, v.bind(op, b) }
+func (op Unbind) apply(v *VHost, b *storage.Batch) (Result, error) { return Result{}, v.unbind(op, b) }

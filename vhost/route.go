@@ -1,6 +1,7 @@
 package vhost
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/warrenmq/warren/exchange"
@@ -36,6 +37,10 @@ type Scratch struct {
 	queues []*queue.Queue
 }
 
+// ErrRefused is what onDisk gets when a full queue (x-overflow
+// reject-publish) refused a stored message: confirms report it as a nack.
+var ErrRefused = errors.New("vhost: refused by a full queue")
+
 // Routed is the
 // outcome: how many queues took it, and how many refused it because they
 // were full (x-overflow reject-publish), which publisher confirms report as
@@ -43,10 +48,15 @@ type Scratch struct {
 type Routed struct {
 	Queues  int
 	Refused int
+	// Stored says the message is being written to disk: onDisk will be
+	// called once it is there (or failed).
+	Stored bool
 }
 
-// Publish routes p and enqueues it on every matching queue.
-func (v *VHost) Publish(p *Publishing, s *Scratch) (Routed, error) {
+// Publish routes p and enqueues it on every matching queue. A persistent
+// message that reaches durable queues is stored; onDisk (may be nil) is
+// called when that write is on disk, and only then (Routed.Stored).
+func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, error) {
 	if p.Exchange == "" && strings.HasPrefix(p.RoutingKey, ReplyToPrefix) {
 		return Routed{Queues: v.publishReply(p)}, nil
 	}
@@ -64,16 +74,8 @@ func (v *VHost) Publish(p *Publishing, s *Scratch) (Routed, error) {
 	v.routeLocked(src, p, s)
 	v.mu.RUnlock()
 
-	var r Routed
-	for i, q := range s.queues {
-		switch q.Push(p.Message) {
-		case queue.Accepted:
-			r.Queues++
-		case queue.Refused:
-			r.Refused++
-		}
-		s.queues[i] = nil
-	}
+	r := v.enqueue(s.queues, p.Message, onDisk)
+	clear(s.queues)
 	return r, nil
 }
 

@@ -6,11 +6,13 @@ package vhost
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/storage"
 )
 
 // predeclared lists the exchanges every virtual host has, as in RabbitMQ.
@@ -38,15 +40,35 @@ type VHost struct {
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
 
-	rewriter Rewriter
+	codec Codec
+	store *storage.Store
+	log   *slog.Logger
 }
 
-// New makes a virtual host with RabbitMQ's predeclared exchanges. The
-// rewriter records dead-lettering in messages; nil drops dead letters.
-func New(name string, rewriter Rewriter) *VHost {
+// Options are a virtual host's collaborators.
+type Options struct {
+	// Codec records dead-lettering and encodes stored definitions; nil
+	// drops dead letters and stores nothing.
+	Codec Codec
+	// Store keeps durable definitions and persistent messages; nil keeps
+	// everything in memory.
+	Store *storage.Store
+	Log   *slog.Logger
+}
+
+// New makes a virtual host with RabbitMQ's predeclared exchanges.
+func New(name string, o Options) *VHost {
+	if o.Codec == nil {
+		o.Store = nil // definitions cannot be encoded without it
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	v := &VHost{
 		Name:      name,
-		rewriter:  rewriter,
+		codec:     o.Codec,
+		store:     o.Store,
+		log:       o.Log,
 		exchanges: make(map[string]*exchange.Exchange),
 		queues:    make(map[string]*queue.Queue),
 		replyTo:   make(map[string]ReplyTarget),
@@ -57,8 +79,20 @@ func New(name string, rewriter Rewriter) *VHost {
 	return v
 }
 
-// Apply carries out one definition op.
-func (v *VHost) Apply(op Op) (Result, error) { return op.apply(v) }
+// Apply carries out one definition op. A change to durable definitions is
+// on disk when Apply returns.
+func (v *VHost) Apply(op Op) (Result, error) {
+	var b storage.Batch
+	res, err := op.apply(v, &b)
+	if err != nil || v.store == nil || b.Len() == 0 {
+		return res, err
+	}
+	if err := v.store.Commit(&b); err != nil {
+		v.log.Error("storing definitions failed", "vhost", v.Name, "err", err)
+		return res, errorf(InternalError, "cannot store definitions: %v", err)
+	}
+	return res, nil
+}
 
 // Exchange returns the named exchange, or a NotFound error.
 func (v *VHost) Exchange(name string) (*exchange.Exchange, error) {
@@ -131,7 +165,7 @@ func (v *VHost) ConsumerGone(q *queue.Queue, c queue.Consumer) {
 	}
 }
 
-func (v *VHost) declareExchange(op DeclareExchange) error {
+func (v *VHost) declareExchange(op DeclareExchange, b *storage.Batch) error {
 	kind, ok := exchange.ParseKind(op.Kind)
 	if !ok {
 		return errorf(CommandInvalid, "unknown exchange type '%s'", op.Kind)
@@ -141,7 +175,9 @@ func (v *VHost) declareExchange(op DeclareExchange) error {
 	if e := v.exchanges[op.Name]; e != nil {
 		return v.exchangeEquivalent(e, kind, op)
 	}
-	v.exchanges[op.Name] = exchange.New(op.Name, kind, op.Durable, op.AutoDelete, op.Internal, op.Args)
+	e := exchange.New(op.Name, kind, op.Durable, op.AutoDelete, op.Internal, op.Args)
+	v.exchanges[op.Name] = e
+	v.storeExchange(b, e)
 	return nil
 }
 
@@ -162,7 +198,7 @@ func (v *VHost) exchangeEquivalent(e *exchange.Exchange, kind exchange.Kind, op 
 	return argsEquivalent(what, e.Args, op.Args, exchangeCheckedArgs)
 }
 
-func (v *VHost) deleteExchange(op DeleteExchange) error {
+func (v *VHost) deleteExchange(op DeleteExchange, b *storage.Batch) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e := v.exchanges[op.Name]
@@ -173,29 +209,36 @@ func (v *VHost) deleteExchange(op DeleteExchange) error {
 	if op.IfUnused && e.BindingCount() > 0 {
 		return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", op.Name, v.Name)
 	}
-	v.removeExchangeLocked(e)
+	v.removeExchangeLocked(e, b)
 	return nil
 }
 
-// removeExchangeLocked drops e and every binding that leads to it.
-func (v *VHost) removeExchangeLocked(e *exchange.Exchange) {
+// removeExchangeLocked drops e, its bindings and every binding that leads to it.
+func (v *VHost) removeExchangeLocked(e *exchange.Exchange, b *storage.Batch) {
 	delete(v.exchanges, e.Name)
+	v.forgetExchange(b, e)
+	for _, bd := range e.Bindings() {
+		v.forgetBinding(b, bd)
+	}
 	dest := exchange.Destination{Name: e.Name, Exchange: true}
 	for _, src := range v.exchanges {
-		if len(src.RemoveDestination(dest)) > 0 {
-			v.autoDeleteLocked(src)
+		if removed := src.RemoveDestination(dest); len(removed) > 0 {
+			for _, bd := range removed {
+				v.forgetBinding(b, bd)
+			}
+			v.autoDeleteLocked(src, b)
 		}
 	}
 }
 
 // autoDeleteLocked deletes an auto-delete exchange that lost its last binding.
-func (v *VHost) autoDeleteLocked(e *exchange.Exchange) {
+func (v *VHost) autoDeleteLocked(e *exchange.Exchange, b *storage.Batch) {
 	if e.AutoDelete && e.BindingCount() == 0 && v.exchanges[e.Name] == e {
-		v.removeExchangeLocked(e)
+		v.removeExchangeLocked(e, b)
 	}
 }
 
-func (v *VHost) declareQueue(op DeclareQueue) error {
+func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 	cfg, err := queue.ParseArgs(op.Args)
 	if err != nil {
 		return v.invalidArg(op.Name, err)
@@ -220,15 +263,26 @@ func (v *VHost) declareQueue(op DeclareQueue) error {
 	if op.Exclusive {
 		owner = op.Owner
 	}
-	q := queue.New(op.Name, queue.Options{
-		Durable: op.Durable, Exclusive: op.Exclusive, AutoDelete: op.AutoDelete,
-		Args: op.Args, Owner: owner, Config: cfg,
-		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue},
-	})
+	q := v.newQueue(op, owner, cfg)
 	v.queues[op.Name] = q
+	v.storeQueue(b, q)
 	// Every queue is bound to the default exchange by its name; that binding
 	// is implicit (see route), so nothing is stored for it.
 	return nil
+}
+
+// newQueue makes a queue wired to this virtual host. Exclusive queues die
+// with their connection, so they are never stored.
+func (v *VHost) newQueue(op DeclareQueue, owner uint64, cfg queue.Config) *queue.Queue {
+	o := queue.Options{
+		Durable: op.Durable, Exclusive: op.Exclusive, AutoDelete: op.AutoDelete,
+		Args: op.Args, Owner: owner, Config: cfg, Log: v.log,
+		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue},
+	}
+	if op.Durable && !op.Exclusive {
+		o.Store, o.StoreKey = v.store, v.key(op.Name)
+	}
+	return queue.New(op.Name, o)
 }
 
 // expireQueue deletes a queue that x-expires found unused, unless it was
@@ -252,7 +306,12 @@ func (v *VHost) invalidArg(name string, err error) error {
 	var term string
 	switch ae.Problem {
 	case queue.UnacceptableType:
+		if ae.Key == "x-dead-letter-exchange" {
+			return errorf(PreconditionFailed, "invalid type '%s' for arg '%s' in queue '%s' in vhost '%s'", exchange.TypeName(ae.Value), ae.Key, name, v.Name)
+		}
 		term = "{unacceptable_type," + exchange.TypeName(ae.Value) + "}"
+	case queue.NotInteger:
+		term = `"expected integer, got ` + exchange.TypeName(ae.Value) + `"`
 	case queue.ValueNegative:
 		term = fmt.Sprintf("{value_negative,%v}", ae.Value)
 	case queue.ValueZero:
@@ -264,16 +323,16 @@ func (v *VHost) invalidArg(name string, err error) error {
 	case queue.InvalidOverflow:
 		term = "invalid_overflow"
 	case queue.InvalidQueueMode:
-		term = "invalid_queue_mode"
+		term = fmt.Sprintf(`"unsupported queue mode '%v'"`, ae.Value)
 	case queue.InvalidQueueType:
-		term = "invalid_queue_type"
+		term = fmt.Sprintf(`"unsupported queue type '%v'"`, ae.Value)
 	case queue.RoutingKeyButNoDLX:
 		term = "routing_key_but_no_dlx_defined"
 	}
 	return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", ae.Key, name, v.Name, term)
 }
 
-func (v *VHost) deleteQueue(op DeleteQueue) (int, error) {
+func (v *VHost) deleteQueue(op DeleteQueue, b *storage.Batch) (int, error) {
 	v.mu.Lock()
 	q := v.queues[op.Name]
 	if q == nil {
@@ -295,33 +354,40 @@ func (v *VHost) deleteQueue(op DeleteQueue) (int, error) {
 		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' not empty", op.Name, v.Name)
 	}
 	delete(v.queues, op.Name)
+	v.forgetQueue(b, q)
 	dest := exchange.Destination{Name: op.Name}
 	for _, e := range v.exchanges {
-		if len(e.RemoveDestination(dest)) > 0 {
-			v.autoDeleteLocked(e)
+		if removed := e.RemoveDestination(dest); len(removed) > 0 {
+			for _, bd := range removed {
+				v.forgetBinding(b, bd)
+			}
+			v.autoDeleteLocked(e, b)
 		}
 	}
 	v.mu.Unlock()
 	// Outside the vhost lock: Delete calls consumers, which take their
 	// channels' locks.
-	return q.Delete(), nil
+	return q.Delete(b), nil
 }
 
-func (v *VHost) bind(op Bind) error {
+func (v *VHost) bind(op Bind, b *storage.Batch) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	src, dest, err := v.bindingEndsLocked(Bind(op))
 	if err != nil {
 		return err
 	}
-	_, err = src.Bind(dest, op.Key, op.Args)
+	added, err := src.Bind(dest, op.Key, op.Args)
 	if err != nil {
 		return errorf(PreconditionFailed, "%s", err.Error())
+	}
+	if added {
+		v.storeBindingLocked(b, exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args})
 	}
 	return nil
 }
 
-func (v *VHost) unbind(op Unbind) error {
+func (v *VHost) unbind(op Unbind, b *storage.Batch) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	src, dest, err := v.bindingEndsLocked(Bind(op))
@@ -329,7 +395,8 @@ func (v *VHost) unbind(op Unbind) error {
 		return err
 	}
 	if src.Unbind(dest, op.Key, op.Args) {
-		v.autoDeleteLocked(src)
+		v.forgetBinding(b, exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args})
+		v.autoDeleteLocked(src, b)
 	}
 	return nil
 }

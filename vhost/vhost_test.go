@@ -75,7 +75,7 @@ func publish(t testing.TB, v *vhost.VHost, p vhost.Publishing) int {
 	if p.Message == nil {
 		p.Message = &queue.Message{Exchange: p.Exchange, RoutingKey: p.RoutingKey, Body: []byte("m")}
 	}
-	n, err := v.Publish(&p, &vhost.Scratch{})
+	n, err := v.Publish(&p, &vhost.Scratch{}, nil)
 	require.NoError(t, err)
 	return n.Queues
 }
@@ -115,7 +115,7 @@ func TestDeclareExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/", nil)
+			v := vhost.New("/", vhost.Options{})
 			apply(t, v, base)
 			_, err := v.Apply(tt.op)
 			check(t, err, tt.want)
@@ -127,14 +127,14 @@ func TestDeclareExchange(t *testing.T) {
 }
 
 func TestDeclareExchangeUnknownTypeNew(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	_, err := v.Apply(vhost.DeclareExchange{Name: "y", Kind: "nope"})
 	requireErr(t, err, vhost.CommandInvalid, "unknown exchange type 'nope'")
 	assert.False(t, hasExchange(v, "y"))
 }
 
 func TestPredeclared(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	for name, kind := range map[string]string{
 		"": "direct", "amq.direct": "direct", "amq.fanout": "fanout",
 		"amq.topic": "topic", "amq.headers": "headers", "amq.match": "headers",
@@ -157,7 +157,7 @@ func TestPredeclared(t *testing.T) {
 // assert_field_equivalence(OrigVal, NewVal)); "the value ... of type" is only
 // for a side where the argument is missing.
 func TestArgInequivalenceTextBothPresent(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "direct", Args: map[string]any{"alternate-exchange": "a"}})
 	_, err := v.Apply(vhost.DeclareExchange{Name: "x", Kind: "direct", Args: map[string]any{"alternate-exchange": "b"}})
 	requireErr(t, err, vhost.PreconditionFailed,
@@ -179,7 +179,7 @@ func TestDeleteExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/", nil)
+			v := vhost.New("/", vhost.Options{})
 			apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "fanout"}, vhost.DeclareQueue{Name: "q"})
 			if tt.bound {
 				apply(t, v, vhost.Bind{Source: "x", Destination: "q"})
@@ -189,7 +189,7 @@ func TestDeleteExchange(t *testing.T) {
 			assert.Equal(t, tt.gone, !hasExchange(v, "x"))
 		})
 	}
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	_, err := v.Apply(vhost.DeleteExchange{Name: "missing", IfUnused: true})
 	assert.NoError(t, err, "deleting a missing exchange is ok")
 }
@@ -197,7 +197,7 @@ func TestDeleteExchange(t *testing.T) {
 // Binding to an exchange as destination does not make it "in use": RabbitMQ
 // checks only bindings where it is the source.
 func TestDeleteExchangeIfUnusedDestinationOnly(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareExchange{Name: "src", Kind: "fanout"},
 		vhost.DeclareExchange{Name: "dst", Kind: "fanout"},
@@ -238,7 +238,7 @@ func TestDeclareQueue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/", nil)
+			v := vhost.New("/", vhost.Options{})
 			apply(t, v, tt.first)
 			_, err := v.Apply(tt.again)
 			check(t, err, tt.want)
@@ -249,13 +249,13 @@ func TestDeclareQueue(t *testing.T) {
 // RabbitMQ treats x-queue-type=classic and no x-queue-type as the same
 // (rabbit_misc:assert_field_equivalence special case).
 func TestDeclareQueueClassicTypeEquivalent(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareQueue{Name: "q"})
 	apply(t, v, vhost.DeclareQueue{Name: "q", Args: map[string]any{"x-queue-type": "classic"}})
 }
 
 func TestQueueLookup(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareQueue{Name: "ex", Exclusive: true, Owner: 7}, vhost.DeclareQueue{Name: "shared", Owner: 7})
 	q, err := v.Queue("ex", 7)
 	require.NoError(t, err)
@@ -301,7 +301,7 @@ func TestDeleteQueue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/", nil)
+			v := vhost.New("/", vhost.Options{})
 			apply(t, v, vhost.DeclareQueue{Name: "q", Exclusive: tt.exclOwn != 0, Owner: tt.exclOwn})
 			q, err := v.Queue("q", tt.exclOwn)
 			require.NoError(t, err)
@@ -310,7 +310,7 @@ func TestDeleteQueue(t *testing.T) {
 				require.NoError(t, q.AddConsumer(c, false, false, 0))
 			}
 			for range tt.messages {
-				q.Push(&queue.Message{Body: []byte("m")})
+				q.Push(&queue.Message{Body: []byte("m")}, nil)
 			}
 			res, err := v.Apply(tt.op)
 			check(t, err, tt.want)
@@ -354,7 +354,7 @@ func TestBindErrors(t *testing.T) {
 				continue // unbind does not validate arguments
 			}
 			t.Run(fmt.Sprintf("%s/unbind=%t", tt.name, unbind), func(t *testing.T) {
-				v := vhost.New("/", nil)
+				v := vhost.New("/", vhost.Options{})
 				apply(t, v,
 					vhost.DeclareExchange{Name: "x", Kind: "direct"},
 					vhost.DeclareExchange{Name: "y", Kind: "direct"},
@@ -376,13 +376,13 @@ func TestBindErrors(t *testing.T) {
 // RabbitMQ looks both ends up together and reports the source first when
 // both are missing (rabbit_binding: resources_missing [Src, Dst]).
 func TestBindBothMissingReportsSource(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	_, err := v.Apply(vhost.Bind{Source: "nox", Destination: "noq"})
 	requireErr(t, err, vhost.NotFound, "no exchange 'nox' in vhost '/'")
 }
 
 func TestBindIdempotentUnbindMissingOk(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareExchange{Name: "x", Kind: "direct"}, vhost.DeclareQueue{Name: "q"})
 	b := vhost.Bind{Source: "x", Destination: "q", Key: "k"}
 	apply(t, v, b, b)
@@ -393,7 +393,7 @@ func TestBindIdempotentUnbindMissingOk(t *testing.T) {
 }
 
 func TestAutoDeleteExchange(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareExchange{Name: "ad", Kind: "fanout", AutoDelete: true},
 		vhost.DeclareQueue{Name: "q1"}, vhost.DeclareQueue{Name: "q2"})
@@ -423,7 +423,7 @@ func TestAutoDeleteExchange(t *testing.T) {
 }
 
 func TestAutoDeleteExchangeChain(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareExchange{Name: "a", Kind: "fanout", AutoDelete: true},
 		vhost.DeclareExchange{Name: "b", Kind: "fanout", AutoDelete: true},
@@ -436,7 +436,7 @@ func TestAutoDeleteExchangeChain(t *testing.T) {
 }
 
 func TestDeleteQueueRemovesBindings(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareExchange{Name: "x", Kind: "direct"},
 		vhost.DeclareExchange{Name: "t", Kind: "topic"},
@@ -458,7 +458,7 @@ func TestDeleteQueueRemovesBindings(t *testing.T) {
 }
 
 func TestDeleteOwnedQueues(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareExchange{Name: "x", Kind: "fanout"},
 		vhost.DeclareQueue{Name: "mine1", Exclusive: true, Owner: 1},
@@ -481,7 +481,7 @@ func (stubConsumer) Deliver(*queue.Queue, queue.Delivery) bool { return true }
 func (stubConsumer) Cancel(*queue.Queue)                       {}
 
 func TestConsumerGoneAutoDeleteQueue(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareQueue{Name: "q", AutoDelete: true})
 	q, err := v.Queue("q", 0)
 	require.NoError(t, err)
@@ -497,7 +497,7 @@ func TestConsumerGoneAutoDeleteQueue(t *testing.T) {
 // A repeated ConsumerGone for a queue already deleted (and redeclared under
 // the same name) must not delete the new queue.
 func TestConsumerGoneStaleDoesNotDeleteNewQueue(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareQueue{Name: "q", AutoDelete: true})
 	old, _ := v.Queue("q", 0)
 	c := &stubConsumer{}
@@ -547,7 +547,7 @@ func TestPublishRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := vhost.New("/", nil)
+			v := vhost.New("/", vhost.Options{})
 			apply(t, v, setup...)
 			n := publish(t, v, tt.p)
 			total := 0
@@ -562,18 +562,18 @@ func TestPublishRouting(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareExchange{Name: "in", Kind: "fanout", Internal: true})
 	s := &vhost.Scratch{}
 	m := &queue.Message{Body: []byte("m")}
-	_, err := v.Publish(&vhost.Publishing{Exchange: "nope", Message: m}, s)
+	_, err := v.Publish(&vhost.Publishing{Exchange: "nope", Message: m}, s, nil)
 	requireErr(t, err, vhost.NotFound, "no exchange 'nope' in vhost '/'")
-	_, err = v.Publish(&vhost.Publishing{Exchange: "in", Message: m}, s)
+	_, err = v.Publish(&vhost.Publishing{Exchange: "in", Message: m}, s, nil)
 	requireErr(t, err, vhost.AccessRefused, "cannot publish to internal exchange 'in' in vhost '/'")
 }
 
 func TestPublishExchangeToExchange(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareQueue{Name: "qa"}, vhost.DeclareQueue{Name: "qb"}, vhost.DeclareQueue{Name: "qc"},
 		vhost.DeclareExchange{Name: "a", Kind: "fanout"},
@@ -592,7 +592,7 @@ func TestPublishExchangeToExchange(t *testing.T) {
 }
 
 func TestPublishExchangeCycle(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareQueue{Name: "qa"}, vhost.DeclareQueue{Name: "qb"},
 		vhost.DeclareExchange{Name: "a", Kind: "fanout"},
@@ -624,7 +624,7 @@ func TestPublishAlternateExchange(t *testing.T) {
 		vhost.Bind{Source: "x", Destination: "main", Key: "hit"},
 		vhost.Bind{Source: "ae", Destination: "alt"},
 	}
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, setup...)
 	assert.Equal(t, 1, publish(t, v, vhost.Publishing{Exchange: "x", RoutingKey: "hit"}))
 	assert.Equal(t, 0, ready(t, v, "alt"), "alternate not used when something matched")
@@ -646,7 +646,7 @@ func TestPublishAlternateExchange(t *testing.T) {
 // type's route result); an exchange-to-exchange binding that matched counts,
 // even if the downstream exchange reaches no queue.
 func TestAlternateNotUsedWhenE2EBindingMatched(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v,
 		vhost.DeclareQueue{Name: "alt"},
 		vhost.DeclareExchange{Name: "ae", Kind: "fanout"},
@@ -674,7 +674,7 @@ func (r *replyTarget) DeliverReply(m *queue.Message) bool {
 }
 
 func TestDirectReplyTo(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	rt := &replyTarget{}
 	v.RegisterReplyTo("tok1", rt)
 	m := &queue.Message{Body: []byte("reply")}
@@ -698,30 +698,30 @@ func TestDirectReplyTo(t *testing.T) {
 }
 
 func TestPublishAfterQueueDeleted(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, declareQ("q")...)
 	q, _ := v.Queue("q", 0)
 	apply(t, v, vhost.DeleteQueue{Name: "q"})
-	assert.Equal(t, queue.Gone, q.Push(&queue.Message{}))
+	assert.Equal(t, queue.Gone, q.Push(&queue.Message{}, nil))
 	assert.Equal(t, 0, publish(t, v, vhost.Publishing{RoutingKey: "q"}))
 }
 
 // Scratch reuse across publishes of different shapes must not leak
 // destinations from one publish into the next.
 func TestScratchReuse(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, declareQ("q1", "q2")...)
 	apply(t, v, vhost.DeclareExchange{Name: "f", Kind: "fanout"},
 		vhost.Bind{Source: "f", Destination: "q1"}, vhost.Bind{Source: "f", Destination: "q2"})
 	s := &vhost.Scratch{}
 	m := &queue.Message{}
-	n, err := v.Publish(&vhost.Publishing{Exchange: "f", Message: m}, s)
+	n, err := v.Publish(&vhost.Publishing{Exchange: "f", Message: m}, s, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n.Queues)
-	n, err = v.Publish(&vhost.Publishing{RoutingKey: "nope", Message: m}, s)
+	n, err = v.Publish(&vhost.Publishing{RoutingKey: "nope", Message: m}, s, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 0, n.Queues)
-	n, err = v.Publish(&vhost.Publishing{RoutingKey: "q1", Message: m}, s)
+	n, err = v.Publish(&vhost.Publishing{RoutingKey: "q1", Message: m}, s, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n.Queues)
 	assert.Equal(t, 2, ready(t, v, "q1"))
@@ -729,7 +729,7 @@ func TestScratchReuse(t *testing.T) {
 
 // Definitions and publishes from many goroutines, under -race.
 func TestConcurrentApplyPublish(t *testing.T) {
-	v := vhost.New("/", nil)
+	v := vhost.New("/", vhost.Options{})
 	apply(t, v, vhost.DeclareExchange{Name: "f", Kind: "fanout"})
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -749,7 +749,7 @@ func TestConcurrentApplyPublish(t *testing.T) {
 			defer wg.Done()
 			s := &vhost.Scratch{}
 			for range 500 {
-				_, err := v.Publish(&vhost.Publishing{Exchange: "f", Message: &queue.Message{}}, s)
+				_, err := v.Publish(&vhost.Publishing{Exchange: "f", Message: &queue.Message{}}, s, nil)
 				if err != nil {
 					t.Error(err)
 					return

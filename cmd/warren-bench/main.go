@@ -199,6 +199,7 @@ type perfResult struct {
 	ConfirmedRate float64  `json:"confirmed_rate"`
 	ConsumedRate  float64  `json:"consumed_rate"`
 	Stalled       bool     `json:"stalled"`
+	Phase         string   `json:"phase"`
 	Errors        []string `json:"errors"`
 	Latency       struct {
 		Count uint64  `json:"count"`

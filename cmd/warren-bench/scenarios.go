@@ -56,7 +56,7 @@ func (r *perfResult) note() string {
 	case r.failure != "":
 		return " (failed: " + r.failure + ")"
 	case r.Stalled:
-		return " (broker stalled)"
+		return " (broker stalled while " + r.Phase + ")"
 	case len(r.Errors) > 0:
 		return fmt.Sprintf(" (%d client errors, first: %s)", len(r.Errors), r.Errors[0])
 	}

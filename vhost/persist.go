@@ -1,0 +1,222 @@
+package vhost
+
+import (
+	"fmt"
+
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/storage"
+)
+
+// Durable definitions are stored under "<vhost>\x00<name>" keys with field
+// table values, so arguments keep their AMQP types across a restart. A
+// binding is durable when both its ends are, as in RabbitMQ; its key holds
+// the whole binding, since RabbitMQ identifies bindings by all their parts.
+
+// key is a stored definition's key, and a durable queue's storage key.
+func (v *VHost) key(name string) string { return v.Name + "\x00" + name }
+
+func (v *VHost) storeExchange(b *storage.Batch, e *exchange.Exchange) {
+	if v.store == nil || !e.Durable {
+		return
+	}
+	b.PutDefinition(storage.KindExchange, v.key(e.Name), v.codec.EncodeTable(map[string]any{
+		"name": e.Name, "type": e.Kind.String(), "durable": e.Durable,
+		"auto_delete": e.AutoDelete, "internal": e.Internal, "arguments": e.Args,
+	}))
+}
+
+func (v *VHost) forgetExchange(b *storage.Batch, e *exchange.Exchange) {
+	if v.store != nil && e.Durable {
+		b.DeleteDefinition(storage.KindExchange, v.key(e.Name))
+	}
+}
+
+func (v *VHost) storeQueue(b *storage.Batch, q *queue.Queue) {
+	if v.store == nil || !q.Durable || q.Exclusive {
+		return
+	}
+	b.PutDefinition(storage.KindQueue, v.key(q.Name), v.codec.EncodeTable(map[string]any{
+		"name": q.Name, "durable": true, "auto_delete": q.AutoDelete, "arguments": q.Args,
+	}))
+}
+
+func (v *VHost) forgetQueue(b *storage.Batch, q *queue.Queue) {
+	if v.store != nil && q.Durable && !q.Exclusive {
+		b.DeleteDefinition(storage.KindQueue, v.key(q.Name))
+	}
+}
+
+func (v *VHost) bindingRecord(bd exchange.Binding) []byte {
+	kind := "queue"
+	if bd.Destination.Exchange {
+		kind = "exchange"
+	}
+	return v.codec.EncodeTable(map[string]any{
+		"source": bd.Source, "destination": bd.Destination.Name, "destination_type": kind,
+		"routing_key": bd.Key, "arguments": bd.Args,
+	})
+}
+
+// storeBindingLocked stores a binding whose two ends are durable.
+func (v *VHost) storeBindingLocked(b *storage.Batch, bd exchange.Binding) {
+	if v.store == nil {
+		return
+	}
+	src := v.exchanges[bd.Source]
+	if src == nil || !src.Durable {
+		return
+	}
+	if bd.Destination.Exchange {
+		if d := v.exchanges[bd.Destination.Name]; d == nil || !d.Durable {
+			return
+		}
+	} else if q := v.queues[bd.Destination.Name]; q == nil || !q.Durable || q.Exclusive {
+		return
+	}
+	b.PutDefinition(storage.KindBinding, v.key(string(v.bindingRecord(bd))), nil)
+}
+
+// forgetBinding deletes a binding's record; deleting one never stored is harmless.
+func (v *VHost) forgetBinding(b *storage.Batch, bd exchange.Binding) {
+	if v.store != nil {
+		b.DeleteDefinition(storage.KindBinding, v.key(string(v.bindingRecord(bd))))
+	}
+}
+
+// enqueue pushes m to qs. A persistent message bound for durable queues is
+// stored first (body once, an entry per queue) and the queues are kicked
+// only after the write is submitted, so no ack can overtake it on disk;
+// onDisk, if given, learns when it is there (publisher confirms).
+func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, onDisk func(error)) (r Routed) {
+	var b *storage.Batch
+	if m.Persistent && v.store != nil {
+		for _, q := range qs {
+			if q.Durable && !q.Exclusive {
+				b = new(storage.Batch)
+				m.ID = v.store.NextMessageID()
+				b.PutMessage(m.ID, queue.EncodeMessage(m))
+				break
+			}
+		}
+	}
+	for _, q := range qs {
+		switch q.Push(m, b) {
+		case queue.Accepted:
+			r.Queues++
+		case queue.Refused:
+			r.Refused++
+		}
+	}
+	if b == nil {
+		return r
+	}
+	if !m.Stored() {
+		b.DeleteMessage(m.ID) // every durable queue refused it
+	}
+	r.Stored = true
+	if onDisk == nil {
+		onDisk = v.logFailure
+	} else if r.Refused > 0 {
+		confirm := onDisk
+		onDisk = func(err error) {
+			if err == nil {
+				err = ErrRefused
+			}
+			confirm(err)
+		}
+	}
+	v.store.Submit(b, onDisk)
+	for _, q := range qs {
+		q.Kick()
+	}
+	return r
+}
+
+func (v *VHost) logFailure(err error) {
+	if err != nil {
+		v.log.Error("storing messages failed", "vhost", v.Name, "err", err)
+	}
+}
+
+// Recover rebuilds the virtual host's durable definitions and messages from
+// storage, at start. load reads a stored message by id; messages shared by
+// several queues are read once.
+func (v *VHost) Recover(load func(id uint64) (*queue.Message, error)) error {
+	if v.store == nil {
+		return nil
+	}
+	prefix := v.Name + "\x00"
+	var records [3][][]byte
+	for i, kind := range []string{storage.KindExchange, storage.KindQueue, storage.KindBinding} {
+		err := v.store.Definitions(kind, func(key string, value []byte) error {
+			if len(key) <= len(prefix) || key[:len(prefix)] != prefix {
+				return nil
+			}
+			if kind == storage.KindBinding {
+				value = []byte(key[len(prefix):])
+			}
+			records[i] = append(records[i], value)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	decode := func(b []byte) (map[string]any, error) {
+		t, err := v.codec.DecodeTable(b)
+		if err != nil {
+			return nil, fmt.Errorf("vhost %s: stored definition: %w", v.Name, err)
+		}
+		return t, nil
+	}
+	str := func(t map[string]any, k string) string { s, _ := t[k].(string); return s }
+	flag := func(t map[string]any, k string) bool { b, _ := t[k].(bool); return b }
+	args := func(t map[string]any) map[string]any { a, _ := t["arguments"].(map[string]any); return a }
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, rec := range records[0] {
+		t, err := decode(rec)
+		if err != nil {
+			return err
+		}
+		kind, ok := exchange.ParseKind(str(t, "type"))
+		if !ok {
+			return fmt.Errorf("vhost %s: stored exchange %q has unknown type %q", v.Name, str(t, "name"), str(t, "type"))
+		}
+		v.exchanges[str(t, "name")] = exchange.New(str(t, "name"), kind, true, flag(t, "auto_delete"), flag(t, "internal"), args(t))
+	}
+	for _, rec := range records[1] {
+		t, err := decode(rec)
+		if err != nil {
+			return err
+		}
+		op := DeclareQueue{Name: str(t, "name"), Durable: true, AutoDelete: flag(t, "auto_delete"), Args: args(t)}
+		cfg, err := queue.ParseArgs(op.Args)
+		if err != nil {
+			return fmt.Errorf("vhost %s: stored queue %q: %w", v.Name, op.Name, err)
+		}
+		q := v.newQueue(op, 0, cfg)
+		err = v.store.Entries(v.key(op.Name), func(seq uint64, value []byte) error {
+			return q.Restore(seq, value, load)
+		})
+		if err != nil {
+			return fmt.Errorf("vhost %s: queue %q: %w", v.Name, op.Name, err)
+		}
+		v.queues[op.Name] = q
+	}
+	for _, rec := range records[2] {
+		t, err := decode(rec)
+		if err != nil {
+			return err
+		}
+		src := v.exchanges[str(t, "source")]
+		if src == nil {
+			continue
+		}
+		dest := exchange.Destination{Name: str(t, "destination"), Exchange: str(t, "destination_type") == "exchange"}
+		_, _ = src.Bind(dest, str(t, "routing_key"), args(t))
+	}
+	return nil
+}
