@@ -58,7 +58,7 @@ type Queue struct {
 	AutoDelete bool
 	Args       map[string]any
 	// Owner is the connection that owns an exclusive queue, 0 otherwise.
-	Owner  uint64
+	Owner   uint64
 	Config  Config
 	hooks   Hooks
 	journal *journal // nil unless durable with a store

@@ -759,4 +759,3 @@ func TestConcurrentApplyPublish(t *testing.T) {
 	}
 	wg.Wait()
 }
-
