@@ -94,6 +94,37 @@ func rss(b broker) measure {
 
 func idleRSS(b broker) measure { return rss(b) }
 
+// fdMargin is how many descriptors a broker keeps free beyond the idle
+// connections: files, queues' stores, the benchmark's own connections.
+const fdMargin = 200
+
+// freeFDs returns how many more files the process may open (its soft
+// RLIMIT_NOFILE minus its open descriptors); ok is false when unknown.
+func freeFDs(pid int) (int, bool) {
+	if pid == 0 {
+		return 0, false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return 0, false
+	}
+	limit := -1
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				if n, err := strconv.Atoi(f[0]); err == nil {
+					limit = n
+				}
+			}
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if limit < 0 || err != nil {
+		return 0, false
+	}
+	return limit - len(fds), true
+}
+
 // withTimeout runs f, giving up (and leaving it running) after limit: a
 // stalled broker must not hang the whole report.
 func withTimeout(limit time.Duration, f func() error) error {
@@ -135,6 +166,14 @@ func (o *options) runFootprint(ctx context.Context, rep *report, stderr io.Write
 // footConns opens o.conns connections, measures RSS, and closes them.
 func (o *options) footConns(b broker, rep *report, stderr io.Writer) {
 	fmt.Fprintf(stderr, "footprint %s: %d idle connections\n", b.name, o.conns)
+	if free, ok := freeFDs(b.pid); ok && free < o.conns+fdMargin {
+		// Running a broker out of descriptors can break it for good
+		// (RabbitMQ 3.10's memory monitors crash on emfile).
+		fmt.Fprintf(stderr, "    skipped: the broker has %d free file descriptors, %d needed (raise its ulimit -n)\n", free, o.conns+fdMargin)
+		rep.addFootprint(footConnsRSS, b, na("skipped: fd limit"))
+		rep.addFootprint(footConnKiB, b, na("skipped: fd limit"))
+		return
+	}
 	before := rss(b)
 	conns := make([]*amqp091.Connection, o.conns)
 	err := withTimeout(2*time.Minute, func() error {

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/storage"
 )
 
 // Exit codes.
@@ -66,6 +67,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	srv, err := amqp.NewServer(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "warren: %v\n", err)
+		if errors.Is(err, storage.ErrCorrupt) || errors.Is(err, storage.ErrNewerFormat) || errors.Is(err, storage.ErrLocked) {
+			// The data directory cannot be used as it is: never start empty.
+			return exitConfig
+		}
 		return exitFail
 	}
 	// Listening here rather than in ListenAndServe reports "address in use"
@@ -73,6 +78,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "warren: amqp.listen: %v\n", err)
+		_ = srv.Shutdown(context.Background()) // releases the data directory
 		return exitFail
 	}
 	log.Info("warren started", "version", amqp.Version, "amqp", l.Addr().String(), "data", cfg.DataDir)

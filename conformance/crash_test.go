@@ -1,0 +1,169 @@
+//go:build unix
+
+package conformance
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCrashLosesNoConfirmedMessage runs the real warren binary, publishes
+// persistent messages with confirms from several connections, kills the
+// process with SIGKILL at a random moment, restarts it on the same data
+// directory and consumes everything: every confirmed message must be there
+// (duplicates are allowed: delivery is at-least-once). Three rounds, each
+// killing at a different moment and keeping what earlier rounds left.
+func TestCrashLosesNoConfirmedMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the broker binary")
+	}
+	bin := filepath.Join(t.TempDir(), "warren")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/warren")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	dir := t.TempDir()
+
+	confirmed := map[string]bool{}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for round := range 3 {
+		proc, url := startBinary(t, bin, dir)
+		ch := dialChannel(t, url)
+		_, err := ch.QueueDeclare("crash", true, false, false, false, nil)
+		require.NoError(t, err)
+
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for p := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				publishUntilKilled(url, fmt.Sprintf("r%d-p%d", round, p), stop, func(id string) {
+					mu.Lock()
+					confirmed[id] = true
+					mu.Unlock()
+				})
+			}()
+		}
+		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
+		require.NoError(t, proc.Process.Signal(syscall.SIGKILL))
+		_ = proc.Wait()
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		t.Logf("round %d: %d messages confirmed so far", round, len(confirmed))
+		mu.Unlock()
+	}
+
+	proc, url := startBinary(t, bin, dir)
+	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
+	ch := dialChannel(t, url)
+	got := map[string]bool{}
+	for {
+		m, ok, err := ch.Get("crash", true)
+		require.NoError(t, err)
+		if !ok {
+			break
+		}
+		got[string(m.Body)] = true
+	}
+	var missing []string
+	for id := range confirmed {
+		if !got[id] {
+			missing = append(missing, id)
+		}
+	}
+	require.Empty(t, missing, "confirmed messages lost (of %d confirmed, %d found)", len(confirmed), len(got))
+	require.NotEmpty(t, confirmed, "the test confirmed nothing: it proves nothing")
+}
+
+var startedRE = regexp.MustCompile(`amqp=(127\.0\.0\.1:\d+)`)
+
+// startBinary runs warren on a random port and waits for its start line.
+func startBinary(t *testing.T, bin, dir string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "--amqp.listen", "127.0.0.1:0", "--storage.dir", dir, "--log.level", "info")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	cmd.Stdout = os.Stdout
+	require.NoError(t, cmd.Start())
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := startedRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, "amqp://guest:guest@" + a + "/"
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("warren did not start")
+		return nil, ""
+	}
+}
+
+func dialChannel(t *testing.T, url string) *amqp091.Channel {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	return ch
+}
+
+// publishUntilKilled publishes numbered persistent messages with confirms
+// (up to 50 outstanding) until the broker dies, reporting each confirmed id.
+func publishUntilKilled(url, prefix string, stop <-chan struct{}, confirmed func(id string)) {
+	conn, err := amqp091.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil || ch.Confirm(false) != nil {
+		return
+	}
+	acks := ch.NotifyPublish(make(chan amqp091.Confirmation, 64))
+	pending := map[uint64]string{}
+	var seq uint64
+	for {
+		for len(pending) >= 50 {
+			select {
+			case c, ok := <-acks:
+				if !ok {
+					return
+				}
+				if c.Ack {
+					confirmed(pending[c.DeliveryTag])
+				}
+				delete(pending, c.DeliveryTag)
+			case <-stop:
+				return
+			}
+		}
+		seq++
+		id := prefix + "-" + strconv.FormatUint(seq, 10)
+		if ch.Publish("", "crash", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte(id)}) != nil {
+			return
+		}
+		pending[seq] = id
+	}
+}

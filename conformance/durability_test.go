@@ -1,0 +1,223 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/amqp"
+)
+
+// restartableBroker runs Warren on one data directory across restarts.
+type restartableBroker struct {
+	t   *testing.T
+	dir string
+	srv *amqp.Server
+	url string
+}
+
+func newRestartableBroker(t *testing.T) *restartableBroker {
+	b := &restartableBroker{t: t, dir: t.TempDir()}
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *restartableBroker) start() {
+	cfg := amqp.DefaultConfig()
+	cfg.DataDir = b.dir
+	srv, err := amqp.NewServer(cfg, nil)
+	require.NoError(b.t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b.t, err)
+	go srv.Serve(l) //nolint:errcheck // ErrServerClosed at stop
+	b.srv, b.url = srv, "amqp://guest:guest@"+l.Addr().String()+"/"
+}
+
+func (b *restartableBroker) stop() {
+	if b.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(b.t, b.srv.Shutdown(ctx))
+	b.srv = nil
+}
+
+func (b *restartableBroker) restart() {
+	b.stop()
+	b.start()
+}
+
+func (b *restartableBroker) channel() *amqp091.Channel {
+	conn, err := amqp091.Dial(b.url)
+	require.NoError(b.t, err)
+	b.t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	require.NoError(b.t, err)
+	return ch
+}
+
+// TestRestartKeepsDurableState declares durable and transient topology,
+// publishes persistent and transient messages, restarts, and checks exactly
+// what survived: durable definitions with their arguments, bindings between
+// durable ends, and persistent messages in durable queues, in order.
+func TestRestartKeepsDurableState(t *testing.T) {
+	b := newRestartableBroker(t)
+	ch := b.channel()
+	require.NoError(t, ch.Confirm(false))
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 100))
+
+	require.NoError(t, ch.ExchangeDeclare("durable.x", "topic", true, false, false, false, amqp091.Table{"alternate-exchange": "ae"}))
+	require.NoError(t, ch.ExchangeDeclare("transient.x", "fanout", false, false, false, false, nil))
+	args := amqp091.Table{"x-max-priority": int32(5), "x-message-ttl": int64(600000)}
+	_, err := ch.QueueDeclare("durable.q", true, false, false, false, args)
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare("transient.q", false, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind("durable.q", "order.*", "durable.x", false, nil))
+	require.NoError(t, ch.QueueBind("transient.q", "", "transient.x", false, nil))
+	require.NoError(t, ch.QueueBind("transient.q", "#", "durable.x", false, nil)) // a transient end: not kept
+
+	publishN := func(exchange, key string, mode uint8, prio uint8, bodies ...string) {
+		for _, body := range bodies {
+			require.NoError(t, ch.Publish(exchange, key, false, false, amqp091.Publishing{DeliveryMode: mode, Priority: prio, Body: []byte(body)}))
+			select {
+			case c := <-confirms:
+				require.True(t, c.Ack, "publish of %q nacked", body)
+			case <-time.After(timeout):
+				t.Fatal("no confirm")
+			}
+		}
+	}
+	publishN("durable.x", "order.placed", amqp091.Persistent, 1, "p1", "p2")
+	publishN("durable.x", "order.placed", amqp091.Transient, 1, "t1")
+	publishN("durable.x", "order.placed", amqp091.Persistent, 4, "p3-high")
+	publishN("", "transient.q", amqp091.Persistent, 0, "lost-with-queue")
+
+	// One message delivered but not acked comes back redelivered; one acked
+	// message does not come back.
+	m, ok, err := ch.Get("durable.q", false)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "p3-high", string(m.Body))
+	m2, ok, err := ch.Get("durable.q", false)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "p1", string(m2.Body))
+	require.NoError(t, m2.Ack(false))
+	// A synchronous call behind the ack: the ack has been handled when it returns.
+	_, err = ch.QueueDeclarePassive("durable.q", true, false, false, false, nil)
+	require.NoError(t, err)
+
+	b.restart()
+	ch = b.channel()
+
+	require.NoError(t, ch.ExchangeDeclarePassive("durable.x", "topic", true, false, false, false, nil))
+	// Equivalence still holds with the stored arguments' types.
+	require.NoError(t, ch.ExchangeDeclare("durable.x", "topic", true, false, false, false, amqp091.Table{"alternate-exchange": "ae"}))
+	q, err := ch.QueueDeclare("durable.q", true, false, false, false, args)
+	require.NoError(t, err)
+	require.Equal(t, 2, q.Messages, "p3-high (unacked at restart) and p2; t1 was transient, p1 acked")
+
+	for _, gone := range []string{"transient.x"} {
+		err := b.channel().ExchangeDeclarePassive(gone, "fanout", false, false, false, false, nil)
+		requireAMQPError(t, err, amqp091.NotFound, "")
+	}
+	_, err = b.channel().QueueDeclarePassive("transient.q", false, false, false, false, nil)
+	requireAMQPError(t, err, amqp091.NotFound, "")
+
+	var got []string
+	for range 2 {
+		m, ok, err := ch.Get("durable.q", false)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.True(t, m.Redelivered, "recovered messages are marked redelivered")
+		got = append(got, fmt.Sprintf("%s/%d", m.Body, m.Priority))
+		require.NoError(t, m.Ack(false))
+	}
+	require.Equal(t, []string{"p3-high/4", "p2/1"}, got, "priority order survives the restart")
+
+	// The binding between durable ends survived, the one to a transient queue did not.
+	require.NoError(t, ch.Publish("durable.x", "order.shipped", false, false, amqp091.Publishing{Body: []byte("after")}))
+	requireQueueLen(t, ch, "durable.q", 1)
+
+	// Acked messages stay acked across another restart.
+	_, ok, err = ch.Get("durable.q", true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	b.restart()
+	q, err = b.channel().QueueDeclarePassive("durable.q", true, false, false, false, nil)
+	require.NoError(t, err)
+	require.Zero(t, q.Messages)
+}
+
+// TestRestartFanoutSharesOneBody: a persistent message fanned out to several
+// durable queues is stored once; each queue gets it back after a restart,
+// and acking it in one queue leaves the others' copies.
+func TestRestartFanoutSharesOneBody(t *testing.T) {
+	b := newRestartableBroker(t)
+	ch := b.channel()
+	require.NoError(t, ch.ExchangeDeclare("fan", "fanout", true, false, false, false, nil))
+	for _, q := range []string{"a", "b", "c"} {
+		_, err := ch.QueueDeclare(q, true, false, false, false, nil)
+		require.NoError(t, err)
+		require.NoError(t, ch.QueueBind(q, "", "fan", false, nil))
+	}
+	require.NoError(t, ch.Confirm(false))
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
+	require.NoError(t, ch.Publish("fan", "", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("shared")}))
+	require.True(t, (<-confirms).Ack)
+
+	m, ok, err := ch.Get("a", false)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, m.Ack(false))
+	_, err = ch.QueueDeclarePassive("a", true, false, false, false, nil) // the ack is handled
+	require.NoError(t, err)
+
+	b.restart()
+	ch = b.channel()
+	for q, want := range map[string]int{"a": 0, "b": 1, "c": 1} {
+		info, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+		require.NoError(t, err)
+		require.Equal(t, want, info.Messages, q)
+	}
+	m, ok, err = ch.Get("c", true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "shared", string(m.Body))
+}
+
+// TestRestartExpiredWhileDown: TTL deadlines are absolute, so a message that
+// expired while the broker was down is dead-lettered at start.
+func TestRestartExpiredWhileDown(t *testing.T) {
+	b := newRestartableBroker(t)
+	ch := b.channel()
+	_, err := ch.QueueDeclare("dlq", true, false, false, false, nil)
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare("ttl", true, false, false, false, amqp091.Table{
+		"x-message-ttl": int32(300), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq",
+	})
+	require.NoError(t, err)
+	require.NoError(t, ch.Confirm(false))
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
+	require.NoError(t, ch.Publish("", "ttl", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("late")}))
+	require.True(t, (<-confirms).Ack)
+
+	b.stop()
+	time.Sleep(400 * time.Millisecond) // the TTL passes while the broker is down
+	b.start()
+	ch = b.channel()
+	requireQueueLen(t, ch, "dlq", 1)
+	requireQueueLen(t, ch, "ttl", 0)
+	m, ok, err := ch.Get("dlq", true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "expired", xDeath(t, m)[0]["reason"])
+}
