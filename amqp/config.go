@@ -8,6 +8,8 @@ import "time"
 type Config struct {
 	// Listen is the TCP address of the AMQP listener, e.g. ":5672".
 	Listen string
+	// TLS configures the AMQPS listener; it is off when TLS.Listen is empty.
+	TLS TLSConfig
 	// DataDir is where durable state lives; created if missing.
 	DataDir string
 
@@ -23,10 +25,37 @@ type Config struct {
 	// long (RabbitMQ's consumer_timeout); 0 disables. Queues may set their
 	// own with x-consumer-timeout.
 	ConsumerTimeout time.Duration
+	// MaxConnections bounds the open connections on this server (RabbitMQ's
+	// connection_max); one more is refused at connection.open with 530. 0 is
+	// unlimited.
+	MaxConnections int
+	// HandshakeTimeout drops a client that has not opened its connection
+	// this long after connecting (RabbitMQ's handshake_timeout); 0 means 10s.
+	HandshakeTimeout time.Duration
+
+	// StorageFault, for tests, runs inside every storage commit; an error
+	// fails the commit as a broken disk would.
+	StorageFault func() error
 
 	// Users may log in; Vhosts exist at start.
 	Users  []User
 	Vhosts []string
+}
+
+// TLSConfig is the AMQPS listener's settings (RabbitMQ's ssl_options).
+type TLSConfig struct {
+	// Listen is the TCP address of the TLS listener, e.g. ":5671"; "" disables it.
+	Listen string
+	// CertFile and KeyFile are the server's PEM certificate chain and key.
+	CertFile, KeyFile string
+	// CAFile holds the PEM certificates that client certificates must chain to.
+	CAFile string
+	// VerifyPeer asks clients for a certificate and verifies any they send
+	// against CAFile (RabbitMQ's verify_peer). A verified certificate allows
+	// the EXTERNAL mechanism, which logs in as the user named by its CN.
+	VerifyPeer bool
+	// FailIfNoPeerCert refuses clients without a valid certificate; it needs VerifyPeer.
+	FailIfNoPeerCert bool
 }
 
 // User is a login with per-vhost permissions.
@@ -52,13 +81,14 @@ type Permission struct {
 // DefaultConfig returns the settings of configs/warren.yaml, for tests and embedding.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          ":5672",
-		DataDir:         "./data",
-		FrameMax:        131072,
-		ChannelMax:      2047,
-		Heartbeat:       60 * time.Second,
-		MaxMessageSize:  128 << 20,
-		ConsumerTimeout: 30 * time.Minute,
+		Listen:           ":5672",
+		DataDir:          "./data",
+		FrameMax:         131072,
+		ChannelMax:       2047,
+		Heartbeat:        60 * time.Second,
+		MaxMessageSize:   128 << 20,
+		ConsumerTimeout:  30 * time.Minute,
+		HandshakeTimeout: 10 * time.Second,
 		Users: []User{{
 			Name:        "guest",
 			Password:    "guest",

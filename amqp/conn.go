@@ -16,8 +16,8 @@ import (
 )
 
 const (
-	// handshakeTimeout drops clients that connect and say nothing, as RabbitMQ does.
-	handshakeTimeout = 10 * time.Second
+	// defaultHandshakeTimeout drops clients that connect and say nothing, as RabbitMQ does.
+	defaultHandshakeTimeout = 10 * time.Second
 	// closeOkTimeout bounds the wait for connection.close-ok after the server closed.
 	closeOkTimeout = 3 * time.Second
 	// maxPendingOut is how many bytes may wait for the socket before queues
@@ -43,7 +43,9 @@ type conn struct {
 	heartbeat    time.Duration
 	user         *account
 	vh           *vhost.VHost
-	cancelNotify bool // the client understands server-sent basic.cancel
+	cancelNotify bool   // the client understands server-sent basic.cancel
+	peerName     string // CN of the verified TLS client certificate, or ""
+	counted      bool   // counted in srv.open (MaxConnections)
 
 	// hb is the heartbeat for the writer goroutine; open is set after the handshake.
 	hb   atomic.Int64
@@ -98,7 +100,7 @@ func (c *conn) serve() {
 		c.nc.Close()
 	}()
 
-	_ = c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 	if err := wire.ReadProtocolHeader(c.nc); err != nil {
 		if errors.Is(err, wire.ErrBadProtocolHeader) {
 			// The spec's answer: our header, then close.
@@ -172,7 +174,11 @@ func (c *conn) readFailed(err error) {
 			c.drain()
 		}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		if !c.closing.Load() {
+		switch {
+		case c.closing.Load():
+		case !c.open.Load():
+			c.log.Info("handshake timeout, closing connection")
+		default:
 			c.log.Info("missed heartbeats from client, closing connection")
 		}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -357,6 +363,9 @@ func (c *conn) cleanup() {
 	}
 	if c.vh != nil {
 		c.vh.DeleteOwnedQueues(c.id)
+	}
+	if c.counted {
+		c.srv.open.Add(-1)
 	}
 }
 

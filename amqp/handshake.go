@@ -36,11 +36,17 @@ func serverProperties() wire.Table {
 // handshake runs start, tune and open. On success the connection is ready
 // for channels.
 func (c *conn) handshake() error {
+	mechanisms := "PLAIN AMQPLAIN"
+	if c.peerName = peerName(c.nc); c.peerName != "" {
+		// As RabbitMQ with rabbitmq_auth_mechanism_ssl: only a verified
+		// client certificate makes EXTERNAL available.
+		mechanisms += " EXTERNAL"
+	}
 	c.sendRaw(&wire.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
 		ServerProperties: serverProperties(),
-		Mechanisms:       "PLAIN AMQPLAIN",
+		Mechanisms:       mechanisms,
 		Locales:          "en_US",
 	}, 0)
 
@@ -72,7 +78,7 @@ func (c *conn) handshake() error {
 		return err
 	}
 
-	_ = c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 	if m, err = c.expect(); err != nil {
 		return err
 	}
@@ -86,6 +92,15 @@ func (c *conn) handshake() error {
 	}
 	if c.user.perms[vh.Name] == nil {
 		return methodError(m, wire.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.Name, c.user.name)
+	}
+	if limit := c.srv.cfg.MaxConnections; limit > 0 {
+		// Counted here, as RabbitMQ does: clients still in the handshake are
+		// bounded by the handshake timeout instead.
+		if c.srv.open.Add(1) > int64(limit) {
+			c.srv.open.Add(-1)
+			return methodError(m, wire.NotAllowed, "connection refused: node connection limit (%d) is reached", limit)
+		}
+		c.counted = true
 	}
 	c.vh = vh
 	c.sendRaw(&wire.ConnectionOpenOk{}, 0)
@@ -126,12 +141,28 @@ func (c *conn) expect() (wire.Method, error) {
 func (c *conn) authenticate(mechanism, response string) error {
 	refused := newError(wire.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)
 	refused.classID, refused.methodID = wire.ClassConnection, 11
-	user, password, ok := parseCredentials(mechanism, response)
-	if !ok {
-		return refused
+	var a *account
+	var user string
+	if mechanism == "EXTERNAL" {
+		// The verified certificate's CN names the user; there is no password.
+		// The response (an authorization identity) is ignored, as RabbitMQ does.
+		user = c.peerName
+		if user == "" {
+			return refused
+		}
+		a = c.srv.accounts[user]
+	} else {
+		var password string
+		var ok bool
+		user, password, ok = parseCredentials(mechanism, response)
+		if !ok {
+			return refused
+		}
+		if a = c.srv.accounts[user]; a != nil && !a.check(password) {
+			a = nil
+		}
 	}
-	a := c.srv.accounts[user]
-	if a == nil || !a.check(password) {
+	if a == nil {
 		c.log.Info("authentication failed", "user", user, "mechanism", mechanism)
 		return refused
 	}

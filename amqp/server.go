@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,7 +29,9 @@ type Server struct {
 	vhosts   map[string]*vhost.VHost // fixed after NewServer
 	accounts map[string]*account     // fixed after NewServer
 	store    *storage.Store
+	tls      *tls.Config // nil unless cfg.TLS has a certificate
 	nextID   atomic.Uint64
+	open     atomic.Int64 // connections past connection.open, for MaxConnections
 
 	mu        sync.Mutex // guards listeners, conns, shutdown
 	listeners map[net.Listener]struct{}
@@ -50,7 +53,14 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
-	store, err := storage.Open(cfg.DataDir, storage.Options{})
+	if cfg.TLS.Listen != "" || cfg.TLS.CertFile != "" {
+		tc, err := cfg.TLS.serverTLS()
+		if err != nil {
+			return nil, err
+		}
+		s.tls = tc
+	}
+	store, err := storage.Open(cfg.DataDir, storage.Options{Fault: cfg.StorageFault})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +161,11 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		if tc, ok := nc.(*net.TCPConn); ok {
+		raw := nc
+		if tc, ok := nc.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		if tc, ok := raw.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
 		c := newConn(s, nc)
@@ -165,6 +179,14 @@ func (s *Server) Serve(l net.Listener) error {
 			s.untrack(c)
 		}()
 	}
+}
+
+// handshakeTimeout is how long a new client has to open its connection.
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.cfg.HandshakeTimeout > 0 {
+		return s.cfg.HandshakeTimeout
+	}
+	return defaultHandshakeTimeout
 }
 
 func (s *Server) closing() bool {

@@ -136,3 +136,38 @@ func TestAuthLoginRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthMechanismsAndHashes: AMQPLAIN works as well as PLAIN, and a user
+// configured with RabbitMQ's salted SHA-256 password_hash logs in with the
+// password and not with anything else.
+func TestAuthMechanismsAndHashes(t *testing.T) {
+	b := startBroker(t, withUsers(amqp.User{
+		Name:         "hashed",
+		PasswordHash: amqp.HashPassword([4]byte{1, 2, 3, 4}, "s3cret"),
+		Permissions:  map[string]amqp.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
+	}))
+	b.skipIfExternal(t)
+	for _, tc := range []struct {
+		name string
+		auth amqp091.Authentication
+		ok   bool
+	}{
+		{"PLAIN guest", &amqp091.PlainAuth{Username: "guest", Password: "guest"}, true},
+		{"AMQPLAIN guest", &amqp091.AMQPlainAuth{Username: "guest", Password: "guest"}, true},
+		{"PLAIN hashed", &amqp091.PlainAuth{Username: "hashed", Password: "s3cret"}, true},
+		{"AMQPLAIN hashed", &amqp091.AMQPlainAuth{Username: "hashed", Password: "s3cret"}, true},
+		{"PLAIN hashed, wrong password", &amqp091.PlainAuth{Username: "hashed", Password: "guess"}, false},
+		{"AMQPLAIN wrong password", &amqp091.AMQPlainAuth{Username: "guest", Password: "nope"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := amqp091.DialConfig("amqp://"+b.Addr+"/", amqp091.Config{SASL: []amqp091.Authentication{tc.auth}})
+			if !tc.ok {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			defer conn.Close()
+			requireConnUsable(t, conn)
+		})
+	}
+}

@@ -2,8 +2,10 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,4 +222,46 @@ func TestRestartExpiredWhileDown(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "expired", xDeath(t, m)[0]["reason"])
+}
+
+// TestStorageFailureNacksAndKeepsServing: when the disk write behind a
+// persistent publish fails, the publisher gets basic.nack, the broker logs
+// and stays up, and publishes succeed again once the disk does.
+func TestStorageFailureNacksAndKeepsServing(t *testing.T) {
+	var failing atomic.Bool
+	b := startBroker(t, func(c *amqp.Config) {
+		c.StorageFault = func() error {
+			if failing.Load() {
+				return errors.New("injected: no space left on device")
+			}
+			return nil
+		}
+	})
+	b.skipIfExternal(t)
+	_, ch := b.channel(t)
+	_, err := ch.QueueDeclare("disk", true, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.Confirm(false))
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 10))
+	publishPersistent := func(body string) bool {
+		require.NoError(t, ch.Publish("", "disk", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte(body)}))
+		select {
+		case c := <-confirms:
+			return c.Ack
+		case <-time.After(timeout):
+			t.Fatal("no confirm")
+			return false
+		}
+	}
+	require.True(t, publishPersistent("before"))
+	failing.Store(true)
+	require.False(t, publishPersistent("during"), "a failed disk write is nacked")
+	failing.Store(false)
+	require.True(t, publishPersistent("after"))
+
+	// Transient messages never touched the disk; the channel and other
+	// connections are fine.
+	requireConnUsable(t, b.dial(t))
+	_, err = ch.QueueDeclarePassive("disk", true, false, false, false, nil)
+	require.NoError(t, err)
 }

@@ -98,6 +98,9 @@ type Options struct {
 	MaxBatchOps int
 	// NoSync skips fsync. For tests only: nothing is durable.
 	NoSync bool
+	// Fault, for tests, runs inside every commit before it is written; an
+	// error fails the commit as a full or broken disk would.
+	Fault func() error
 }
 
 // Stats counts the committer's work since Open.
@@ -723,6 +726,11 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 				return err
 			}
 			wroteID = id
+		}
+		if s.opts.Fault != nil {
+			if err := s.opts.Fault(); err != nil {
+				return err
+			}
 		}
 		if f := s.beforeCommit.Load(); f != nil {
 			return (*f)()

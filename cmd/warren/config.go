@@ -35,6 +35,12 @@ type setting struct {
 // --help and of validation, so the first bad key reported is the first listed.
 var settings = []setting{
 	{"amqp.listen", "string", "TCP address of the AMQP listener, host:port"},
+	{"amqp.tls.listen", "string", "TCP address of the AMQPS (TLS) listener, host:port; empty disables it"},
+	{"amqp.tls.cert_file", "file", "PEM certificate chain of the TLS listener"},
+	{"amqp.tls.key_file", "file", "PEM private key of the TLS listener"},
+	{"amqp.tls.ca_file", "file", "PEM CA certificates that client certificates must chain to"},
+	{"amqp.tls.verify_peer", "boolean", "ask TLS clients for a certificate and verify it; enables EXTERNAL"},
+	{"amqp.tls.fail_if_no_peer_cert", "boolean", "refuse TLS clients without a valid certificate (needs verify_peer)"},
 	{"storage.dir", "string", "directory for durable state, created if missing"},
 	{"http.listen", "string", "management API address (reserved, not served yet)"},
 	{"limits.frame_max", "bytes", "largest frame offered in connection.tune, 8192..1048576"},
@@ -42,6 +48,8 @@ var settings = []setting{
 	{"limits.heartbeat", "duration", "heartbeat proposed to clients, whole seconds; 0 disables"},
 	{"limits.max_message_size", "bytes", "largest message body, 1..536870912 (512 MiB)"},
 	{"limits.consumer_timeout", "duration", "close a channel whose delivery stays unacked this long; 0 disables"},
+	{"limits.max_connections", "number", "open connections allowed; more are refused with 530; 0 is unlimited"},
+	{"limits.handshake_timeout", "duration", "drop a client that has not opened its connection this long after connecting"},
 	{"log.level", "string", "lowest log level written: debug, info, warn or error"},
 }
 
@@ -208,13 +216,17 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (amqp.Conf
 		name := envName(s.key)
 		// Empty counts as unset, like viper's AutomaticEnv by default.
 		if val, ok := lookupEnv(name); ok && val != "" {
-			section, leaf, _ := strings.Cut(s.key, ".")
-			m, _ := env[section].(map[string]any)
-			if m == nil {
-				m = map[string]any{}
-				env[section] = m
+			parts := strings.Split(s.key, ".")
+			m := env
+			for _, p := range parts[:len(parts)-1] {
+				sub, _ := m[p].(map[string]any)
+				if sub == nil {
+					sub = map[string]any{}
+					m[p] = sub
+				}
+				m = sub
 			}
-			m[leaf] = val
+			m[parts[len(parts)-1]] = val
 			from[s.key] = "set by " + name
 		}
 	}
@@ -244,6 +256,36 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 	cfg.Listen = get("amqp.listen")
 	if msg := checkListen(cfg.Listen); msg != "" {
 		return cfg, 0, bad("amqp.listen", "%s", msg)
+	}
+	cfg.TLS.Listen = get("amqp.tls.listen")
+	cfg.TLS.CertFile = get("amqp.tls.cert_file")
+	cfg.TLS.KeyFile = get("amqp.tls.key_file")
+	cfg.TLS.CAFile = get("amqp.tls.ca_file")
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{{"amqp.tls.verify_peer", &cfg.TLS.VerifyPeer}, {"amqp.tls.fail_if_no_peer_cert", &cfg.TLS.FailIfNoPeerCert}} {
+		val, err := strconv.ParseBool(get(b.key))
+		if err != nil {
+			return cfg, 0, bad(b.key, "must be true or false (got %q)", get(b.key))
+		}
+		*b.dst = val
+	}
+	if cfg.TLS.Listen != "" {
+		if msg := checkListen(cfg.TLS.Listen); msg != "" {
+			return cfg, 0, bad("amqp.tls.listen", "%s", msg)
+		}
+		for _, f := range []struct{ key, path string }{{"amqp.tls.cert_file", cfg.TLS.CertFile}, {"amqp.tls.key_file", cfg.TLS.KeyFile}} {
+			if f.path == "" {
+				return cfg, 0, bad(f.key, "required when amqp.tls.listen is set")
+			}
+		}
+		if cfg.TLS.VerifyPeer && cfg.TLS.CAFile == "" {
+			return cfg, 0, bad("amqp.tls.ca_file", "required when amqp.tls.verify_peer is true")
+		}
+	}
+	if cfg.TLS.FailIfNoPeerCert && !cfg.TLS.VerifyPeer {
+		return cfg, 0, bad("amqp.tls.fail_if_no_peer_cert", "needs amqp.tls.verify_peer: true")
 	}
 	cfg.DataDir = get("storage.dir")
 	if cfg.DataDir == "" {
@@ -281,6 +323,16 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 		return cfg, 0, bad("limits.consumer_timeout", "invalid duration %q", get("limits.consumer_timeout"))
 	}
 	cfg.ConsumerTimeout = ct
+	n, msg = parseInt(get("limits.max_connections"), 0, 1<<31-1)
+	if msg != "" {
+		return cfg, 0, bad("limits.max_connections", "%s", msg)
+	}
+	cfg.MaxConnections = int(n)
+	ht, err := time.ParseDuration(get("limits.handshake_timeout"))
+	if err != nil || ht <= 0 {
+		return cfg, 0, bad("limits.handshake_timeout", "must be a positive duration (got %q)", get("limits.handshake_timeout"))
+	}
+	cfg.HandshakeTimeout = ht
 
 	level, ok := logLevels[strings.ToLower(get("log.level"))]
 	if !ok {
@@ -381,7 +433,12 @@ func readYAML(data []byte, name string, from map[string]string) (*yamlLists, err
 	sections := map[string][]string{}
 	for _, s := range settings {
 		section, leaf, _ := strings.Cut(s.key, ".")
-		sections[section] = append(sections[section], leaf)
+		if sub, _, nested := strings.Cut(leaf, "."); nested {
+			leaf = sub // amqp.tls.listen: amqp has tls
+		}
+		if !slices.Contains(sections[section], leaf) {
+			sections[section] = append(sections[section], leaf)
+		}
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, val := root.Content[i], root.Content[i+1]
@@ -399,27 +456,62 @@ func readYAML(data []byte, name string, from map[string]string) (*yamlLists, err
 			if isNull(val) {
 				continue // an empty section changes nothing
 			}
-			if val.Kind != yaml.MappingNode {
-				return nil, &configError{key: key, msg: "must be a mapping of keys", from: at(val)}
-			}
-			for j := 0; j+1 < len(val.Content); j += 2 {
-				lk, lv := val.Content[j], val.Content[j+1]
-				full := key + "." + lk.Value
-				if !slices.Contains(leaves, lk.Value) {
-					return nil, &configError{key: full, msg: "unknown key (" + key + " has " +
-						strings.Join(leaves, ", ") + ")", from: at(lk)}
-				}
-				// viper would treat a null as unset and quietly keep the default.
-				if lv.Kind != yaml.ScalarNode || isNull(lv) {
-					return nil, &configError{key: full, msg: "must be a single value", from: at(lv)}
-				}
-				if from != nil {
-					from[full] = at(lv)
-				}
+			if err := readSection(key, leaves, val, at, from); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return lists, nil
+}
+
+// readSection checks the keys of one section's mapping, descending into
+// nested sections such as amqp.tls.
+func readSection(key string, leaves []string, val *yaml.Node, at func(*yaml.Node) string, from map[string]string) error {
+	if val.Kind != yaml.MappingNode {
+		return &configError{key: key, msg: "must be a mapping of keys", from: at(val)}
+	}
+	for j := 0; j+1 < len(val.Content); j += 2 {
+		lk, lv := val.Content[j], val.Content[j+1]
+		full := key + "." + lk.Value
+		if !slices.Contains(leaves, lk.Value) {
+			return &configError{key: full, msg: "unknown key (" + key + " has " +
+				strings.Join(leaves, ", ") + ")", from: at(lk)}
+		}
+		if sub := subKeys(full); sub != nil {
+			if isNull(lv) {
+				continue // an empty section changes nothing
+			}
+			if err := readSection(full, sub, lv, at, from); err != nil {
+				return err
+			}
+			continue
+		}
+		// viper would treat a null as unset and quietly keep the default.
+		if lv.Kind != yaml.ScalarNode || isNull(lv) {
+			return &configError{key: full, msg: "must be a single value", from: at(lv)}
+		}
+		if from != nil {
+			from[full] = at(lv)
+		}
+	}
+	return nil
+}
+
+// subKeys lists the keys directly under a nested section such as amqp.tls,
+// or nil if prefix is a setting rather than a section.
+func subKeys(prefix string) []string {
+	var leaves []string
+	for _, s := range settings {
+		rest, ok := strings.CutPrefix(s.key, prefix+".")
+		if !ok {
+			continue
+		}
+		leaf, _, _ := strings.Cut(rest, ".")
+		if !slices.Contains(leaves, leaf) {
+			leaves = append(leaves, leaf)
+		}
+	}
+	return leaves
 }
 
 func mapKeys(m map[string][]string, extra ...string) func(func(string) bool) {
