@@ -45,10 +45,14 @@ func TestEmbeddedFileHasEveryKey(t *testing.T) {
 	var doc map[string]any
 	require.NoError(t, yaml.Unmarshal(configs.Default, &doc))
 	for _, s := range settings {
-		section, leaf, _ := strings.Cut(s.key, ".")
-		m, ok := doc[section].(map[string]any)
-		require.True(t, ok, section)
-		assert.Contains(t, m, leaf, s.key)
+		parts := strings.Split(s.key, ".")
+		m := doc
+		for _, section := range parts[:len(parts)-1] {
+			var ok bool
+			m, ok = m[section].(map[string]any)
+			require.True(t, ok, section)
+		}
+		assert.Contains(t, m, parts[len(parts)-1], s.key)
 	}
 	assert.Contains(t, doc, "vhosts")
 	assert.Contains(t, doc, "users")
@@ -172,7 +176,12 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"storage.dir empty", []string{"--storage.dir", ""}, nil, "", "storage.dir: must not be empty"},
 		{"log.level", []string{"--log.level", "verbose"}, nil, "", `log.level: must be debug, info, warn or error (got "verbose")`},
 		{"unknown top-level key", nil, nil, "amqp:\n  listen: :1\nstorge:\n  dir: x\n", "storge: unknown key"},
-		{"unknown nested key", nil, nil, "limits:\n  frame_maxx: 4096\n", "limits.frame_maxx: unknown key (limits has frame_max, channel_max, heartbeat, max_message_size, consumer_timeout)"},
+		{"unknown nested key", nil, nil, "limits:\n  frame_maxx: 4096\n", "limits.frame_maxx: unknown key (limits has frame_max, channel_max, heartbeat, max_message_size, consumer_timeout, max_connections, handshake_timeout)"},
+		{"unknown tls key", nil, nil, "amqp:\n  tls:\n    certfile: x\n", "amqp.tls.certfile: unknown key (amqp.tls has listen, cert_file, key_file, ca_file, verify_peer, fail_if_no_peer_cert)"},
+		{"tls without cert", nil, nil, "amqp:\n  tls:\n    listen: \":5671\"\n", "amqp.tls.cert_file: required when amqp.tls.listen is set"},
+		{"tls bad bool", nil, nil, "amqp:\n  tls:\n    verify_peer: maybe\n", "amqp.tls.verify_peer: must be true or false"},
+		{"bad max_connections", nil, nil, "limits:\n  max_connections: -1\n", "limits.max_connections: must be between 0"},
+		{"bad handshake_timeout", nil, nil, "limits:\n  handshake_timeout: 0s\n", "limits.handshake_timeout: must be a positive duration"},
 		{"section not a mapping", nil, nil, "limits: 5\n", "limits: must be a mapping of keys"},
 		{"null leaf", nil, nil, "amqp:\n  listen:\n", "amqp.listen: must be a single value"},
 		{"file value reports its line", nil, nil, "\nlimits:\n  channel_max: 0\n", "limits.channel_max: must be between 1 and 65535 (got 0); in "},
@@ -290,4 +299,25 @@ func TestBinary(t *testing.T) {
 	assert.Contains(t, stderr, "warren: amqp.listen: ")
 	assert.Contains(t, stderr, "address already in use")
 	assert.DirExists(t, data, "the data directory is created before listening")
+}
+
+func TestTLSAndLimitsSettings(t *testing.T) {
+	file := writeFile(t, `
+amqp:
+  tls:
+    listen: "127.0.0.1:5671"
+    cert_file: /etc/warren/cert.pem
+    key_file: /etc/warren/key.pem
+limits:
+  max_connections: 10
+`)
+	cfg, _, err := loadConfig([]string{"--config", file, "--amqp.tls.verify_peer", "true", "--limits.handshake_timeout", "3s"},
+		env{"WARREN_AMQP_TLS_CA_FILE": "/etc/warren/ca.pem", "WARREN_AMQP_TLS_FAIL_IF_NO_PEER_CERT": "true"}.lookup)
+	require.NoError(t, err)
+	assert.Equal(t, amqp.TLSConfig{
+		Listen: "127.0.0.1:5671", CertFile: "/etc/warren/cert.pem", KeyFile: "/etc/warren/key.pem",
+		CAFile: "/etc/warren/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true,
+	}, cfg.TLS)
+	assert.Equal(t, 10, cfg.MaxConnections)
+	assert.Equal(t, 3*time.Second, cfg.HandshakeTimeout)
 }

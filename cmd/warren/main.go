@@ -81,12 +81,28 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		_ = srv.Shutdown(context.Background()) // releases the data directory
 		return exitFail
 	}
-	log.Info("warren started", "version", amqp.Version, "amqp", l.Addr().String(), "data", cfg.DataDir)
+	var tl net.Listener
+	attrs := []any{"version", amqp.Version, "amqp", l.Addr().String()}
+	if cfg.TLS.Listen != "" {
+		if tl, err = net.Listen("tcp", cfg.TLS.Listen); err != nil {
+			fmt.Fprintf(stderr, "warren: amqp.tls.listen: %v\n", err)
+			l.Close()
+			_ = srv.Shutdown(context.Background())
+			return exitFail
+		}
+		attrs = append(attrs, "amqps", tl.Addr().String())
+	}
+	log.Info("warren started", append(attrs, "data", cfg.DataDir)...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(l) }()
+	listeners := 1
+	if tl != nil {
+		listeners++
+		go func() { served <- srv.ServeTLS(tl) }()
+	}
 
 	select {
 	case err := <-served:
@@ -104,9 +120,11 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		log.Error("shutdown incomplete", "err", err)
 		return exitFail
 	}
-	if err := <-served; err != nil && !errors.Is(err, amqp.ErrServerClosed) {
-		log.Error("listener failed", "err", err)
-		return exitFail
+	for range listeners {
+		if err := <-served; err != nil && !errors.Is(err, amqp.ErrServerClosed) {
+			log.Error("listener failed", "err", err)
+			return exitFail
+		}
 	}
 	log.Info("warren stopped")
 	return exitOK
