@@ -222,14 +222,7 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if m.Queue == replyToQueue {
 		return ch.consumeReplyTo(m)
 	}
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
-		return err
-	}
-	q, err := ch.c.vh.Queue(name, ch.c.id)
+	q, name, err := ch.readQueue(m.Queue)
 	if err != nil {
 		return err
 	}
@@ -355,14 +348,7 @@ func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 }
 
 func (ch *channel) basicGet(m *wire.BasicGet) error {
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
-		return err
-	}
-	q, err := ch.c.vh.Queue(name, ch.c.id)
+	q, _, err := ch.readQueue(m.Queue)
 	if err != nil {
 		return err
 	}

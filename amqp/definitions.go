@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -149,6 +150,20 @@ func (ch *channel) queueName(name string) (string, error) {
 	return ch.lastQueue, nil
 }
 
+// readQueue finds a queue to read from (consume, get, purge): the name
+// resolved, read permission checked, exclusive ownership respected.
+func (ch *channel) readQueue(queueName string) (*queue.Queue, string, error) {
+	name, err := ch.queueName(queueName)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
+		return nil, "", err
+	}
+	q, err := ch.c.vh.Queue(name, ch.c.id)
+	return q, name, err
+}
+
 func (ch *channel) queueBind(queueName, exchangeName, key string, args wire.Table, unbind, nowait bool) error {
 	name, err := ch.queueName(queueName)
 	if err != nil {
@@ -173,14 +188,7 @@ func (ch *channel) queueBind(queueName, exchangeName, key string, args wire.Tabl
 }
 
 func (ch *channel) queuePurge(m *wire.QueuePurge) error {
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
-		return err
-	}
-	q, err := ch.c.vh.Queue(name, ch.c.id)
+	q, _, err := ch.readQueue(m.Queue)
 	if err != nil {
 		return err
 	}
