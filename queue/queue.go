@@ -88,6 +88,8 @@ type Queue struct {
 	hadConsumer bool
 	lastUsed    time.Time
 	expiryTimer *time.Timer
+	// Totals since the queue was made, for rates in the management API.
+	published, delivered, acked, deadLettered uint64
 }
 
 // group is a run of consumers of one priority in Queue.consumers, with its
@@ -157,6 +159,7 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 		return Refused
 	}
 	q.nextSeq++
+	q.published++
 	e := entry{msg: m, seq: q.nextSeq}
 	ttl := int64(-1)
 	if c.MessageTTL >= 0 {
@@ -386,8 +389,11 @@ func (q *Queue) tryLocked(idx int, level uint8, d Delivery) bool {
 		return false
 	}
 	q.takeLocked(level)
+	q.delivered++
 	if !ce.noAck {
 		q.unacked++
+	} else {
+		q.acked++
 	}
 	return true
 }
@@ -406,8 +412,11 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 		if e, level := q.headLocked(&b, &dls); e != nil {
 			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
 			q.takeLocked(level)
+			q.delivered++
 			if !noAck {
 				q.unacked++
+			} else {
+				q.acked++
 			}
 			ok = true
 		}
@@ -498,6 +507,7 @@ func (q *Queue) Ack(ds []Delivery) {
 	q.mu.Lock()
 	if !q.deleted {
 		q.unacked -= len(ds)
+		q.acked += uint64(len(ds))
 		for _, d := range ds {
 			q.forget(&b, d.Message, d.seq)
 		}
@@ -646,13 +656,20 @@ type Stats struct {
 	ReadyBytes int64
 	Unacked    int
 	Consumers  int
+	// Totals since the queue was made: messages accepted, handed to
+	// consumers or basic.get, acknowledged (no-ack deliveries count as
+	// acknowledged), and dead-lettered.
+	Published, Delivered, Acked, DeadLettered uint64
 }
 
 // Stats returns the queue's counters.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return Stats{Ready: q.ready, ReadyBytes: q.readyBytes, Unacked: q.unacked, Consumers: len(q.consumers)}
+	return Stats{
+		Ready: q.ready, ReadyBytes: q.readyBytes, Unacked: q.unacked, Consumers: len(q.consumers),
+		Published: q.published, Delivered: q.delivered, Acked: q.acked, DeadLettered: q.deadLettered,
+	}
 }
 
 // InUse reports whether the queue has consumers, for delete if-unused.
@@ -755,5 +772,8 @@ func (q *Queue) deadLetter(dls []DeadLetter) {
 	if len(dls) == 0 || !q.Config.HasDeadLetter || q.hooks.DeadLetter == nil {
 		return
 	}
+	q.mu.Lock()
+	q.deadLettered += uint64(len(dls))
+	q.mu.Unlock()
 	q.hooks.DeadLetter(q, dls)
 }

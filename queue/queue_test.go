@@ -138,12 +138,12 @@ func TestGetAckCounting(t *testing.T) {
 			q := New("q", Options{})
 			pushN(t, q, "a", "b", "c", "d")
 			ds := getN(t, q, 3, tt.noAck)
-			assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: tt.wantUnacked}, q.Stats())
+			assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: tt.wantUnacked}, depth(q))
 			if !tt.noAck {
 				q.Ack(ds[:2])
-				assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: 1}, q.Stats())
+				assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: 1}, depth(q))
 				q.Ack(ds[2:])
-				assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: 0}, q.Stats())
+				assert.Equal(t, Stats{Ready: 1, ReadyBytes: 1, Unacked: 0}, depth(q))
 			}
 		})
 	}
@@ -225,7 +225,7 @@ func TestRoundRobin(t *testing.T) {
 	assert.Equal(t, []string{"0", "3", "6"}, cs[0].bodies())
 	assert.Equal(t, []string{"1", "4", "7"}, cs[1].bodies())
 	assert.Equal(t, []string{"2", "5", "8"}, cs[2].bodies())
-	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 9, Consumers: 3}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 9, Consumers: 3}, depth(q))
 }
 
 func TestFullConsumerSkipped(t *testing.T) {
@@ -247,10 +247,10 @@ func TestAddConsumerDoesNotDispatch(t *testing.T) {
 	c := newConsumer(-1)
 	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	assert.Empty(t, c.deliveries())
-	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 0, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 0, Consumers: 1}, depth(q))
 	q.Kick()
 	assert.Equal(t, []string{"1", "2", "3"}, c.bodies())
-	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 3, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 3, Consumers: 1}, depth(q))
 }
 
 // A consumer that is listed but not yet ready refuses deliveries (the
@@ -279,7 +279,7 @@ func TestKickAfterCapacityFrees(t *testing.T) {
 	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	pushN(t, q, "1", "2", "3", "4", "5")
 	assert.Equal(t, []string{"1", "2"}, c.bodies())
-	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 2, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 2, Consumers: 1}, depth(q))
 
 	// Capacity frees but nobody tells the queue: nothing moves.
 	c.settle(1)
@@ -291,7 +291,7 @@ func TestKickAfterCapacityFrees(t *testing.T) {
 	c.settle(2)
 	q.Kick()
 	assert.Equal(t, []string{"1", "2", "3", "4", "5"}, c.bodies())
-	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 4, Consumers: 1}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 4, Consumers: 1}, depth(q))
 }
 
 func TestRequeueDispatchesToConsumer(t *testing.T) {
@@ -422,13 +422,13 @@ func TestPurge(t *testing.T) {
 	pushN(t, q, "1", "2", "3", "4", "5")
 	taken := getN(t, q, 3, false)
 	q.Requeue(taken[:1])
-	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 2}, q.Stats())
+	assert.Equal(t, Stats{Ready: 3, ReadyBytes: 3, Unacked: 2}, depth(q))
 	assert.Equal(t, 3, q.Purge(), "ready and requeued are purged")
-	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 2}, q.Stats(), "unacked untouched")
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 2}, depth(q), "unacked untouched")
 	assert.Zero(t, q.Purge())
 
 	q.Ack(taken[1:])
-	assert.Equal(t, Stats{}, q.Stats())
+	assert.Equal(t, Stats{}, depth(q))
 	pushN(t, q, "6")
 	assert.Equal(t, []string{"6"}, bodiesOf(drain(q)), "usable after purge")
 }
@@ -450,7 +450,7 @@ func TestDelete(t *testing.T) {
 	_, _, ok := q.Get(true)
 	assert.False(t, ok)
 	assert.ErrorIs(t, q.AddConsumer(newConsumer(-1), false, false, 0), ErrDeleted)
-	assert.Equal(t, Stats{}, q.Stats())
+	assert.Equal(t, Stats{}, depth(q))
 	assert.False(t, q.InUse())
 }
 
@@ -463,7 +463,7 @@ func TestNoAckConsumerNotUnacked(t *testing.T) {
 	pushN(t, q, "1", "2", "3", "4")
 	assert.Len(t, auto.deliveries(), 2)
 	assert.Len(t, manual.deliveries(), 2)
-	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 2, Consumers: 2}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 2, Consumers: 2}, depth(q))
 }
 
 func TestMessageSize(t *testing.T) {
@@ -660,7 +660,7 @@ func TestConcurrent(t *testing.T) {
 	for id := range acked {
 		require.Equal(t, int32(1), acked[id].Load(), "message %d", id)
 	}
-	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 0, Consumers: consumers}, q.Stats())
+	assert.Equal(t, Stats{Ready: 0, ReadyBytes: 0, Unacked: 0, Consumers: consumers}, depth(q))
 }
 
 // chanAdapter is a consumer whose capacity is a buffered channel.
@@ -683,4 +683,24 @@ func skipBug(t *testing.T, why string) {
 	if os.Getenv("WARREN_RUN_BUGS") == "" {
 		t.Skip(why)
 	}
+}
+
+// depth is q's counters without the running totals.
+func depth(q *Queue) Stats {
+	s := q.Stats()
+	return Stats{Ready: s.Ready, ReadyBytes: s.ReadyBytes, Unacked: s.Unacked, Consumers: s.Consumers}
+}
+
+func TestTotals(t *testing.T) {
+	q := New("q", Options{Config: Config{MessageTTL: -1, MaxLength: -1, MaxLengthBytes: -1, DeliveryLimit: -1}})
+	pushN(t, q, "1", "2", "3")
+	ds := getN(t, q, 2, false)
+	q.Ack(ds[:1])
+	q.Requeue(ds[1:])
+	_, _, ok := q.Get(true)
+	require.True(t, ok)
+	s := q.Stats()
+	assert.Equal(t, uint64(3), s.Published)
+	assert.Equal(t, uint64(3), s.Delivered)
+	assert.Equal(t, uint64(2), s.Acked, "one ack, one no-ack get")
 }
