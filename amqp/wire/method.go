@@ -131,10 +131,15 @@ func (r *reader) bytes(n uint64) []byte {
 	return v
 }
 
-// shortstr copies the string out: frames are read into reused buffers.
-func (r *reader) shortstr() string {
+// shortstrReuse copies a short string out (frames are read into reused
+// buffers), or returns prev, without allocating, when the bytes are the same.
+func (r *reader) shortstrReuse(prev string) string {
 	n := r.octet()
-	return string(r.bytes(uint64(n)))
+	b := r.bytes(uint64(n))
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
 }
 
 func (r *reader) longstr() string {

@@ -59,6 +59,10 @@ func ParseContentHeader(payload []byte) (classID uint16, bodySize uint64, props 
 // Further flag words (continuation bit) are accepted if they announce no
 // properties, since basic defines only 14. Errors wrap ErrMalformed.
 func (p *Properties) Decode(props []byte) error {
+	// Strings equal to the previous decode's are kept rather than copied
+	// again: a publisher's messages mostly repeat their content type, app
+	// id and the like.
+	prev := *p
 	*p = Properties{}
 	r := reader{b: props}
 	flags := r.short()
@@ -80,10 +84,10 @@ func (p *Properties) Decode(props []byte) error {
 	}
 	p.Present = flags & flagsKnown
 	if flags&FlagContentType != 0 {
-		p.ContentType = r.shortstr()
+		p.ContentType = r.shortstrReuse(prev.ContentType)
 	}
 	if flags&FlagContentEncoding != 0 {
-		p.ContentEncoding = r.shortstr()
+		p.ContentEncoding = r.shortstrReuse(prev.ContentEncoding)
 	}
 	if flags&FlagHeaders != 0 {
 		p.Headers = r.table()
@@ -95,31 +99,31 @@ func (p *Properties) Decode(props []byte) error {
 		p.Priority = r.octet()
 	}
 	if flags&FlagCorrelationID != 0 {
-		p.CorrelationID = r.shortstr()
+		p.CorrelationID = r.shortstrReuse(prev.CorrelationID)
 	}
 	if flags&FlagReplyTo != 0 {
-		p.ReplyTo = r.shortstr()
+		p.ReplyTo = r.shortstrReuse(prev.ReplyTo)
 	}
 	if flags&FlagExpiration != 0 {
-		p.Expiration = r.shortstr()
+		p.Expiration = r.shortstrReuse(prev.Expiration)
 	}
 	if flags&FlagMessageID != 0 {
-		p.MessageID = r.shortstr()
+		p.MessageID = r.shortstrReuse(prev.MessageID)
 	}
 	if flags&FlagTimestamp != 0 {
 		p.Timestamp = r.longlong()
 	}
 	if flags&FlagType != 0 {
-		p.Type = r.shortstr()
+		p.Type = r.shortstrReuse(prev.Type)
 	}
 	if flags&FlagUserID != 0 {
-		p.UserID = r.shortstr()
+		p.UserID = r.shortstrReuse(prev.UserID)
 	}
 	if flags&FlagAppID != 0 {
-		p.AppID = r.shortstr()
+		p.AppID = r.shortstrReuse(prev.AppID)
 	}
 	if flags&FlagClusterID != 0 {
-		p.ClusterID = r.shortstr()
+		p.ClusterID = r.shortstrReuse(prev.ClusterID)
 	}
 	return r.finish()
 }

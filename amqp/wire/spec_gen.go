@@ -198,9 +198,9 @@ func (m *ConnectionStartOk) Append(b []byte) []byte {
 func (m *ConnectionStartOk) Decode(args []byte) error {
 	r := reader{b: args}
 	m.ClientProperties = r.table()
-	m.Mechanism = r.shortstr()
+	m.Mechanism = r.shortstrReuse(m.Mechanism)
 	m.Response = r.longstr()
-	m.Locale = r.shortstr()
+	m.Locale = r.shortstrReuse(m.Locale)
 	return r.finish()
 }
 
@@ -395,8 +395,8 @@ func (m *ConnectionOpen) Append(b []byte) []byte {
 // Decode parses the arguments of connection.open (the payload after the class and method ids).
 func (m *ConnectionOpen) Decode(args []byte) error {
 	r := reader{b: args}
-	m.VirtualHost = r.shortstr()
-	m.Capabilities = r.shortstr()
+	m.VirtualHost = r.shortstrReuse(m.VirtualHost)
+	m.Capabilities = r.shortstrReuse(m.Capabilities)
 	{
 		bits := r.octet()
 		m.Insist = bits&(1<<0) != 0
@@ -434,7 +434,7 @@ func (m *ConnectionOpenOk) Append(b []byte) []byte {
 // Decode parses the arguments of connection.open-ok (the payload after the class and method ids).
 func (m *ConnectionOpenOk) Decode(args []byte) error {
 	r := reader{b: args}
-	m.KnownHosts = r.shortstr()
+	m.KnownHosts = r.shortstrReuse(m.KnownHosts)
 	return r.finish()
 }
 
@@ -476,7 +476,7 @@ func (m *ConnectionClose) Append(b []byte) []byte {
 func (m *ConnectionClose) Decode(args []byte) error {
 	r := reader{b: args}
 	m.ReplyCode = r.short()
-	m.ReplyText = r.shortstr()
+	m.ReplyText = r.shortstrReuse(m.ReplyText)
 	m.FailingClassID = r.short()
 	m.FailingMethodID = r.short()
 	return r.finish()
@@ -544,7 +544,7 @@ func (m *ConnectionBlocked) Append(b []byte) []byte {
 // Decode parses the arguments of connection.blocked (the payload after the class and method ids).
 func (m *ConnectionBlocked) Decode(args []byte) error {
 	r := reader{b: args}
-	m.Reason = r.shortstr()
+	m.Reason = r.shortstrReuse(m.Reason)
 	return r.finish()
 }
 
@@ -614,7 +614,7 @@ func (m *ConnectionUpdateSecret) Append(b []byte) []byte {
 func (m *ConnectionUpdateSecret) Decode(args []byte) error {
 	r := reader{b: args}
 	m.NewSecret = r.longstr()
-	m.Reason = r.shortstr()
+	m.Reason = r.shortstrReuse(m.Reason)
 	return r.finish()
 }
 
@@ -681,7 +681,7 @@ func (m *ChannelOpen) Append(b []byte) []byte {
 // Decode parses the arguments of channel.open (the payload after the class and method ids).
 func (m *ChannelOpen) Decode(args []byte) error {
 	r := reader{b: args}
-	m.OutOfBand = r.shortstr()
+	m.OutOfBand = r.shortstrReuse(m.OutOfBand)
 	return r.finish()
 }
 
@@ -844,7 +844,7 @@ func (m *ChannelClose) Append(b []byte) []byte {
 func (m *ChannelClose) Decode(args []byte) error {
 	r := reader{b: args}
 	m.ReplyCode = r.short()
-	m.ReplyText = r.shortstr()
+	m.ReplyText = r.shortstrReuse(m.ReplyText)
 	m.FailingClassID = r.short()
 	m.FailingMethodID = r.short()
 	return r.finish()
@@ -937,7 +937,7 @@ func (m *AccessRequest) Append(b []byte) []byte {
 // Decode parses the arguments of access.request (the payload after the class and method ids).
 func (m *AccessRequest) Decode(args []byte) error {
 	r := reader{b: args}
-	m.Realm = r.shortstr()
+	m.Realm = r.shortstrReuse(m.Realm)
 	{
 		bits := r.octet()
 		m.Exclusive = bits&(1<<0) != 0
@@ -1045,8 +1045,8 @@ func (m *ExchangeDeclare) Append(b []byte) []byte {
 func (m *ExchangeDeclare) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Exchange = r.shortstr()
-	m.Type = r.shortstr()
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.Type = r.shortstrReuse(m.Type)
 	{
 		bits := r.octet()
 		m.Passive = bits&(1<<0) != 0
@@ -1137,7 +1137,7 @@ func (m *ExchangeDelete) Append(b []byte) []byte {
 func (m *ExchangeDelete) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Exchange = r.shortstr()
+	m.Exchange = r.shortstrReuse(m.Exchange)
 	{
 		bits := r.octet()
 		m.IfUnused = bits&(1<<0) != 0
@@ -1226,9 +1226,9 @@ func (m *ExchangeBind) Append(b []byte) []byte {
 func (m *ExchangeBind) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Destination = r.shortstr()
-	m.Source = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Destination = r.shortstrReuse(m.Destination)
+	m.Source = r.shortstrReuse(m.Source)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	{
 		bits := r.octet()
 		m.NoWait = bits&(1<<0) != 0
@@ -1317,9 +1317,9 @@ func (m *ExchangeUnbind) Append(b []byte) []byte {
 func (m *ExchangeUnbind) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Destination = r.shortstr()
-	m.Source = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Destination = r.shortstrReuse(m.Destination)
+	m.Source = r.shortstrReuse(m.Source)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	{
 		bits := r.octet()
 		m.NoWait = bits&(1<<0) != 0
@@ -1420,7 +1420,7 @@ func (m *QueueDeclare) Append(b []byte) []byte {
 func (m *QueueDeclare) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
 	{
 		bits := r.octet()
 		m.Passive = bits&(1<<0) != 0
@@ -1467,7 +1467,7 @@ func (m *QueueDeclareOk) Append(b []byte) []byte {
 // Decode parses the arguments of queue.declare-ok (the payload after the class and method ids).
 func (m *QueueDeclareOk) Decode(args []byte) error {
 	r := reader{b: args}
-	m.Queue = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
 	m.MessageCount = r.long()
 	m.ConsumerCount = r.long()
 	return r.finish()
@@ -1521,9 +1521,9 @@ func (m *QueueBind) Append(b []byte) []byte {
 func (m *QueueBind) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
-	m.Exchange = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	{
 		bits := r.octet()
 		m.NoWait = bits&(1<<0) != 0
@@ -1606,7 +1606,7 @@ func (m *QueuePurge) Append(b []byte) []byte {
 func (m *QueuePurge) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
 	{
 		bits := r.octet()
 		m.NoWait = bits&(1<<0) != 0
@@ -1698,7 +1698,7 @@ func (m *QueueDelete) Append(b []byte) []byte {
 func (m *QueueDelete) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
 	{
 		bits := r.octet()
 		m.IfUnused = bits&(1<<0) != 0
@@ -1782,9 +1782,9 @@ func (m *QueueUnbind) Append(b []byte) []byte {
 func (m *QueueUnbind) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
-	m.Exchange = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	m.Arguments = r.table()
 	return r.finish()
 }
@@ -1961,8 +1961,8 @@ func (m *BasicConsume) Append(b []byte) []byte {
 func (m *BasicConsume) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
-	m.ConsumerTag = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
+	m.ConsumerTag = r.shortstrReuse(m.ConsumerTag)
 	{
 		bits := r.octet()
 		m.NoLocal = bits&(1<<0) != 0
@@ -2004,7 +2004,7 @@ func (m *BasicConsumeOk) Append(b []byte) []byte {
 // Decode parses the arguments of basic.consume-ok (the payload after the class and method ids).
 func (m *BasicConsumeOk) Decode(args []byte) error {
 	r := reader{b: args}
-	m.ConsumerTag = r.shortstr()
+	m.ConsumerTag = r.shortstrReuse(m.ConsumerTag)
 	return r.finish()
 }
 
@@ -2047,7 +2047,7 @@ func (m *BasicCancel) Append(b []byte) []byte {
 // Decode parses the arguments of basic.cancel (the payload after the class and method ids).
 func (m *BasicCancel) Decode(args []byte) error {
 	r := reader{b: args}
-	m.ConsumerTag = r.shortstr()
+	m.ConsumerTag = r.shortstrReuse(m.ConsumerTag)
 	{
 		bits := r.octet()
 		m.NoWait = bits&(1<<0) != 0
@@ -2085,7 +2085,7 @@ func (m *BasicCancelOk) Append(b []byte) []byte {
 // Decode parses the arguments of basic.cancel-ok (the payload after the class and method ids).
 func (m *BasicCancelOk) Decode(args []byte) error {
 	r := reader{b: args}
-	m.ConsumerTag = r.shortstr()
+	m.ConsumerTag = r.shortstrReuse(m.ConsumerTag)
 	return r.finish()
 }
 
@@ -2137,8 +2137,8 @@ func (m *BasicPublish) Append(b []byte) []byte {
 func (m *BasicPublish) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Exchange = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	{
 		bits := r.octet()
 		m.Mandatory = bits&(1<<0) != 0
@@ -2185,9 +2185,9 @@ func (m *BasicReturn) Append(b []byte) []byte {
 func (m *BasicReturn) Decode(args []byte) error {
 	r := reader{b: args}
 	m.ReplyCode = r.short()
-	m.ReplyText = r.shortstr()
-	m.Exchange = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.ReplyText = r.shortstrReuse(m.ReplyText)
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	return r.finish()
 }
 
@@ -2236,14 +2236,14 @@ func (m *BasicDeliver) Append(b []byte) []byte {
 // Decode parses the arguments of basic.deliver (the payload after the class and method ids).
 func (m *BasicDeliver) Decode(args []byte) error {
 	r := reader{b: args}
-	m.ConsumerTag = r.shortstr()
+	m.ConsumerTag = r.shortstrReuse(m.ConsumerTag)
 	m.DeliveryTag = r.longlong()
 	{
 		bits := r.octet()
 		m.Redelivered = bits&(1<<0) != 0
 	}
-	m.Exchange = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	return r.finish()
 }
 
@@ -2289,7 +2289,7 @@ func (m *BasicGet) Append(b []byte) []byte {
 func (m *BasicGet) Decode(args []byte) error {
 	r := reader{b: args}
 	m.Ticket = r.short()
-	m.Queue = r.shortstr()
+	m.Queue = r.shortstrReuse(m.Queue)
 	{
 		bits := r.octet()
 		m.NoAck = bits&(1<<0) != 0
@@ -2347,8 +2347,8 @@ func (m *BasicGetOk) Decode(args []byte) error {
 		bits := r.octet()
 		m.Redelivered = bits&(1<<0) != 0
 	}
-	m.Exchange = r.shortstr()
-	m.RoutingKey = r.shortstr()
+	m.Exchange = r.shortstrReuse(m.Exchange)
+	m.RoutingKey = r.shortstrReuse(m.RoutingKey)
 	m.MessageCount = r.long()
 	return r.finish()
 }
@@ -2383,7 +2383,7 @@ func (m *BasicGetEmpty) Append(b []byte) []byte {
 // Decode parses the arguments of basic.get-empty (the payload after the class and method ids).
 func (m *BasicGetEmpty) Decode(args []byte) error {
 	r := reader{b: args}
-	m.ClusterID = r.shortstr()
+	m.ClusterID = r.shortstrReuse(m.ClusterID)
 	return r.finish()
 }
 

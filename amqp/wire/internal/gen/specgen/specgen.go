@@ -452,6 +452,12 @@ func (g *gen) method(typ string, c Class, m Method, fields []field) {
 			"octet": "octet", "short": "short", "long": "long", "longlong": "longlong",
 			"timestamp": "longlong", "shortstr": "shortstr", "longstr": "longstr", "table": "table",
 		}[f.typ]
+		if f.typ == "shortstr" {
+			// Decoders reuse their structs: a name equal to the last one
+			// keeps its string, so repeated publishes allocate nothing.
+			g.p("m.%s = r.shortstrReuse(m.%s)", f.name, f.name)
+			return
+		}
 		g.p("m.%s = r.%s()", f.name, fn)
 	})
 	g.p("return r.finish()")
