@@ -87,11 +87,16 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 func (s *Server) recover() error {
 	start := time.Now()
 	loaded := make(map[uint64]*queue.Message)
+	missing := 0
 	load := func(id uint64) (*queue.Message, error) {
 		if m := loaded[id]; m != nil {
 			return m, nil
 		}
 		rec, err := s.store.Message(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			missing++
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("message %d: %w", id, err)
 		}
@@ -110,6 +115,9 @@ func (s *Server) recover() error {
 	n, err := s.store.CollectGarbage(func(id uint64) bool { return loaded[id] != nil })
 	if err != nil {
 		return err
+	}
+	if missing > 0 {
+		s.log.Warn("queue entries without a stored message were skipped", "entries", missing)
 	}
 	s.log.Info("recovered", "messages", len(loaded), "collected", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -243,4 +251,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return errors.Join(fmt.Errorf("amqp: shutdown: %w", ctx.Err()), err)
 	}
 	return s.store.Close()
+}
+
+// connCount is the number of connections being served.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }

@@ -130,7 +130,8 @@ func DecodeMessage(id uint64, b []byte) (*Message, error) {
 
 // Restore puts back a message read from storage at start: it goes to its
 // position by seq, marked redelivered (it may have been delivered before
-// the restart), with its deadline as it was.
+// the restart), with its deadline as it was. load returns nil for a body
+// that is missing, and the entry is skipped.
 func (q *Queue) Restore(seq uint64, record []byte, load func(id uint64) (*Message, error)) error {
 	if len(record) != 21 {
 		return errBadRecord
@@ -138,6 +139,9 @@ func (q *Queue) Restore(seq uint64, record []byte, load func(id uint64) (*Messag
 	m, err := load(binary.BigEndian.Uint64(record))
 	if err != nil {
 		return err
+	}
+	if m == nil {
+		return nil // its body is gone: a crash in the middle of a delete
 	}
 	e := entry{
 		msg: m, seq: seq, redelivered: true,

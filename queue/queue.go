@@ -511,9 +511,24 @@ func (q *Queue) Ack(ds []Delivery) {
 		for _, d := range ds {
 			q.forget(&b, d.Message, d.seq)
 		}
+	} else {
+		q.releaseDeletedLocked(&b, ds)
 	}
 	q.mu.Unlock()
 	q.submit(b)
+}
+
+// releaseDeletedLocked lets go of deliveries that come back to a deleted
+// queue: their entries went with the queue, but a body may now be unused.
+func (q *Queue) releaseDeletedLocked(b **storage.Batch, ds []Delivery) {
+	for _, d := range ds {
+		if q.journaled(d.Message) && d.Message.refs.Add(-1) == 0 {
+			if *b == nil {
+				*b = new(storage.Batch)
+			}
+			(*b).DeleteMessage(d.Message.ID)
+		}
+	}
 }
 
 // Reject settles deliveries that consumers refused without requeue: they are
@@ -521,7 +536,10 @@ func (q *Queue) Ack(ds []Delivery) {
 func (q *Queue) Reject(ds []Delivery) {
 	q.mu.Lock()
 	if q.deleted {
+		var b *storage.Batch
+		q.releaseDeletedLocked(&b, ds)
 		q.mu.Unlock()
+		q.submit(b)
 		return
 	}
 	q.unacked -= len(ds)
@@ -546,7 +564,9 @@ func (q *Queue) Requeue(ds []Delivery) {
 	var b *storage.Batch
 	q.mu.Lock()
 	if q.deleted {
+		q.releaseDeletedLocked(&b, ds)
 		q.mu.Unlock()
+		q.submit(b)
 		return
 	}
 	q.unacked -= len(ds)
@@ -579,28 +599,57 @@ func (q *Queue) Requeue(ds []Delivery) {
 // Purge drops every ready message and returns how many there were. Unacked
 // messages are not touched, as in RabbitMQ.
 func (q *Queue) Purge() int {
-	var b *storage.Batch
 	q.mu.Lock()
 	n := q.ready
-	q.forgetReadyLocked(&b)
+	seqs, orphans := q.releaseReadyLocked(true)
 	q.clearLocked()
 	q.mu.Unlock()
-	q.submit(b)
+	q.submitChunked(seqs, orphans)
 	return n
 }
 
-// forgetReadyLocked drops the stored entries of every ready message.
-func (q *Queue) forgetReadyLocked(b **storage.Batch) {
+// releaseReadyLocked lets go of every ready stored message: it returns the
+// entries to delete (when keepEntries is false the caller drops the whole
+// bucket) and the bodies no other queue references any more.
+func (q *Queue) releaseReadyLocked(withEntries bool) (seqs, orphans []uint64) {
 	if q.journal == nil {
-		return
+		return nil, nil
 	}
 	for i := range q.levels {
 		r := &q.levels[i]
 		for j := 0; j < r.len(); j++ {
-			if e := r.at(j); !e.expired {
-				q.forget(b, e.msg, e.seq)
+			e := r.at(j)
+			if e.expired || !q.journaled(e.msg) {
+				continue
+			}
+			if withEntries {
+				seqs = append(seqs, e.seq)
+			}
+			if e.msg.refs.Add(-1) == 0 {
+				orphans = append(orphans, e.msg.ID)
 			}
 		}
+	}
+	return seqs, orphans
+}
+
+// chunkOps bounds one batch of a purge or delete, so that dropping a
+// million stored messages is many modest transactions, not one huge one.
+const chunkOps = 10000
+
+// submitChunked deletes entries and bodies in batches of chunkOps.
+func (q *Queue) submitChunked(seqs, orphans []uint64) {
+	for len(seqs) > 0 || len(orphans) > 0 {
+		b := new(storage.Batch)
+		for b.Len() < chunkOps && len(seqs) > 0 {
+			b.DeleteEntry(q.journal.key, seqs[0])
+			seqs = seqs[1:]
+		}
+		for b.Len() < chunkOps && len(orphans) > 0 {
+			b.DeleteMessage(orphans[0])
+			orphans = orphans[1:]
+		}
+		q.submit(b)
 	}
 }
 
@@ -622,19 +671,23 @@ func (q *Queue) Touch() {
 
 // Delete marks the queue deleted, tells its consumers and returns the number
 // of ready messages it held. Later calls return 0. The queue's stored
-// entries are dropped in b, with the bodies no other queue references.
+// entries are dropped in b; the bodies no other queue references follow in
+// batches of their own.
 func (q *Queue) Delete(b *storage.Batch) int {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.deleted {
+		q.mu.Unlock()
 		return 0
 	}
 	q.deleted = true
 	n := q.ready
+	var orphans []uint64
 	if q.journal != nil && b != nil {
-		q.forgetReadyLocked(&b)
+		_, orphans = q.releaseReadyLocked(false)
 		b.DeleteQueue(q.journal.key)
 	}
+	defer q.submitChunked(nil, orphans)
+	defer q.mu.Unlock()
 	q.clearLocked()
 	if q.ttlTimer != nil {
 		q.ttlTimer.Stop()
