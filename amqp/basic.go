@@ -42,7 +42,9 @@ func (ch *channel) handleContent(f wire.Frame) error {
 			return newError(wire.FrameError, "content header for class %d", classID)
 		}
 		if limit := ch.c.srv.cfg.MaxMessageSize; limit > 0 && size > limit {
-			ch.fail(&protoError{code: wire.PreconditionFailed, text: sprintf("message size %d is larger than configured max size %d", size, limit), classID: wire.ClassBasic, methodID: 40})
+			pe := newError(wire.PreconditionFailed, "message size %d is larger than configured max size %d", size, limit)
+			pe.classID, pe.methodID = wire.ClassBasic, 40
+			ch.fail(pe)
 			return nil
 		}
 		// One allocation holds the properties and the body; the message

@@ -59,5 +59,3 @@ func asProtoError(err error) *protoError {
 	}
 	return newError(wire.InternalError, "%v", err)
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

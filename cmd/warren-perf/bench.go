@@ -112,15 +112,40 @@ func (b *bench) dial(role string) (*amqp091.Connection, error) {
 	return conn, nil
 }
 
+// dialAdmin opens the topology connection with the selected client.
+func (b *bench) dialAdmin() (adminConn, error) {
+	if b.cfg.client == clientRaw {
+		c, err := b.dialRaw("admin")
+		if err != nil {
+			return nil, err
+		}
+		return rawAdmin{c}, nil
+	}
+	conn, err := b.dial("admin")
+	if err != nil {
+		return nil, err
+	}
+	return admin091{conn}, nil
+}
+
+// dialRaw connects with the raw client.
+func (b *bench) dialRaw(role string) (*rawConn, error) {
+	c, err := dialRaw(b.cfg.uri, "warren-perf "+role, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot connect to %s (%s connection): %v", errSetup, redact(b.cfg.uri), role, err)
+	}
+	return c, nil
+}
+
 // execute runs the whole benchmark: setup, run, teardown. The caller reads
 // the result with b.result, also while execute is still blocked on a stalled
 // broker.
 func (b *bench) execute(ctx context.Context) error {
-	admin, err := b.dial("admin")
+	admin, err := b.dialAdmin()
 	if err != nil {
 		return err
 	}
-	defer admin.Close()
+	defer admin.close()
 	b.setPhase("declaring topology")
 	t, err := b.declare(admin)
 	if err != nil {

@@ -21,6 +21,8 @@ type producer struct {
 	exchange, key string
 	msg           amqp091.Publishing
 
+	raw *rawProducer // with -client raw; conn, ch and confirms are nil
+
 	published atomic.Int64
 	confirmed atomic.Int64
 	nacked    atomic.Int64
@@ -35,6 +37,8 @@ type consumer struct {
 	deliveries <-chan amqp091.Delivery
 	closed     chan *amqp091.Error
 
+	raw *rawConsumer // with -client raw; conn, ch, deliveries are nil
+
 	recv atomic.Int64
 	lat  recorder
 }
@@ -42,6 +46,9 @@ type consumer struct {
 // connectClients opens all consumers, then all producers, so that the first
 // messages find their consumers.
 func (b *bench) connectClients(t *topology) error {
+	if b.cfg.client == clientRaw {
+		return b.connectRaw(t)
+	}
 	cfg := b.cfg
 	for i := range cfg.consumers {
 		c := &consumer{id: i}
@@ -113,15 +120,25 @@ func (b *bench) closeClients() {
 		if p.conn != nil {
 			_ = p.conn.Close()
 		}
+		if p.raw != nil {
+			_ = p.raw.c.close()
+		}
 	}
 	for _, c := range cs {
 		if c.conn != nil {
 			_ = c.conn.Close()
 		}
+		if c.raw != nil {
+			_ = c.raw.c.close()
+		}
 	}
 }
 
 func (p *producer) run(b *bench) {
+	if p.raw != nil {
+		p.runRaw(b)
+		return
+	}
 	cfg := b.cfg
 	body := p.msg.Body
 	var rng *rand.Rand

@@ -41,6 +41,12 @@ const (
 // included) to end before it reports the broker as stalled.
 const stallGrace = 10 * time.Second
 
+// Clients (-client).
+const (
+	clientRaw     = "raw"
+	clientAMQP091 = "amqp091"
+)
+
 // timestampSize is the size of the send timestamp at the start of each body.
 const timestampSize = 8
 
@@ -65,6 +71,7 @@ type config struct {
 	bindings     int
 	priority     int
 	queueArgs    amqp091.Table
+	client       string // clientRaw or clientAMQP091
 	json         bool
 	progress     bool
 }
@@ -100,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.bindings, "bindings", 0, "extra non-matching bindings to the exchange (topic, direct, headers)")
 	fs.IntVar(&c.priority, "priority", 0, "x-max-priority on queues, and random message priorities 0..`MAX`")
 	queueArgs := fs.String("queue-args", "", "extra queue arguments, `k=v,k=v` (integers and true/false are typed)")
+	fs.StringVar(&c.client, "client", clientRaw, "AMQP client: raw (lean, built on amqp/wire) or amqp091 (amqp091-go)")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON on stdout")
 	fs.BoolVar(&c.progress, "progress", true, "print a progress line every second on stderr")
 	fs.Usage = func() {
@@ -142,6 +150,8 @@ func (c *config) validate() error {
 		return errors.New("-multi-ack needs manual acks (drop -autoack)")
 	case c.priority < 0 || c.priority > 255:
 		return errors.New("-priority must be 0..255")
+	case c.client != clientRaw && c.client != clientAMQP091:
+		return fmt.Errorf("unknown -client %q (raw|amqp091)", c.client)
 	}
 	switch c.exchangeType {
 	case "":

@@ -34,17 +34,17 @@ func (t *topology) route(i int) (exchange, key string, headers amqp091.Table) {
 
 // declare declares the exchange, the queues and the bindings. It returns what
 // it declared even on error, so that it can be deleted.
-func (b *bench) declare(conn *amqp091.Connection) (*topology, error) {
+func (b *bench) declare(conn adminConn) (*topology, error) {
 	cfg := b.cfg
 	t := &topology{exchange: cfg.exchange}
-	ch, err := conn.Channel()
+	ch, err := conn.channel()
 	if err != nil {
 		return t, fmt.Errorf("open channel: %v", err)
 	}
-	defer ch.Close()
+	defer ch.close()
 
 	if t.exchange != "" && !strings.HasPrefix(t.exchange, "amq.") {
-		if err := ch.ExchangeDeclare(t.exchange, cfg.exchangeType, cfg.persistent, false, false, false, nil); err != nil {
+		if err := ch.exchangeDeclare(t.exchange, cfg.exchangeType, cfg.persistent); err != nil {
 			return t, fmt.Errorf("declare %s exchange %q: %v (an exchange of another type or durability left by an earlier run? delete it or use -exchange)", cfg.exchangeType, t.exchange, err)
 		}
 		t.declaredExchange = true
@@ -61,12 +61,12 @@ func (b *bench) declare(conn *amqp091.Connection) (*topology, error) {
 		t.queues = append(t.queues, cfg.queuePrefix+strconv.Itoa(i))
 	}
 	for _, q := range t.queues {
-		if _, err := ch.QueueDeclare(q, cfg.persistent, true, false, false, args); err != nil {
+		if err := ch.queueDeclare(q, cfg.persistent, args); err != nil {
 			return t, fmt.Errorf("declare queue %q: %v (a queue with other properties left by an earlier run? delete it or use -queue-prefix)", q, err)
 		}
 		t.declared++
 		// A queue left by an interrupted run may hold messages.
-		if _, err := ch.QueuePurge(q, false); err != nil {
+		if err := ch.queuePurge(q); err != nil {
 			return t, fmt.Errorf("purge queue %q: %v", q, err)
 		}
 	}
@@ -98,7 +98,7 @@ func (b *bench) declare(conn *amqp091.Connection) (*topology, error) {
 			bindKey = key
 			t.keys = append(t.keys, key)
 		}
-		if err := ch.QueueBind(q, bindKey, t.exchange, false, bindArgs); err != nil {
+		if err := ch.queueBind(q, bindKey, t.exchange, bindArgs); err != nil {
 			return t, fmt.Errorf("bind queue %q to %q: %v", q, t.exchange, err)
 		}
 	}
@@ -125,7 +125,7 @@ func (b *bench) declare(conn *amqp091.Connection) (*topology, error) {
 		default:
 			key = fmt.Sprintf("nomatch%d", i)
 		}
-		if err := ch.QueueBind(t.queues[0], key, t.exchange, false, bindArgs); err != nil {
+		if err := ch.queueBind(t.queues[0], key, t.exchange, bindArgs); err != nil {
 			return t, fmt.Errorf("extra binding %d (%q): %v", i, key, err)
 		}
 	}
@@ -135,23 +135,83 @@ func (b *bench) declare(conn *amqp091.Connection) (*topology, error) {
 // deleteTopology deletes what declare declared. Auto-delete queues may be gone
 // already; a broker that answers that with 404 closes the channel, so each
 // failure gets a new one.
-func (b *bench) deleteTopology(conn *amqp091.Connection, t *topology) {
+func (b *bench) deleteTopology(conn adminConn, t *topology) {
 	if t == nil {
 		return
 	}
-	ch, err := conn.Channel()
+	ch, err := conn.channel()
 	if err != nil {
 		return
 	}
 	for _, q := range t.queues[:t.declared] {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-			if ch, err = conn.Channel(); err != nil {
+		if err := ch.queueDelete(q); err != nil {
+			if ch, err = conn.channel(); err != nil {
 				return
 			}
 		}
 	}
 	if t.declaredExchange {
-		_ = ch.ExchangeDelete(t.exchange, false, false)
+		_ = ch.exchangeDelete(t.exchange)
 	}
-	_ = ch.Close()
+	_ = ch.close()
 }
+
+// adminConn is the connection that declares and deletes the topology, with
+// either client.
+type adminConn interface {
+	channel() (topoChannel, error)
+	close() error
+}
+
+// topoChannel declares what a run needs. Queues are auto-delete, not
+// exclusive; exchanges not auto-delete, not internal; deletes unconditional.
+type topoChannel interface {
+	exchangeDeclare(name, kind string, durable bool) error
+	queueDeclare(name string, durable bool, args amqp091.Table) error
+	queuePurge(name string) error
+	queueBind(queue, key, exchange string, args amqp091.Table) error
+	queueDelete(name string) error
+	exchangeDelete(name string) error
+	close() error
+}
+
+type admin091 struct{ conn *amqp091.Connection }
+
+func (a admin091) channel() (topoChannel, error) {
+	ch, err := a.conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	return chan091{ch}, nil
+}
+
+func (a admin091) close() error { return a.conn.Close() }
+
+type chan091 struct{ ch *amqp091.Channel }
+
+func (c chan091) exchangeDeclare(name, kind string, durable bool) error {
+	return c.ch.ExchangeDeclare(name, kind, durable, false, false, false, nil)
+}
+
+func (c chan091) queueDeclare(name string, durable bool, args amqp091.Table) error {
+	_, err := c.ch.QueueDeclare(name, durable, true, false, false, args)
+	return err
+}
+
+func (c chan091) queuePurge(name string) error {
+	_, err := c.ch.QueuePurge(name, false)
+	return err
+}
+
+func (c chan091) queueBind(queue, key, exchange string, args amqp091.Table) error {
+	return c.ch.QueueBind(queue, key, exchange, false, args)
+}
+
+func (c chan091) queueDelete(name string) error {
+	_, err := c.ch.QueueDelete(name, false, false, false)
+	return err
+}
+
+func (c chan091) exchangeDelete(name string) error { return c.ch.ExchangeDelete(name, false, false) }
+
+func (c chan091) close() error { return c.ch.Close() }
