@@ -18,6 +18,7 @@ func (ch *channel) basicPublish(m *wire.BasicPublish) error {
 		return err
 	}
 	ch.pub = pending{active: true, exchange: m.Exchange, key: m.RoutingKey, mandatory: m.Mandatory}
+	ch.c.publisher = true
 	return nil
 }
 

@@ -29,6 +29,12 @@ type Config struct {
 	// connection_max); one more is refused at connection.open with 530. 0 is
 	// unlimited.
 	MaxConnections int
+	// MemoryHighWatermark is the resident memory (bytes) above which
+	// publishers are blocked (RabbitMQ's vm_memory_high_watermark); 0: off.
+	MemoryHighWatermark uint64
+	// DiskFreeLimit is the free space under DataDir (bytes) below which
+	// publishers are blocked (RabbitMQ's disk_free_limit); 0: off.
+	DiskFreeLimit uint64
 	// HandshakeTimeout drops a client that has not opened its connection
 	// this long after connecting (RabbitMQ's handshake_timeout); 0 means 10s.
 	HandshakeTimeout time.Duration
@@ -89,6 +95,9 @@ func DefaultConfig() Config {
 		MaxMessageSize:   128 << 20,
 		ConsumerTimeout:  30 * time.Minute,
 		HandshakeTimeout: 10 * time.Second,
+		// RabbitMQ's defaults: 40% of RAM, 50 MB of free disk.
+		MemoryHighWatermark: uint64(0.4 * float64(TotalMemory())),
+		DiskFreeLimit:       50_000_000,
 		Users: []User{{
 			Name:        "guest",
 			Password:    "guest",

@@ -43,9 +43,17 @@ type conn struct {
 	heartbeat    time.Duration
 	user         *account
 	vh           *vhost.VHost
-	cancelNotify bool   // the client understands server-sent basic.cancel
-	peerName     string // CN of the verified TLS client certificate, or ""
-	counted      bool   // counted in srv.open (MaxConnections)
+	cancelNotify bool // the client understands server-sent basic.cancel
+	// blockedNotify: the client understands connection.blocked.
+	blockedNotify bool
+	// publisher is set once the connection published: only publishers are
+	// held by resource alarms. Reader goroutine only.
+	publisher bool
+	// unblockReader wakes a reader held by an alarm when the connection
+	// must close.
+	unblockReader chan struct{}
+	peerName      string // CN of the verified TLS client certificate, or ""
+	counted       bool   // counted in srv.open (MaxConnections)
 
 	// hb is the heartbeat for the writer goroutine; open is set after the handshake.
 	hb   atomic.Int64
@@ -74,15 +82,16 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	id := s.nextID.Add(1)
 	return &conn{
-		srv:        s,
-		id:         id,
-		nc:         nc,
-		log:        s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
-		frameMax:   s.cfg.FrameMax,
-		channelMax: s.cfg.ChannelMax,
-		channels:   make(map[uint16]*channel),
-		wake:       make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		srv:           s,
+		id:            id,
+		nc:            nc,
+		log:           s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
+		frameMax:      s.cfg.FrameMax,
+		channelMax:    s.cfg.ChannelMax,
+		channels:      make(map[uint16]*channel),
+		wake:          make(chan struct{}, 1),
+		unblockReader: make(chan struct{}, 1),
+		done:          make(chan struct{}),
 	}
 }
 
@@ -130,6 +139,10 @@ func (c *conn) readLoop() {
 				_ = c.nc.SetReadDeadline(now.Add(2 * c.heartbeat))
 				deadlineSet = now
 			}
+		}
+		if c.publisher && !c.closing.Load() {
+			c.waitWhileBlocked()
+			deadlineSet = time.Time{} // the client's heartbeats were not read meanwhile
 		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -238,6 +251,10 @@ func (c *conn) sendClose(pe *protoError) {
 	c.outMu.Unlock()
 	c.signal()
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+	select {
+	case c.unblockReader <- struct{}{}:
+	default:
+	}
 }
 
 // forceClose closes the connection from another goroutine (shutdown).

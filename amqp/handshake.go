@@ -60,6 +60,7 @@ func (c *conn) handshake() error {
 	}
 	if caps, ok := startOk.ClientProperties["capabilities"].(wire.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+		c.blockedNotify, _ = caps["connection.blocked"].(bool)
 	}
 	if err := c.authenticate(startOk.Mechanism, startOk.Response); err != nil {
 		return err

@@ -32,6 +32,8 @@ type Server struct {
 	tls      *tls.Config // nil unless cfg.TLS has a certificate
 	nextID   atomic.Uint64
 	open     atomic.Int64 // connections past connection.open, for MaxConnections
+	alarms   alarms
+	stop     chan struct{} // closed by Shutdown: ends background work
 
 	mu        sync.Mutex // guards listeners, conns, shutdown
 	listeners map[net.Listener]struct{}
@@ -52,6 +54,16 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		accounts:  make(map[string]*account),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		stop:      make(chan struct{}),
+	}
+	s.alarms.changed = make(chan struct{})
+	s.alarms.memLimit, s.alarms.diskLimit = cfg.MemoryHighWatermark, cfg.DiskFreeLimit
+	for _, u := range cfg.Users {
+		a, err := newAccount(u)
+		if err != nil {
+			return nil, err
+		}
+		s.accounts[u.Name] = a
 	}
 	if cfg.TLS.Listen != "" || cfg.TLS.CertFile != "" {
 		tc, err := cfg.TLS.serverTLS()
@@ -72,13 +84,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	for _, u := range cfg.Users {
-		a, err := newAccount(u)
-		if err != nil {
-			return nil, err
-		}
-		s.accounts[u.Name] = a
-	}
+	s.checkAlarms()
+	go s.watchAlarms(s.stop)
 	return s, nil
 }
 
@@ -225,6 +232,9 @@ func (s *Server) untrack(c *conn) {
 // CONNECTION_FORCED and waits for them to finish, or for ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.shutdown {
+		close(s.stop)
+	}
 	s.shutdown = true
 	for l := range s.listeners {
 		l.Close()

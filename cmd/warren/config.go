@@ -50,6 +50,8 @@ var settings = []setting{
 	{"limits.consumer_timeout", "duration", "close a channel whose delivery stays unacked this long; 0 disables"},
 	{"limits.max_connections", "number", "open connections allowed; more are refused with 530; 0 is unlimited"},
 	{"limits.handshake_timeout", "duration", "drop a client that has not opened its connection this long after connecting"},
+	{"limits.memory_high_watermark", "number", "block publishers above this resident memory: a fraction of RAM (<= 1) or bytes; 0 disables"},
+	{"limits.disk_free_limit", "bytes", "block publishers when less disk is free under storage.dir; 0 disables"},
 	{"log.level", "string", "lowest log level written: debug, info, warn or error"},
 }
 
@@ -333,6 +335,19 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 		return cfg, 0, bad("limits.handshake_timeout", "must be a positive duration (got %q)", get("limits.handshake_timeout"))
 	}
 	cfg.HandshakeTimeout = ht
+	wm, err := strconv.ParseFloat(get("limits.memory_high_watermark"), 64)
+	if err != nil || wm < 0 {
+		return cfg, 0, bad("limits.memory_high_watermark", "must be a fraction of RAM or a number of bytes (got %q)", get("limits.memory_high_watermark"))
+	}
+	if wm <= 1 {
+		wm *= float64(amqp.TotalMemory()) // relative, as RabbitMQ's vm_memory_high_watermark.relative
+	}
+	cfg.MemoryHighWatermark = uint64(wm)
+	n, msg = parseInt(get("limits.disk_free_limit"), 0, 1<<62)
+	if msg != "" {
+		return cfg, 0, bad("limits.disk_free_limit", "%s", msg)
+	}
+	cfg.DiskFreeLimit = uint64(n)
 
 	level, ok := logLevels[strings.ToLower(get("log.level"))]
 	if !ok {

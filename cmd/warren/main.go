@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -60,6 +61,11 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.MemoryHighWatermark > 0 {
+		// Let the garbage collector work harder as the heap nears the
+		// watermark, rather than raise the memory alarm with garbage.
+		debug.SetMemoryLimit(int64(cfg.MemoryHighWatermark))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		fmt.Fprintf(stderr, "warren: storage.dir: %v\n", err)
 		return exitFail
