@@ -688,6 +688,10 @@ func TestConsumerPriority(t *testing.T) {
 
 	// Capacity again: back to the high one.
 	require.NoError(t, h1.Ack(false))
+	// The ack is asynchronous; a synchronous call behind it on the same
+	// channel makes sure the broker has it before h3 is published.
+	_, err := high.QueueDeclarePassive(q, false, false, false, false, nil)
+	require.NoError(t, err)
 	publish(t, ch, "", q, "h3")
 	require.Equal(t, "h3", string(recv(t, dHigh).Body))
 	requireNoDelivery(t, dLow)
