@@ -95,7 +95,7 @@ var startedRE = regexp.MustCompile(`amqp=(127\.0\.0\.1:\d+)`)
 // startBinary runs warren on a random port and waits for its start line.
 func startBinary(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "--amqp.listen", "127.0.0.1:0", "--storage.dir", dir, "--log.level", "info")
+	cmd := exec.Command(bin, "--amqp.listen", "127.0.0.1:0", "--http.listen=", "--prometheus.listen=", "--storage.dir", dir, "--log.level", "info")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	cmd.Stdout = os.Stdout

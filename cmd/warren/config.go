@@ -42,7 +42,8 @@ var settings = []setting{
 	{"amqp.tls.verify_peer", "boolean", "ask TLS clients for a certificate and verify it; enables EXTERNAL"},
 	{"amqp.tls.fail_if_no_peer_cert", "boolean", "refuse TLS clients without a valid certificate (needs verify_peer)"},
 	{"storage.dir", "string", "directory for durable state, created if missing"},
-	{"http.listen", "string", "management API address (reserved, not served yet)"},
+	{"http.listen", "string", "management HTTP API address; empty disables it"},
+	{"prometheus.listen", "string", "Prometheus /metrics address; empty disables it"},
 	{"limits.frame_max", "bytes", "largest frame offered in connection.tune, 8192..1048576"},
 	{"limits.channel_max", "number", "highest channel number a connection may open, 1..65535"},
 	{"limits.heartbeat", "duration", "heartbeat proposed to clients, whole seconds; 0 disables"},
@@ -164,28 +165,38 @@ func defaultViper() (*viper.Viper, error) {
 // viper layers the scalar settings. It lowercases every map key it reads, and
 // vhost names are case-sensitive, so the lists (vhosts, users) are read from
 // the YAML nodes of the file that set them instead.
-func loadConfig(args []string, lookupEnv func(string) (string, bool)) (amqp.Config, slog.Level, error) {
+// config is what the command runs with: the broker's configuration and the
+// command's own settings.
+type config struct {
+	Broker amqp.Config
+	Level  slog.Level
+	// HTTPListen and PrometheusListen are the management API's and the
+	// metrics' addresses; empty turns them off.
+	HTTPListen, PrometheusListen string
+}
+
+func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
 	v, err := defaultViper()
 	if err != nil {
-		return amqp.Config{}, 0, err
+		return config{}, err
 	}
 	fs := newFlagSet(v)
 	if err := fs.Parse(args); err != nil {
-		return amqp.Config{}, 0, err
+		return config{}, err
 	}
 	if help, _ := fs.GetBool("help"); help {
-		return amqp.Config{}, 0, pflag.ErrHelp
+		return config{}, pflag.ErrHelp
 	}
 	if ver, _ := fs.GetBool("version"); ver {
-		return amqp.Config{}, 0, errVersion
+		return config{}, errVersion
 	}
 	if fs.NArg() > 0 {
-		return amqp.Config{}, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
 	lists, err := readYAML(configs.Default, "built-in defaults", nil)
 	if err != nil {
-		return amqp.Config{}, 0, err
+		return config{}, err
 	}
 	// from records which layer set each key, for error messages.
 	from := map[string]string{}
@@ -193,11 +204,11 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (amqp.Conf
 	if path, _ := fs.GetString("config"); path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return amqp.Config{}, 0, fmt.Errorf("config: %w", err)
+			return config{}, fmt.Errorf("config: %w", err)
 		}
 		file, err := readYAML(data, path, from)
 		if err != nil {
-			return amqp.Config{}, 0, err
+			return config{}, err
 		}
 		// A list in the file replaces the default one, as viper does.
 		if file.vhosts != nil {
@@ -207,7 +218,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (amqp.Conf
 			lists.users, lists.usersFrom = file.users, file.usersFrom
 		}
 		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
-			return amqp.Config{}, 0, fmt.Errorf("config: %s: %w", path, err)
+			return config{}, fmt.Errorf("config: %s: %w", path, err)
 		}
 	}
 
@@ -233,12 +244,12 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (amqp.Conf
 		}
 	}
 	if err := v.MergeConfigMap(env); err != nil {
-		return amqp.Config{}, 0, fmt.Errorf("config: environment: %w", err)
+		return config{}, fmt.Errorf("config: environment: %w", err)
 	}
 
 	for _, s := range settings {
 		if err := v.BindPFlag(s.key, fs.Lookup(s.key)); err != nil {
-			return amqp.Config{}, 0, fmt.Errorf("config: %s: %w", s.key, err)
+			return config{}, fmt.Errorf("config: %s: %w", s.key, err)
 		}
 		if fs.Changed(s.key) {
 			from[s.key] = "set by --" + s.key
@@ -248,7 +259,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (amqp.Conf
 }
 
 // decode checks every setting and builds the typed configuration.
-func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Config, slog.Level, error) {
+func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (config, error) {
 	var cfg amqp.Config
 	bad := func(key, format string, args ...any) error {
 		return &configError{key: key, msg: fmt.Sprintf(format, args...), from: from[key]}
@@ -257,7 +268,7 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 
 	cfg.Listen = get("amqp.listen")
 	if msg := checkListen(cfg.Listen); msg != "" {
-		return cfg, 0, bad("amqp.listen", "%s", msg)
+		return config{}, bad("amqp.listen", "%s", msg)
 	}
 	cfg.TLS.Listen = get("amqp.tls.listen")
 	cfg.TLS.CertFile = get("amqp.tls.cert_file")
@@ -269,75 +280,77 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 	}{{"amqp.tls.verify_peer", &cfg.TLS.VerifyPeer}, {"amqp.tls.fail_if_no_peer_cert", &cfg.TLS.FailIfNoPeerCert}} {
 		val, err := strconv.ParseBool(get(b.key))
 		if err != nil {
-			return cfg, 0, bad(b.key, "must be true or false (got %q)", get(b.key))
+			return config{}, bad(b.key, "must be true or false (got %q)", get(b.key))
 		}
 		*b.dst = val
 	}
 	if cfg.TLS.Listen != "" {
 		if msg := checkListen(cfg.TLS.Listen); msg != "" {
-			return cfg, 0, bad("amqp.tls.listen", "%s", msg)
+			return config{}, bad("amqp.tls.listen", "%s", msg)
 		}
 		for _, f := range []struct{ key, path string }{{"amqp.tls.cert_file", cfg.TLS.CertFile}, {"amqp.tls.key_file", cfg.TLS.KeyFile}} {
 			if f.path == "" {
-				return cfg, 0, bad(f.key, "required when amqp.tls.listen is set")
+				return config{}, bad(f.key, "required when amqp.tls.listen is set")
 			}
 		}
 		if cfg.TLS.VerifyPeer && cfg.TLS.CAFile == "" {
-			return cfg, 0, bad("amqp.tls.ca_file", "required when amqp.tls.verify_peer is true")
+			return config{}, bad("amqp.tls.ca_file", "required when amqp.tls.verify_peer is true")
 		}
 	}
 	if cfg.TLS.FailIfNoPeerCert && !cfg.TLS.VerifyPeer {
-		return cfg, 0, bad("amqp.tls.fail_if_no_peer_cert", "needs amqp.tls.verify_peer: true")
+		return config{}, bad("amqp.tls.fail_if_no_peer_cert", "needs amqp.tls.verify_peer: true")
 	}
 	cfg.DataDir = get("storage.dir")
 	if cfg.DataDir == "" {
-		return cfg, 0, bad("storage.dir", "must not be empty")
+		return config{}, bad("storage.dir", "must not be empty")
 	}
-	// An empty http.listen will mean "no management API".
-	if addr := get("http.listen"); addr != "" {
-		if msg := checkListen(addr); msg != "" {
-			return cfg, 0, bad("http.listen", "%s", msg)
+	// An empty address turns the management API or the metrics off.
+	for _, key := range []string{"http.listen", "prometheus.listen"} {
+		if addr := get(key); addr != "" {
+			if msg := checkListen(addr); msg != "" {
+				return config{}, bad(key, "%s", msg)
+			}
 		}
 	}
 
 	n, msg := parseInt(get("limits.frame_max"), frameMinSize, frameMaxSize)
 	if msg != "" {
-		return cfg, 0, bad("limits.frame_max", "%s", msg)
+		return config{}, bad("limits.frame_max", "%s", msg)
 	}
 	cfg.FrameMax = uint32(n)
 	n, msg = parseInt(get("limits.channel_max"), 1, 65535)
 	if msg != "" {
-		return cfg, 0, bad("limits.channel_max", "%s", msg)
+		return config{}, bad("limits.channel_max", "%s", msg)
 	}
 	cfg.ChannelMax = uint16(n)
 	hb, msg := parseHeartbeat(get("limits.heartbeat"))
 	if msg != "" {
-		return cfg, 0, bad("limits.heartbeat", "%s", msg)
+		return config{}, bad("limits.heartbeat", "%s", msg)
 	}
 	cfg.Heartbeat = hb
 	n, msg = parseInt(get("limits.max_message_size"), 1, maxMessageSize)
 	if msg != "" {
-		return cfg, 0, bad("limits.max_message_size", "%s", msg)
+		return config{}, bad("limits.max_message_size", "%s", msg)
 	}
 	cfg.MaxMessageSize = uint64(n)
 	ct, err := time.ParseDuration(get("limits.consumer_timeout"))
 	if err != nil || ct < 0 {
-		return cfg, 0, bad("limits.consumer_timeout", "invalid duration %q", get("limits.consumer_timeout"))
+		return config{}, bad("limits.consumer_timeout", "invalid duration %q", get("limits.consumer_timeout"))
 	}
 	cfg.ConsumerTimeout = ct
 	n, msg = parseInt(get("limits.max_connections"), 0, 1<<31-1)
 	if msg != "" {
-		return cfg, 0, bad("limits.max_connections", "%s", msg)
+		return config{}, bad("limits.max_connections", "%s", msg)
 	}
 	cfg.MaxConnections = int(n)
 	ht, err := time.ParseDuration(get("limits.handshake_timeout"))
 	if err != nil || ht <= 0 {
-		return cfg, 0, bad("limits.handshake_timeout", "must be a positive duration (got %q)", get("limits.handshake_timeout"))
+		return config{}, bad("limits.handshake_timeout", "must be a positive duration (got %q)", get("limits.handshake_timeout"))
 	}
 	cfg.HandshakeTimeout = ht
 	wm, err := strconv.ParseFloat(get("limits.memory_high_watermark"), 64)
 	if err != nil || wm < 0 {
-		return cfg, 0, bad("limits.memory_high_watermark", "must be a fraction of RAM or a number of bytes (got %q)", get("limits.memory_high_watermark"))
+		return config{}, bad("limits.memory_high_watermark", "must be a fraction of RAM or a number of bytes (got %q)", get("limits.memory_high_watermark"))
 	}
 	if wm <= 1 {
 		wm *= float64(amqp.TotalMemory()) // relative, as RabbitMQ's vm_memory_high_watermark.relative
@@ -345,22 +358,22 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (amqp.Conf
 	cfg.MemoryHighWatermark = uint64(wm)
 	n, msg = parseInt(get("limits.disk_free_limit"), 0, 1<<62)
 	if msg != "" {
-		return cfg, 0, bad("limits.disk_free_limit", "%s", msg)
+		return config{}, bad("limits.disk_free_limit", "%s", msg)
 	}
 	cfg.DiskFreeLimit = uint64(n)
 
 	level, ok := logLevels[strings.ToLower(get("log.level"))]
 	if !ok {
-		return cfg, 0, bad("log.level", "must be debug, info, warn or error (got %q)", get("log.level"))
+		return config{}, bad("log.level", "must be debug, info, warn or error (got %q)", get("log.level"))
 	}
 
 	if cfg.Vhosts, err = decodeVhosts(lists.vhosts, lists.vhostsFrom); err != nil {
-		return cfg, 0, err
+		return config{}, err
 	}
 	if cfg.Users, err = decodeUsers(lists.users, lists.usersFrom, cfg.Vhosts); err != nil {
-		return cfg, 0, err
+		return config{}, err
 	}
-	return cfg, level, nil
+	return config{Broker: cfg, Level: level, HTTPListen: get("http.listen"), PrometheusListen: get("prometheus.listen")}, nil
 }
 
 var logLevels = map[string]slog.Level{

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/storage"
 )
 
 // env is a fake environment for loadConfig.
@@ -34,7 +35,8 @@ func writeFile(t *testing.T, text string) string {
 }
 
 func TestDefaultsMatchAMQPDefaultConfig(t *testing.T) {
-	cfg, level, err := loadConfig(nil, env{}.lookup)
+	c, err := loadConfig(nil, env{}.lookup)
+	cfg, level := c.Broker, c.Level
 	require.NoError(t, err)
 	// No differences allowed: amqp.DefaultConfig documents itself as this file.
 	assert.Equal(t, amqp.DefaultConfig(), cfg)
@@ -129,7 +131,8 @@ users:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, _, err := loadConfig(tt.args, tt.env.lookup)
+			c, err := loadConfig(tt.args, tt.env.lookup)
+			cfg := c.Broker
 			require.NoError(t, err)
 			tt.check(t, cfg)
 		})
@@ -137,10 +140,12 @@ users:
 }
 
 func TestLogLevel(t *testing.T) {
-	_, level, err := loadConfig([]string{"--log.level", "WARN"}, env{}.lookup)
+	c, err := loadConfig([]string{"--log.level", "WARN"}, env{}.lookup)
+	level := c.Level
 	require.NoError(t, err)
 	assert.Equal(t, "WARN", level.String())
-	_, level, err = loadConfig(nil, env{"WARREN_LOG_LEVEL": "debug"}.lookup)
+	c, err = loadConfig(nil, env{"WARREN_LOG_LEVEL": "debug"}.lookup)
+	level = c.Level
 	require.NoError(t, err)
 	assert.Equal(t, "DEBUG", level.String())
 }
@@ -208,7 +213,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 			if tt.file != "" {
 				args = append([]string{"--config", writeFile(t, tt.file)}, args...)
 			}
-			_, _, err := loadConfig(args, tt.env.lookup)
+			_, err := loadConfig(args, tt.env.lookup)
 			require.Error(t, err)
 			var ce *configError
 			require.True(t, errors.As(err, &ce), "%T %v", err, err)
@@ -220,15 +225,15 @@ func TestValidationNamesTheKey(t *testing.T) {
 
 func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{{"--nope"}, {"serve"}, {"--config", "/does/not/exist.yaml"}} {
-		_, _, err := loadConfig(args, env{}.lookup)
+		_, err := loadConfig(args, env{}.lookup)
 		assert.Error(t, err, args)
 	}
-	_, _, err := loadConfig([]string{"--help"}, env{}.lookup)
+	_, err := loadConfig([]string{"--help"}, env{}.lookup)
 	assert.ErrorIs(t, err, pflag.ErrHelp)
 	// --help wins over a bad setting: asking for help must not fail.
-	_, _, err = loadConfig([]string{"--limits.frame_max", "1", "-h"}, env{}.lookup)
+	_, err = loadConfig([]string{"--limits.frame_max", "1", "-h"}, env{}.lookup)
 	assert.ErrorIs(t, err, pflag.ErrHelp)
-	_, _, err = loadConfig([]string{"--version"}, env{}.lookup)
+	_, err = loadConfig([]string{"--version"}, env{}.lookup)
 	assert.ErrorIs(t, err, errVersion)
 }
 
@@ -299,6 +304,19 @@ func TestBinary(t *testing.T) {
 	assert.Contains(t, stderr, "warren: amqp.listen: ")
 	assert.Contains(t, stderr, "address already in use")
 	assert.DirExists(t, data, "the data directory is created before listening")
+
+	// A data directory another process holds, or one that is not Warren's,
+	// refuses to start with exit code 2: never an empty broker instead.
+	held, err := storage.Open(filepath.Join(t.TempDir(), "held"), storage.Options{})
+	require.NoError(t, err)
+	defer held.Close()
+	code, _, stderr = runBin(nil, "--amqp.listen", "127.0.0.1:0", "--http.listen=", "--prometheus.listen=", "--storage.dir", filepath.Dir(held.Path()))
+	assert.Equal(t, 2, code, stderr)
+	assert.Contains(t, stderr, "in use")
+	corrupt := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(corrupt, storage.FileName), bytes.Repeat([]byte("not a database "), 1000), 0o600))
+	code, _, stderr = runBin(nil, "--amqp.listen", "127.0.0.1:0", "--http.listen=", "--prometheus.listen=", "--storage.dir", corrupt)
+	assert.Equal(t, 2, code, stderr)
 }
 
 func TestTLSAndLimitsSettings(t *testing.T) {
@@ -311,13 +329,13 @@ amqp:
 limits:
   max_connections: 10
 `)
-	cfg, _, err := loadConfig([]string{"--config", file, "--amqp.tls.verify_peer", "true", "--limits.handshake_timeout", "3s"},
+	c, err := loadConfig([]string{"--config", file, "--amqp.tls.verify_peer", "true", "--limits.handshake_timeout", "3s"},
 		env{"WARREN_AMQP_TLS_CA_FILE": "/etc/warren/ca.pem", "WARREN_AMQP_TLS_FAIL_IF_NO_PEER_CERT": "true"}.lookup)
 	require.NoError(t, err)
 	assert.Equal(t, amqp.TLSConfig{
 		Listen: "127.0.0.1:5671", CertFile: "/etc/warren/cert.pem", KeyFile: "/etc/warren/key.pem",
 		CAFile: "/etc/warren/ca.pem", VerifyPeer: true, FailIfNoPeerCert: true,
-	}, cfg.TLS)
-	assert.Equal(t, 10, cfg.MaxConnections)
-	assert.Equal(t, 3*time.Second, cfg.HandshakeTimeout)
+	}, c.Broker.TLS)
+	assert.Equal(t, 10, c.Broker.MaxConnections)
+	assert.Equal(t, 3*time.Second, c.Broker.HandshakeTimeout)
 }

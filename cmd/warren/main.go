@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -41,7 +43,8 @@ func main() {
 // run is the whole command, apart from the process's globals, and returns the
 // exit code.
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
-	cfg, level, err := loadConfig(args, lookupEnv)
+	conf, err := loadConfig(args, lookupEnv)
+	cfg, level := conf.Broker, conf.Level
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
 		usage(stdout)
@@ -97,6 +100,29 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return exitFail
 		}
 		attrs = append(attrs, "amqps", tl.Addr().String())
+	}
+	api := management.New(srv, management.Options{Log: log})
+	defer api.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", api.Metrics())
+	for _, h := range []struct {
+		key, addr string
+		handler   http.Handler
+	}{{"http", conf.HTTPListen, api}, {"prometheus", conf.PrometheusListen, mux}} {
+		if h.addr == "" {
+			continue
+		}
+		// The AMQP service comes first: a management port in use (say, by a
+		// RabbitMQ beside it) is an error in the log, not a reason to stop.
+		hl, err := net.Listen("tcp", h.addr)
+		if err != nil {
+			log.Error("cannot serve "+h.key, "err", err)
+			continue
+		}
+		hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(hl) }()
+		defer hs.Close()
+		attrs = append(attrs, h.key, hl.Addr().String())
 	}
 	log.Info("warren started", append(attrs, "data", cfg.DataDir)...)
 

@@ -1,0 +1,283 @@
+package amqp
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/warrenmq/warren/vhost"
+)
+
+// This file is the read-only view of the server that the management API
+// needs, plus the few controls it offers (closing a connection). Snapshots
+// are plain values: nothing here hands out a connection or a channel.
+
+// UserInfo is a configured user as the management API shows it.
+type UserInfo struct {
+	Name string
+	Tags []string
+	// PasswordHash is RabbitMQ's base64 salted SHA-256 hash: the configured
+	// one, or one made from the clear-text password (with a fresh salt).
+	PasswordHash string
+	Permissions  map[string]Permission
+}
+
+// Authenticate checks a user's password (as connection.start-ok would) and
+// returns the user's tags. guest is refused unless remote is a loopback
+// address, as RabbitMQ's loopback_users does for the management API too.
+func (s *Server) Authenticate(user, password string, remote net.Addr) (tags []string, ok bool) {
+	a := s.accounts[user]
+	if a == nil || !a.check(password) {
+		return nil, false
+	}
+	if user == "guest" && remote != nil && !isLoopback(remote) {
+		return nil, false
+	}
+	return slices.Clone(a.tags), true
+}
+
+// Users returns the configured users, sorted by name.
+func (s *Server) Users() []UserInfo {
+	out := make([]UserInfo, 0, len(s.cfg.Users))
+	for _, u := range s.cfg.Users {
+		h := u.PasswordHash
+		if h == "" {
+			var salt [4]byte
+			_, _ = rand.Read(salt[:])
+			h = HashPassword(salt, u.Password)
+		}
+		perms := make(map[string]Permission, len(u.Permissions))
+		for k, v := range u.Permissions {
+			perms[k] = v
+		}
+		out = append(out, UserInfo{Name: u.Name, Tags: slices.Clone(u.Tags), PasswordHash: h, Permissions: perms})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Permitted reports whether user may do what ("configure", "write" or
+// "read") on the named resource in vhost, by the user's permission patterns.
+func (s *Server) Permitted(user, vhostName, what, name string) bool {
+	a := s.accounts[user]
+	if a == nil {
+		return false
+	}
+	var acc access
+	switch what {
+	case "configure":
+		acc = configureAccess
+	case "write":
+		acc = writeAccess
+	case "read":
+		acc = readAccess
+	default:
+		return false
+	}
+	return a.allowed(vhostName, acc, name)
+}
+
+// HasVHostAccess reports whether user has any permissions on vhost.
+func (s *Server) HasVHostAccess(user, vhostName string) bool {
+	a := s.accounts[user]
+	return a != nil && a.perms[vhostName] != nil
+}
+
+// VHostNames returns the virtual hosts' names, sorted.
+func (s *Server) VHostNames() []string {
+	names := make([]string, 0, len(s.vhosts))
+	for n := range s.vhosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// VHosts returns the virtual hosts, sorted by name.
+func (s *Server) VHosts() []*vhost.VHost {
+	names := s.VHostNames()
+	out := make([]*vhost.VHost, len(names))
+	for i, n := range names {
+		out[i] = s.vhosts[n]
+	}
+	return out
+}
+
+// ConnectionInfo is a snapshot of one open connection.
+type ConnectionInfo struct {
+	// Name is RabbitMQ's connection name: "peer:port -> local:port".
+	Name       string
+	ID         uint64
+	User       string
+	VHost      string
+	PeerHost   string
+	PeerPort   int
+	Host       string
+	Port       int
+	TLS        bool
+	Channels   int
+	FrameMax   uint32
+	ChannelMax uint16
+	Heartbeat  int // seconds
+}
+
+// ChannelInfo is a snapshot of one open channel.
+type ChannelInfo struct {
+	Connection ConnectionInfo
+	Number     uint16
+	// Name is RabbitMQ's channel name: "<connection name> (<number>)".
+	Name           string
+	Consumers      int
+	Unacked        int
+	GlobalPrefetch int
+}
+
+// ConsumerInfo is a snapshot of one consumer.
+type ConsumerInfo struct {
+	Channel     ChannelInfo
+	Tag         string
+	Queue       string
+	VHost       string
+	AckRequired bool
+	Prefetch    int
+}
+
+// openConns returns the connections past connection.open; their handshake
+// fields (user, vhost, tune values) are read-only from then on.
+func (s *Server) openConns() []*conn {
+	s.mu.Lock()
+	cs := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.open.Load() {
+			cs = append(cs, c)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].id < cs[j].id })
+	return cs
+}
+
+func (c *conn) info() ConnectionInfo {
+	ci := ConnectionInfo{
+		ID: c.id, User: c.user.name, VHost: c.vh.Name,
+		FrameMax: c.frameMax, ChannelMax: c.channelMax, Heartbeat: int(c.heartbeat.Seconds()),
+	}
+	ci.PeerHost, ci.PeerPort = splitAddr(c.nc.RemoteAddr())
+	ci.Host, ci.Port = splitAddr(c.nc.LocalAddr())
+	_, ci.TLS = c.nc.(*tls.Conn)
+	ci.Name = net.JoinHostPort(ci.PeerHost, strconv.Itoa(ci.PeerPort)) + " -> " + net.JoinHostPort(ci.Host, strconv.Itoa(ci.Port))
+	return ci
+}
+
+func splitAddr(a net.Addr) (string, int) {
+	if a == nil {
+		return "", 0
+	}
+	h, p, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String(), 0
+	}
+	n, _ := strconv.Atoi(p)
+	return h, n
+}
+
+// channelsOf returns a connection's channels, sorted by number.
+func (c *conn) channelList() []*channel {
+	c.mu.Lock()
+	chs := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chs = append(chs, ch)
+	}
+	c.mu.Unlock()
+	sort.Slice(chs, func(i, j int) bool { return chs[i].id < chs[j].id })
+	return chs
+}
+
+// Connections returns the open connections, oldest first.
+func (s *Server) Connections() []ConnectionInfo {
+	cs := s.openConns()
+	out := make([]ConnectionInfo, 0, len(cs))
+	for _, c := range cs {
+		ci := c.info()
+		ci.Channels = len(c.channelList())
+		out = append(out, ci)
+	}
+	return out
+}
+
+// channelInfo snapshots ch, with its consumers when withConsumers.
+func (ch *channel) snapshot(ci ConnectionInfo, withConsumers bool) (ChannelInfo, []ConsumerInfo) {
+	info := ChannelInfo{Connection: ci, Number: ch.id, Name: ci.Name + " (" + strconv.Itoa(int(ch.id)) + ")"}
+	var cons []ConsumerInfo
+	ch.mu.Lock()
+	info.Consumers = len(ch.consumers)
+	info.Unacked = len(ch.unacked)
+	info.GlobalPrefetch = ch.globalPrefetch
+	if withConsumers {
+		for _, cs := range ch.consumers {
+			if cs.gone {
+				continue
+			}
+			cons = append(cons, ConsumerInfo{Tag: cs.tag, Queue: cs.q.Name, VHost: ci.VHost, AckRequired: !cs.noAck, Prefetch: cs.prefetch})
+		}
+	}
+	ch.mu.Unlock()
+	for i := range cons {
+		cons[i].Channel = info
+	}
+	return info, cons
+}
+
+// Channels returns the open channels of every open connection.
+func (s *Server) Channels() []ChannelInfo {
+	var out []ChannelInfo
+	for _, c := range s.openConns() {
+		chs := c.channelList()
+		ci := c.info()
+		ci.Channels = len(chs)
+		for _, ch := range chs {
+			info, _ := ch.snapshot(ci, false)
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// Consumers returns every consumer on every open channel.
+func (s *Server) Consumers() []ConsumerInfo {
+	var out []ConsumerInfo
+	for _, c := range s.openConns() {
+		chs := c.channelList()
+		ci := c.info()
+		ci.Channels = len(chs)
+		for _, ch := range chs {
+			_, cons := ch.snapshot(ci, true)
+			out = append(out, cons...)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}
+
+// CloseConnection closes the named connection (ConnectionInfo.Name) with
+// 320 CONNECTION_FORCED and the given reason, as the management plugin
+// does. It reports whether the connection was found.
+func (s *Server) CloseConnection(name, reason string) bool {
+	for _, c := range s.openConns() {
+		if c.info().Name == name {
+			if reason == "" {
+				reason = "Closed via management plugin"
+			}
+			c.log.Info("closing connection", "reason", reason)
+			c.forceClose(newError(320, "%s", reason))
+			return true
+		}
+	}
+	return false
+}
+
+// ConnectionCount is the number of open connections.
+func (s *Server) ConnectionCount() int { return len(s.openConns()) }

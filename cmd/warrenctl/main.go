@@ -1,0 +1,355 @@
+// Command warrenctl drives Warren (or RabbitMQ) through the management HTTP API.
+//
+//	warrenctl [--url http://127.0.0.1:15672] [--user guest] [--password guest] [--vhost /] COMMAND
+//
+// Commands: list queues|exchanges|bindings|connections, purge QUEUE,
+// delete queue|exchange NAME, declare queue NAME [--durable],
+// publish EXCHANGE KEY BODY, get QUEUE [--count N], export FILE, import FILE,
+// dlq inspect QUEUE, dlq replay QUEUE [--to original|EXCHANGE] [--limit N].
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+type client struct {
+	base, user, password, vhost string
+	http                        *http.Client
+}
+
+const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V] COMMAND
+  list queues|exchanges|bindings|connections
+  purge QUEUE
+  delete queue|exchange NAME
+  declare queue NAME [--durable]
+  publish EXCHANGE KEY BODY
+  get QUEUE [--count N]
+  export FILE
+  import FILE
+  dlq inspect QUEUE
+  dlq replay QUEUE [--to original|EXCHANGE] [--limit N]
+`
+
+// run is the whole command; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("warrenctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &client{http: &http.Client{Timeout: 60 * time.Second}}
+	fs.StringVar(&c.base, "url", "http://127.0.0.1:15672", "management API URL")
+	fs.StringVar(&c.user, "user", "guest", "user name")
+	fs.StringVar(&c.password, "password", "guest", "password")
+	fs.StringVar(&c.vhost, "vhost", "/", "virtual host")
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return 2
+	}
+	c.base = strings.TrimRight(c.base, "/")
+	if err := c.do(rest, stdout); err != nil {
+		fmt.Fprintf(stderr, "warrenctl: %v\n", err)
+		if _, ok := err.(usageError); ok {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// sub parses a subcommand's own flags, which may follow its arguments.
+func sub(args []string, setup func(*flag.FlagSet)) ([]string, error) {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	setup(fs)
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError(err.Error())
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+	}
+	return pos, nil
+}
+
+func (c *client) do(args []string, out io.Writer) error {
+	vh := url.PathEscape(c.vhost)
+	switch args[0] {
+	case "list":
+		if len(args) != 2 {
+			return usageError("list what?")
+		}
+		return c.list(args[1], out)
+	case "purge":
+		if len(args) != 2 {
+			return usageError("purge QUEUE")
+		}
+		return c.call("DELETE", "/api/queues/"+vh+"/"+url.PathEscape(args[1])+"/contents", nil, nil)
+	case "delete":
+		if len(args) != 3 || (args[1] != "queue" && args[1] != "exchange") {
+			return usageError("delete queue|exchange NAME")
+		}
+		return c.call("DELETE", "/api/"+args[1]+"s/"+vh+"/"+url.PathEscape(args[2]), nil, nil)
+	case "declare":
+		var durable bool
+		pos, err := sub(args[1:], func(fs *flag.FlagSet) { fs.BoolVar(&durable, "durable", false, "") })
+		if err != nil {
+			return err
+		}
+		if len(pos) != 2 || pos[0] != "queue" {
+			return usageError("declare queue NAME [--durable]")
+		}
+		return c.call("PUT", "/api/queues/"+vh+"/"+url.PathEscape(pos[1]), map[string]any{"durable": durable, "auto_delete": false, "arguments": map[string]any{}}, nil)
+	case "publish":
+		if len(args) != 4 {
+			return usageError("publish EXCHANGE KEY BODY")
+		}
+		ex := args[1]
+		if ex == "" {
+			ex = "amq.default"
+		}
+		var res struct {
+			Routed bool `json:"routed"`
+		}
+		err := c.call("POST", "/api/exchanges/"+vh+"/"+url.PathEscape(ex)+"/publish", map[string]any{
+			"properties": map[string]any{}, "routing_key": args[2], "payload": args[3], "payload_encoding": "string"}, &res)
+		if err != nil {
+			return err
+		}
+		if !res.Routed {
+			return fmt.Errorf("message published but not routed")
+		}
+		fmt.Fprintln(out, "routed")
+		return nil
+	case "get":
+		count := 1
+		pos, err := sub(args[1:], func(fs *flag.FlagSet) { fs.IntVar(&count, "count", 1, "") })
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("get QUEUE [--count N]")
+		}
+		var msgs []map[string]any
+		err = c.call("POST", "/api/queues/"+vh+"/"+url.PathEscape(pos[0])+"/get", map[string]any{
+			"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"}, &msgs)
+		if err != nil {
+			return err
+		}
+		return table(out, msgs, []string{"routing_key", "exchange", "message_count", "payload", "payload_encoding", "redelivered"})
+	case "export":
+		if len(args) != 2 {
+			return usageError("export FILE")
+		}
+		var defs json.RawMessage
+		if err := c.call("GET", "/api/definitions", nil, &defs); err != nil {
+			return err
+		}
+		var pretty bytes.Buffer
+		_ = json.Indent(&pretty, defs, "", "  ")
+		return os.WriteFile(args[1], pretty.Bytes(), 0o644)
+	case "import":
+		if len(args) != 2 {
+			return usageError("import FILE")
+		}
+		b, err := os.ReadFile(args[1])
+		if err != nil {
+			return err
+		}
+		return c.call("POST", "/api/definitions", json.RawMessage(b), nil)
+	case "dlq":
+		return c.dlq(args[1:], out)
+	}
+	return usageError("unknown command " + args[0])
+}
+
+func (c *client) dlq(args []string, out io.Writer) error {
+	vh := url.PathEscape(c.vhost)
+	if len(args) < 2 {
+		return usageError("dlq inspect|replay QUEUE")
+	}
+	switch args[0] {
+	case "inspect":
+		var msgs []struct {
+			Payload    string `json:"payload"`
+			RoutingKey string `json:"routing_key"`
+			XDeath     []struct {
+				Queue       string   `json:"queue"`
+				Reason      string   `json:"reason"`
+				Count       int64    `json:"count"`
+				Exchange    string   `json:"exchange"`
+				RoutingKeys []string `json:"routing-keys"`
+				Time        int64    `json:"time"`
+			} `json:"x_death"`
+		}
+		if err := c.call("GET", "/api/queues/"+vh+"/"+url.PathEscape(args[1])+"/dead-letters", nil, &msgs); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "#\tpayload\tdied in\treason\tcount\texchange\trouting keys\ttime")
+		for i, m := range msgs {
+			if len(m.XDeath) == 0 {
+				fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t%s\t-\n", i+1, clip(m.Payload), m.RoutingKey)
+			}
+			for j, d := range m.XDeath {
+				n, p := fmt.Sprint(i+1), clip(m.Payload)
+				if j > 0 {
+					n, p = "", ""
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n, p, d.Queue, d.Reason, d.Count, d.Exchange,
+					strings.Join(d.RoutingKeys, ","), time.Unix(d.Time, 0).UTC().Format(time.RFC3339))
+			}
+		}
+		return tw.Flush()
+	case "replay":
+		to, limit := "original", -1
+		pos, err := sub(args[1:], func(fs *flag.FlagSet) {
+			fs.StringVar(&to, "to", "original", "")
+			fs.IntVar(&limit, "limit", -1, "")
+		})
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("dlq replay QUEUE [--to original|EXCHANGE] [--limit N]")
+		}
+		body := map[string]any{"to": to}
+		if limit >= 0 {
+			body["limit"] = limit
+		}
+		var res struct {
+			Replayed  int    `json:"replayed"`
+			Skipped   int    `json:"skipped"`
+			Remaining int    `json:"remaining"`
+			Error     string `json:"error"`
+		}
+		err = c.call("POST", "/api/queues/"+vh+"/"+url.PathEscape(pos[0])+"/dead-letters/replay", body, &res)
+		fmt.Fprintf(out, "replayed %d, skipped %d, %d left in %s\n", res.Replayed, res.Skipped, res.Remaining, pos[0])
+		return err
+	}
+	return usageError("dlq inspect|replay QUEUE")
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return s
+}
+
+var listColumns = map[string][]string{
+	"queues":      {"vhost", "name", "durable", "messages", "messages_ready", "messages_unacknowledged", "consumers"},
+	"exchanges":   {"vhost", "name", "type", "durable", "auto_delete", "internal"},
+	"bindings":    {"vhost", "source", "destination", "destination_type", "routing_key"},
+	"connections": {"name", "user", "vhost", "channels"},
+}
+
+func (c *client) list(what string, out io.Writer) error {
+	cols, ok := listColumns[what]
+	if !ok {
+		return usageError("list queues|exchanges|bindings|connections")
+	}
+	path := "/api/" + what
+	if what != "connections" {
+		path += "/" + url.PathEscape(c.vhost)
+	}
+	var rows []map[string]any
+	if err := c.call("GET", path, nil, &rows); err != nil {
+		return err
+	}
+	return table(out, rows, cols)
+}
+
+// table prints rows as an aligned table of the given columns.
+func table(out io.Writer, rows []map[string]any, cols []string) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	for _, r := range rows {
+		vals := make([]string, len(cols))
+		for i, c := range cols {
+			switch v := r[c].(type) {
+			case nil:
+				vals[i] = ""
+			case string:
+				vals[i] = v
+			default:
+				vals[i] = fmt.Sprint(v)
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(vals, "\t"))
+	}
+	return tw.Flush()
+}
+
+// call does one API request; a non-2xx answer becomes an error with the
+// API's reason.
+func (c *client) call(method, path string, body, into any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u, err := url.Parse(c.base)
+	if err != nil {
+		return err
+	}
+	u.RawPath = u.Path + path
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	req, err := http.NewRequest(method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(c.user, c.password)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error, Reason string }
+		if into != nil {
+			_ = json.Unmarshal(b, into)
+		}
+		if json.Unmarshal(b, &e) == nil && (e.Reason != "" || e.Error != "") {
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Reason+e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if into != nil && len(b) > 0 {
+		return json.Unmarshal(b, into)
+	}
+	return nil
+}

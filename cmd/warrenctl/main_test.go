@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/management"
+)
+
+func TestWarrenctl(t *testing.T) {
+	cfg := amqp.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	srv, err := amqp.NewServer(cfg, nil)
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", cfg.Listen)
+	require.NoError(t, err)
+	go srv.Serve(l) //nolint:errcheck
+	api := management.New(srv, management.Options{})
+	hs := httptest.NewServer(api)
+	t.Cleanup(func() {
+		hs.Close()
+		api.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	ctl := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"--url", hs.URL}, args...), &out, &errb)
+		return out.String() + errb.String(), code
+	}
+	ok := func(args ...string) string {
+		out, code := ctl(args...)
+		require.Equal(t, 0, code, out)
+		return out
+	}
+	ok("declare", "queue", "ctl.q", "--durable")
+	require.Contains(t, ok("list", "queues"), "ctl.q")
+	require.Contains(t, ok("list", "exchanges"), "amq.topic")
+	require.Contains(t, ok("publish", "", "ctl.q", "hello"), "routed")
+	require.Contains(t, ok("get", "ctl.q", "--count", "5"), "hello")
+	ok("purge", "ctl.q")
+	require.Contains(t, ok("list", "bindings"), "ctl.q")
+	require.Contains(t, ok("list", "connections"), "name")
+
+	file := filepath.Join(t.TempDir(), "defs.json")
+	ok("export", file)
+	ok("delete", "queue", "ctl.q")
+	require.NotContains(t, ok("list", "queues"), "ctl.q")
+	ok("import", file)
+	require.Contains(t, ok("list", "queues"), "ctl.q")
+
+	// Dead letters: work -> dlx -> work.dlq.
+	conn, err := amqp091.Dial("amqp://guest:guest@" + l.Addr().String() + "/")
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	require.NoError(t, ch.ExchangeDeclare("dlx", "fanout", true, false, false, false, nil))
+	_, err = ch.QueueDeclare("work.dlq", true, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind("work.dlq", "", "dlx", false, nil))
+	_, err = ch.QueueDeclare("work", true, false, false, false, amqp091.Table{"x-dead-letter-exchange": "dlx"})
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, ch.Publish("", "work", false, false, amqp091.Publishing{Body: []byte("poison")}))
+	}
+	for range 2 {
+		var d amqp091.Delivery
+		require.Eventually(t, func() bool {
+			var ok bool
+			d, ok, err = ch.Get("work", false)
+			return err == nil && ok
+		}, 5*time.Second, 5*time.Millisecond)
+		require.NoError(t, d.Reject(false))
+	}
+	require.Eventually(t, func() bool {
+		q, err := ch.QueueDeclarePassive("work.dlq", true, false, false, false, nil)
+		return err == nil && q.Messages == 2
+	}, 5*time.Second, 5*time.Millisecond)
+	out := ok("dlq", "inspect", "work.dlq")
+	require.Contains(t, out, "rejected")
+	require.Contains(t, out, "poison")
+	require.Contains(t, ok("dlq", "replay", "work.dlq", "--limit", "1"), "replayed 1, skipped 0, 1 left")
+	require.Contains(t, ok("dlq", "replay", "work.dlq", "--to", "original"), "replayed 1, skipped 0, 0 left")
+	q, err := ch.QueueDeclarePassive("work", true, false, false, false, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, q.Messages)
+
+	_, code := ctl("bogus")
+	require.Equal(t, 2, code)
+	out, code = ctl("delete", "queue", "nope")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "404")
+}

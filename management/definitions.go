@@ -1,0 +1,255 @@
+package management
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/vhost"
+)
+
+// Definitions is RabbitMQ's definitions file.
+type Definitions struct {
+	RabbitVersion    string          `json:"rabbit_version,omitempty"`
+	RabbitMQVersion  string          `json:"rabbitmq_version,omitempty"`
+	ProductName      string          `json:"product_name,omitempty"`
+	ProductVersion   string          `json:"product_version,omitempty"`
+	Users            []defUser       `json:"users"`
+	VHosts           []defVHost      `json:"vhosts"`
+	Permissions      []defPermission `json:"permissions"`
+	TopicPermissions []any           `json:"topic_permissions"`
+	Parameters       []any           `json:"parameters"`
+	GlobalParameters []any           `json:"global_parameters"`
+	Policies         []any           `json:"policies"`
+	Queues           []defQueue      `json:"queues"`
+	Exchanges        []defExchange   `json:"exchanges"`
+	Bindings         []defBinding    `json:"bindings"`
+}
+
+type defUser struct {
+	Name             string         `json:"name"`
+	PasswordHash     string         `json:"password_hash"`
+	HashingAlgorithm string         `json:"hashing_algorithm"`
+	Tags             tagList        `json:"tags"`
+	Limits           map[string]any `json:"limits"`
+}
+
+// tagList reads tags as RabbitMQ writes them: a list (3.9+) or a
+// comma-separated string (before).
+type tagList []string
+
+func (t *tagList) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*t = nil
+		for _, x := range strings.Split(s, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				*t = append(*t, x)
+			}
+		}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return err
+	}
+	*t = l
+	return nil
+}
+
+type defVHost struct {
+	Name     string         `json:"name"`
+	Limits   []any          `json:"limits,omitempty"`
+	Metadata map[string]any `json:"metadata,omitempty"`
+}
+
+type defPermission struct {
+	User      string `json:"user"`
+	VHost     string `json:"vhost"`
+	Configure string `json:"configure"`
+	Write     string `json:"write"`
+	Read      string `json:"read"`
+}
+
+type defQueue struct {
+	Name       string         `json:"name"`
+	VHost      string         `json:"vhost,omitempty"`
+	Durable    bool           `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
+type defExchange struct {
+	Name       string         `json:"name"`
+	VHost      string         `json:"vhost,omitempty"`
+	Type       string         `json:"type"`
+	Durable    bool           `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Internal   bool           `json:"internal"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
+type defBinding struct {
+	Source          string         `json:"source"`
+	VHost           string         `json:"vhost,omitempty"`
+	Destination     string         `json:"destination"`
+	DestinationType string         `json:"destination_type"`
+	RoutingKey      string         `json:"routing_key"`
+	Arguments       map[string]any `json:"arguments"`
+}
+
+// export builds the definitions of vs; with all, users, vhosts and
+// permissions too (the per-vhost export leaves them out, as RabbitMQ's does).
+func (a *API) export(vs []*vhost.VHost, all bool) Definitions {
+	d := Definitions{
+		RabbitVersion: "3.10.0", RabbitMQVersion: "3.10.0", ProductName: "Warren", ProductVersion: amqp.Version,
+		Users: []defUser{}, VHosts: []defVHost{}, Permissions: []defPermission{},
+		TopicPermissions: []any{}, Parameters: []any{}, GlobalParameters: []any{}, Policies: []any{},
+		Queues: []defQueue{}, Exchanges: []defExchange{}, Bindings: []defBinding{},
+	}
+	if all {
+		for _, u := range a.srv.Users() {
+			d.Users = append(d.Users, defUser{Name: u.Name, PasswordHash: u.PasswordHash,
+				HashingAlgorithm: "rabbit_password_hashing_sha256", Tags: nonNil(u.Tags), Limits: map[string]any{}})
+			for _, p := range permissionsOf(u) {
+				d.Permissions = append(d.Permissions, defPermission{User: u.Name, VHost: p["vhost"].(string),
+					Configure: p["configure"].(string), Write: p["write"].(string), Read: p["read"].(string)})
+			}
+		}
+	}
+	for _, v := range vs {
+		vn := ""
+		if all {
+			vn = v.Name
+			d.VHosts = append(d.VHosts, defVHost{Name: v.Name})
+		}
+		qs := v.Queues()
+		sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+		for _, q := range qs {
+			if q.Exclusive {
+				continue
+			}
+			d.Queues = append(d.Queues, defQueue{Name: q.Name, VHost: vn, Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: jsonTable(q.Args)})
+		}
+		es := v.Exchanges()
+		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+		for _, e := range es {
+			if e.Name == "" || vhost.Reserved(e.Name) {
+				continue
+			}
+			d.Exchanges = append(d.Exchanges, defExchange{Name: e.Name, VHost: vn, Type: e.Kind.String(), Durable: e.Durable,
+				AutoDelete: e.AutoDelete, Internal: e.Internal, Arguments: jsonTable(e.Args)})
+		}
+		for _, b := range allBindings(v, false) {
+			if q := findQueue(v, b.Destination); b.DestinationType == "queue" && q != nil && q.Exclusive {
+				continue
+			}
+			d.Bindings = append(d.Bindings, defBinding{Source: b.Source, VHost: vn, Destination: b.Destination,
+				DestinationType: b.DestinationType, RoutingKey: b.RoutingKey, Arguments: b.Arguments})
+		}
+	}
+	return d
+}
+
+func (a *API) exportDefinitions(q *request) {
+	if !q.u.admin() {
+		writeError(q.w, http.StatusForbidden, "not_authorised", "Not administrator user")
+		return
+	}
+	vs, ok := a.visibleVHosts(q, 1)
+	if !ok {
+		return
+	}
+	d := a.export(vs, len(q.segs) == 1)
+	if q.r.URL.Query().Get("download") != "" {
+		q.w.Header().Set("Content-Disposition", `attachment; filename="`+q.r.URL.Query().Get("download")+`"`)
+	}
+	writeJSON(q.w, 200, d)
+}
+
+func (a *API) importDefinitions(q *request) {
+	var d Definitions
+	if !readBody(q, &d) {
+		return
+	}
+	only := ""
+	if len(q.segs) > 1 {
+		if a.vhost(q, q.segs[1]) == nil {
+			return
+		}
+		only = q.segs[1]
+	}
+	if err := a.Import(&d, only); err != nil {
+		brokerError(q.w, err)
+		return
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+}
+
+// Import applies definitions: exchanges, then queues, then bindings, each
+// through vhost.Apply. Objects without a vhost go to only (or "/"). Users,
+// vhosts, permissions and policies cannot change at run time in Warren:
+// vhosts must already exist, the rest is ignored (and logged).
+func (a *API) Import(d *Definitions, only string) error {
+	vh := func(name string) (*vhost.VHost, error) {
+		if only != "" {
+			name = only
+		} else if name == "" {
+			name = "/"
+		}
+		v := a.srv.VHost(name)
+		if v == nil {
+			return nil, &vhost.Error{Kind: vhost.NotFound, Text: fmt.Sprintf("vhost '%s' does not exist (vhosts come from Warren's config)", name)}
+		}
+		return v, nil
+	}
+	for _, v := range d.VHosts {
+		if a.srv.VHost(v.Name) == nil && only == "" {
+			return &vhost.Error{Kind: vhost.NotFound, Text: fmt.Sprintf("vhost '%s' does not exist (vhosts come from Warren's config)", v.Name)}
+		}
+	}
+	if n := len(d.Users) + len(d.Permissions) + len(d.Policies) + len(d.Parameters); n > 0 {
+		a.log.Info("definitions import: users, permissions, policies and parameters are not imported",
+			"users", len(d.Users), "permissions", len(d.Permissions), "policies", len(d.Policies), "parameters", len(d.Parameters))
+	}
+	for _, e := range d.Exchanges {
+		v, err := vh(e.VHost)
+		if err != nil {
+			return err
+		}
+		if e.Name == "" || vhost.Reserved(e.Name) {
+			continue
+		}
+		if _, err := v.Apply(vhost.DeclareExchange{Name: e.Name, Kind: e.Type, Durable: e.Durable, AutoDelete: e.AutoDelete,
+			Internal: e.Internal, Args: tableArgs(e.Arguments)}); err != nil {
+			return err
+		}
+	}
+	for _, qd := range d.Queues {
+		v, err := vh(qd.VHost)
+		if err != nil {
+			return err
+		}
+		if _, err := v.Apply(vhost.DeclareQueue{Name: qd.Name, Durable: qd.Durable, AutoDelete: qd.AutoDelete, Args: tableArgs(qd.Arguments)}); err != nil {
+			return err
+		}
+	}
+	for _, b := range d.Bindings {
+		v, err := vh(b.VHost)
+		if err != nil {
+			return err
+		}
+		if b.Source == "" {
+			continue // the default exchange's bindings are implicit
+		}
+		toEx := b.DestinationType == "exchange"
+		if _, err := v.Apply(vhost.Bind{Source: b.Source, Destination: b.Destination, ToExchange: toEx, Key: b.RoutingKey,
+			Args: tableArgs(b.Arguments), Owner: ownerOf(v, b.Destination, toEx)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,872 @@
+package management
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/vhost"
+)
+
+type rate struct {
+	Rate float64 `json:"rate"`
+}
+
+// messageStats is RabbitMQ's message_stats object for a queue.
+type messageStats struct {
+	Publish             uint64 `json:"publish"`
+	PublishDetails      rate   `json:"publish_details"`
+	DeliverGet          uint64 `json:"deliver_get"`
+	DeliverGetDetails   rate   `json:"deliver_get_details"`
+	Ack                 uint64 `json:"ack"`
+	AckDetails          rate   `json:"ack_details"`
+	DeadLettered        uint64 `json:"dead_lettered,omitempty"`
+	DeadLetteredDetails *rate  `json:"dead_lettered_details,omitempty"`
+}
+
+func (ms *messageStats) add(o messageStats) {
+	ms.Publish += o.Publish
+	ms.PublishDetails.Rate += o.PublishDetails.Rate
+	ms.DeliverGet += o.DeliverGet
+	ms.DeliverGetDetails.Rate += o.DeliverGetDetails.Rate
+	ms.Ack += o.Ack
+	ms.AckDetails.Rate += o.AckDetails.Rate
+}
+
+func statsOf(st queue.Stats, r rates) messageStats {
+	ms := messageStats{
+		Publish: st.Published, PublishDetails: rate{r.Publish},
+		DeliverGet: st.Delivered, DeliverGetDetails: rate{r.Deliver},
+		Ack: st.Acked, AckDetails: rate{r.Ack},
+	}
+	if st.DeadLettered > 0 {
+		ms.DeadLettered, ms.DeadLetteredDetails = st.DeadLettered, &rate{r.DeadLettered}
+	}
+	return ms
+}
+
+// queueJSON is a queue as GET /api/queues shows it.
+type queueJSON struct {
+	Name                          string         `json:"name"`
+	VHost                         string         `json:"vhost"`
+	Durable                       bool           `json:"durable"`
+	AutoDelete                    bool           `json:"auto_delete"`
+	Exclusive                     bool           `json:"exclusive"`
+	Arguments                     map[string]any `json:"arguments"`
+	Node                          string         `json:"node"`
+	State                         string         `json:"state"`
+	Type                          string         `json:"type"`
+	Policy                        *string        `json:"policy"`
+	ExclusiveConsumerTag          *string        `json:"exclusive_consumer_tag"`
+	Consumers                     int            `json:"consumers"`
+	Messages                      int            `json:"messages"`
+	MessagesDetails               rate           `json:"messages_details"`
+	MessagesReady                 int            `json:"messages_ready"`
+	MessagesReadyDetails          rate           `json:"messages_ready_details"`
+	MessagesUnacknowledged        int            `json:"messages_unacknowledged"`
+	MessagesUnacknowledgedDetails rate           `json:"messages_unacknowledged_details"`
+	MessageBytesReady             int64          `json:"message_bytes_ready"`
+	MessageStats                  messageStats   `json:"message_stats"`
+	// DeadLetterQueue is Warren's: the queue is some queue's dead-letter target.
+	DeadLetterQueue bool `json:"dead_letter_queue"`
+}
+
+func (a *API) queueJSON(v *vhost.VHost, q *queue.Queue, dlq bool) queueJSON {
+	st := q.Stats()
+	r := a.stats.rates(v.Name, q)
+	return queueJSON{
+		Name: q.Name, VHost: v.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
+		Arguments: jsonTable(q.Args), Node: a.node, State: "running", Type: "classic",
+		Consumers: st.Consumers, Messages: st.Ready + st.Unacked, MessagesDetails: rate{r.Messages},
+		MessagesReady: st.Ready, MessagesReadyDetails: rate{r.Ready},
+		MessagesUnacknowledged: st.Unacked, MessagesUnacknowledgedDetails: rate{r.Unacked},
+		MessageBytesReady: st.ReadyBytes, MessageStats: statsOf(st, r), DeadLetterQueue: dlq,
+	}
+}
+
+func (a *API) overview(q *request) {
+	var totals struct {
+		Messages        int `json:"messages"`
+		MessagesReady   int `json:"messages_ready"`
+		MessagesUnacked int `json:"messages_unacknowledged"`
+	}
+	var ms messageStats
+	nq, nx, ncons := 0, 0, 0
+	for _, v := range a.srv.VHosts() {
+		if !a.canSee(q.u, v.Name) {
+			continue
+		}
+		nx += len(v.Exchanges())
+		for _, qu := range v.Queues() {
+			st := qu.Stats()
+			nq++
+			ncons += st.Consumers
+			totals.Messages += st.Ready + st.Unacked
+			totals.MessagesReady += st.Ready
+			totals.MessagesUnacked += st.Unacked
+			ms.add(statsOf(st, a.stats.rates(v.Name, qu)))
+		}
+	}
+	writeJSON(q.w, 200, map[string]any{
+		"management_version": amqp.Version,
+		"rabbitmq_version":   "3.10.0",
+		"product_name":       "Warren",
+		"product_version":    amqp.Version,
+		"erlang_version":     "n/a",
+		"cluster_name":       a.node,
+		"node":               a.node,
+		"rates_mode":         "basic",
+		"message_stats":      ms,
+		"queue_totals":       totals,
+		"object_totals": map[string]int{
+			"connections": a.srv.ConnectionCount(), "channels": len(a.srv.Channels()),
+			"exchanges": nx, "queues": nq, "consumers": ncons,
+		},
+		"listeners": []any{},
+		"contexts":  []any{},
+	})
+}
+
+func (a *API) nodes(q *request) {
+	node := map[string]any{
+		"name": a.node, "type": "disc", "running": true, "mem_used": residentMemory(),
+		"mem_alarm": false, "disk_free_alarm": false, "uptime": 0,
+	}
+	if len(q.segs) == 2 {
+		if q.segs[1] != a.node {
+			notFound(q.w)
+			return
+		}
+		writeJSON(q.w, 200, node)
+		return
+	}
+	writeJSON(q.w, 200, []any{node})
+}
+
+func (a *API) vhosts(q *request) {
+	vs, ok := a.visibleVHosts(q, 1)
+	if !ok {
+		return
+	}
+	out := make([]map[string]any, 0, len(vs))
+	for _, v := range vs {
+		var ready, unacked int
+		var ms messageStats
+		for _, qu := range v.Queues() {
+			st := qu.Stats()
+			ready += st.Ready
+			unacked += st.Unacked
+			ms.add(statsOf(st, a.stats.rates(v.Name, qu)))
+		}
+		out = append(out, map[string]any{
+			"name": v.Name, "description": "", "tags": []string{}, "tracing": false,
+			"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked,
+			"message_stats": ms,
+		})
+	}
+	if len(q.segs) > 1 {
+		writeJSON(q.w, 200, out[0])
+		return
+	}
+	writeJSON(q.w, 200, out)
+}
+
+func userJSON(u amqp.UserInfo) map[string]any {
+	return map[string]any{
+		"name": u.Name, "password_hash": u.PasswordHash, "hashing_algorithm": "rabbit_password_hashing_sha256",
+		"tags": nonNil(u.Tags), "limits": map[string]any{},
+	}
+}
+
+func (a *API) users(q *request) {
+	if !q.u.admin() {
+		writeError(q.w, http.StatusForbidden, "not_authorised", "Not administrator user")
+		return
+	}
+	var out []map[string]any
+	for _, u := range a.srv.Users() {
+		if len(q.segs) > 1 {
+			if u.Name == q.segs[1] {
+				if len(q.segs) == 3 && q.segs[2] == "permissions" {
+					writeJSON(q.w, 200, permissionsOf(u))
+					return
+				}
+				writeJSON(q.w, 200, userJSON(u))
+				return
+			}
+			continue
+		}
+		out = append(out, userJSON(u))
+	}
+	if len(q.segs) > 1 {
+		notFound(q.w)
+		return
+	}
+	writeJSON(q.w, 200, nonNil(out))
+}
+
+func permissionsOf(u amqp.UserInfo) []map[string]any {
+	out := []map[string]any{}
+	vhs := make([]string, 0, len(u.Permissions))
+	for vh := range u.Permissions {
+		vhs = append(vhs, vh)
+	}
+	sort.Strings(vhs)
+	for _, vh := range vhs {
+		p := u.Permissions[vh]
+		out = append(out, map[string]any{"user": u.Name, "vhost": vh, "configure": p.Configure, "write": p.Write, "read": p.Read})
+	}
+	return out
+}
+
+func (a *API) permissions(q *request) {
+	if !q.u.admin() {
+		writeError(q.w, http.StatusForbidden, "not_authorised", "Not administrator user")
+		return
+	}
+	out := []map[string]any{}
+	for _, u := range a.srv.Users() {
+		out = append(out, permissionsOf(u)...)
+	}
+	writeJSON(q.w, 200, out)
+}
+
+func (a *API) connectionJSON(c amqp.ConnectionInfo) map[string]any {
+	return map[string]any{
+		"name": c.Name, "node": a.node, "user": c.User, "vhost": c.VHost,
+		"host": c.Host, "port": c.Port, "peer_host": c.PeerHost, "peer_port": c.PeerPort,
+		"channels": c.Channels, "ssl": c.TLS, "protocol": "AMQP 0-9-1", "state": "running",
+		"frame_max": c.FrameMax, "channel_max": c.ChannelMax, "timeout": c.Heartbeat, "type": "network",
+		"client_properties": map[string]any{},
+	}
+}
+
+// visibleConn: monitoring and administrators see every connection, others their own.
+func (q *request) sees(user, vh string) bool {
+	return q.u.has("administrator", "monitoring") || q.u.name == user
+}
+
+func (a *API) connections(q *request) {
+	out := []map[string]any{}
+	for _, c := range a.srv.Connections() {
+		if q.sees(c.User, c.VHost) {
+			out = append(out, a.connectionJSON(c))
+		}
+	}
+	writeJSON(q.w, 200, out)
+}
+
+func (a *API) connection(q *request, name string) {
+	for _, c := range a.srv.Connections() {
+		if c.Name == name && q.sees(c.User, c.VHost) {
+			writeJSON(q.w, 200, a.connectionJSON(c))
+			return
+		}
+	}
+	notFound(q.w)
+}
+
+func (a *API) closeConnection(q *request, name string) {
+	reason := q.r.Header.Get("X-Reason")
+	if !a.srv.CloseConnection(name, reason) {
+		notFound(q.w)
+		return
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) channelJSON(ch amqp.ChannelInfo) map[string]any {
+	c := ch.Connection
+	return map[string]any{
+		"name": ch.Name, "number": ch.Number, "node": a.node, "user": c.User, "vhost": c.VHost,
+		"connection_details":      map[string]any{"name": c.Name, "peer_host": c.PeerHost, "peer_port": c.PeerPort},
+		"consumer_count":          ch.Consumers,
+		"messages_unacknowledged": ch.Unacked,
+		"global_prefetch_count":   ch.GlobalPrefetch,
+		"state":                   "running",
+	}
+}
+
+func (a *API) channels(q *request) {
+	out := []map[string]any{}
+	for _, ch := range a.srv.Channels() {
+		if q.sees(ch.Connection.User, ch.Connection.VHost) {
+			out = append(out, a.channelJSON(ch))
+		}
+	}
+	writeJSON(q.w, 200, out)
+}
+
+func (a *API) consumers(q *request) {
+	vs, ok := a.visibleVHosts(q, 1)
+	if !ok {
+		return
+	}
+	want := map[string]bool{}
+	for _, v := range vs {
+		want[v.Name] = true
+	}
+	out := []map[string]any{}
+	for _, c := range a.srv.Consumers() {
+		if !want[c.VHost] {
+			continue
+		}
+		cn := c.Channel.Connection
+		out = append(out, map[string]any{
+			"consumer_tag": c.Tag,
+			"queue":        map[string]any{"name": c.Queue, "vhost": c.VHost},
+			"channel_details": map[string]any{
+				"name": c.Channel.Name, "number": c.Channel.Number, "connection_name": cn.Name,
+				"peer_host": cn.PeerHost, "peer_port": cn.PeerPort, "user": cn.User, "node": a.node,
+			},
+			"ack_required": c.AckRequired, "prefetch_count": c.Prefetch, "exclusive": false,
+			"active": true, "activity_status": "up", "arguments": map[string]any{},
+		})
+	}
+	writeJSON(q.w, 200, out)
+}
+
+// ---- queues ----
+
+func (a *API) routeQueues(q *request) {
+	s, m := q.segs, q.r.Method
+	switch len(s) {
+	case 1, 2:
+		get(q, a.listQueues)
+		return
+	case 3:
+		v := a.vhost(q, s[1])
+		if v == nil {
+			return
+		}
+		switch m {
+		case http.MethodGet:
+			qu := findQueue(v, s[2])
+			if qu == nil {
+				notFound(q.w)
+				return
+			}
+			writeJSON(q.w, 200, a.queueJSON(v, qu, deadLetterQueues(v)[qu.Name]))
+		case http.MethodPut:
+			a.declareQueue(q, v, s[2])
+		case http.MethodDelete:
+			a.deleteQueue(q, v, s[2])
+		default:
+			methodNotAllowed(q.w)
+		}
+		return
+	}
+	v := a.vhost(q, s[1])
+	if v == nil {
+		return
+	}
+	qu := findQueue(v, s[2])
+	if qu == nil {
+		notFound(q.w)
+		return
+	}
+	switch {
+	case len(s) == 4 && s[3] == "contents" && m == http.MethodDelete:
+		qu.Purge()
+		q.w.WriteHeader(http.StatusNoContent)
+	case len(s) == 4 && s[3] == "get" && m == http.MethodPost:
+		a.getMessages(q, v, qu)
+	case len(s) == 4 && s[3] == "bindings":
+		get(q, func(q *request) { writeJSON(q.w, 200, queueBindings(v, qu.Name)) })
+	case len(s) == 4 && s[3] == "dead-letters":
+		get(q, func(q *request) { a.inspectDeadLetters(q, v, qu) })
+	case len(s) == 5 && s[3] == "dead-letters" && s[4] == "replay" && m == http.MethodPost:
+		a.replayDeadLetters(q, v, qu)
+	case len(s) == 4 && s[3] == "actions" && m == http.MethodPost:
+		q.w.WriteHeader(http.StatusNoContent) // sync/cancel_sync: nothing to do for classic queues
+	default:
+		notFound(q.w)
+	}
+}
+
+// findQueue returns a queue whatever its owner (the API sees exclusive
+// queues too, as RabbitMQ's does).
+func findQueue(v *vhost.VHost, name string) *queue.Queue {
+	q, err := v.Queue(name, 0)
+	if err == nil {
+		return q
+	}
+	var ve *vhost.Error
+	if errors.As(err, &ve) && ve.Kind == vhost.NotFound {
+		return nil
+	}
+	for _, q := range v.Queues() {
+		if q.Name == name {
+			return q
+		}
+	}
+	return nil
+}
+
+func (a *API) listQueues(q *request) {
+	vs, ok := a.visibleVHosts(q, 1)
+	if !ok {
+		return
+	}
+	var out []queueJSON
+	for _, v := range vs {
+		dlqs := deadLetterQueues(v)
+		qs := v.Queues()
+		sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+		for _, qu := range qs {
+			out = append(out, a.queueJSON(v, qu, dlqs[qu.Name]))
+		}
+	}
+	writeJSON(q.w, 200, filterName(q, nonNil(out), func(x queueJSON) string { return x.Name }))
+}
+
+// filterName applies RabbitMQ's ?name= filter (a substring, or a regex
+// with use_regex=true, which is treated as a substring here).
+func filterName[T any](q *request, xs []T, name func(T) string) []T {
+	f := q.r.URL.Query().Get("name")
+	if f == "" {
+		return xs
+	}
+	out := xs[:0]
+	for _, x := range xs {
+		if strings.Contains(name(x), f) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// declareBody is the body of PUT /api/queues and /api/exchanges.
+type declareBody struct {
+	Type       string         `json:"type"`
+	Durable    *bool          `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Internal   bool           `json:"internal"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
+// UnmarshalJSON accepts booleans given as strings ("true"), as
+// rabbitmqadmin sends them.
+func (d *declareBody) UnmarshalJSON(b []byte) error {
+	var raw map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	boolOf := func(v any) (bool, bool) {
+		switch v := v.(type) {
+		case bool:
+			return v, true
+		case string:
+			return v == "true", true
+		}
+		return false, false
+	}
+	if t, ok := raw["type"].(string); ok {
+		d.Type = t
+	}
+	if b, ok := boolOf(raw["durable"]); ok {
+		d.Durable = &b
+	}
+	d.AutoDelete, _ = boolOf(raw["auto_delete"])
+	d.Internal, _ = boolOf(raw["internal"])
+	if args, ok := raw["arguments"].(map[string]any); ok {
+		d.Arguments = args
+	}
+	return nil
+}
+
+func (d *declareBody) durable() bool { return d.Durable == nil || *d.Durable }
+
+func (a *API) declareQueue(q *request, v *vhost.VHost, name string) {
+	var body declareBody
+	if !readBody(q, &body) {
+		return
+	}
+	if name == "" {
+		badRequest(q.w, "queue name must not be empty")
+		return
+	}
+	if findQueue(v, name) == nil && vhost.Reserved(name) {
+		writeError(q.w, http.StatusForbidden, "access_refused", "queue name '"+name+"' contains reserved prefix 'amq.*'")
+		return
+	}
+	existed := findQueue(v, name) != nil
+	_, err := v.Apply(vhost.DeclareQueue{Name: name, Durable: body.durable(), AutoDelete: body.AutoDelete, Args: tableArgs(body.Arguments)})
+	if err != nil {
+		brokerError(q.w, err)
+		return
+	}
+	if existed {
+		q.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q.w.WriteHeader(http.StatusCreated)
+}
+
+func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
+	qu := findQueue(v, name)
+	if qu == nil {
+		notFound(q.w)
+		return
+	}
+	qs := q.r.URL.Query()
+	_, err := v.Apply(vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Owner})
+	if err != nil {
+		brokerError(q.w, err)
+		return
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+}
+
+// ---- exchanges ----
+
+type exchangeJSON struct {
+	Name       string         `json:"name"`
+	VHost      string         `json:"vhost"`
+	Type       string         `json:"type"`
+	Durable    bool           `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Internal   bool           `json:"internal"`
+	Arguments  map[string]any `json:"arguments"`
+	UserWho    string         `json:"user_who_performed_action"`
+}
+
+func exchangeOf(v *vhost.VHost, e *exchange.Exchange) exchangeJSON {
+	return exchangeJSON{Name: e.Name, VHost: v.Name, Type: e.Kind.String(), Durable: e.Durable,
+		AutoDelete: e.AutoDelete, Internal: e.Internal, Arguments: jsonTable(e.Args), UserWho: "rmq-internal"}
+}
+
+func (a *API) routeExchanges(q *request) {
+	s, m := q.segs, q.r.Method
+	switch len(s) {
+	case 1, 2:
+		get(q, func(q *request) {
+			vs, ok := a.visibleVHosts(q, 1)
+			if !ok {
+				return
+			}
+			var out []exchangeJSON
+			for _, v := range vs {
+				es := v.Exchanges()
+				sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+				for _, e := range es {
+					out = append(out, exchangeOf(v, e))
+				}
+			}
+			writeJSON(q.w, 200, filterName(q, nonNil(out), func(x exchangeJSON) string { return x.Name }))
+		})
+		return
+	}
+	v := a.vhost(q, s[1])
+	if v == nil {
+		return
+	}
+	name := exchangeName(s[2])
+	if len(s) == 3 {
+		switch m {
+		case http.MethodGet:
+			e, err := v.Exchange(name)
+			if err != nil {
+				notFound(q.w)
+				return
+			}
+			writeJSON(q.w, 200, exchangeOf(v, e))
+		case http.MethodPut:
+			a.declareExchange(q, v, name)
+		case http.MethodDelete:
+			if _, err := v.Exchange(name); err != nil {
+				notFound(q.w)
+				return
+			}
+			if name == "" || vhost.Reserved(name) {
+				writeError(q.w, http.StatusForbidden, "access_refused", "deletion of system exchange '"+s[2]+"' in vhost '"+v.Name+"' not allowed")
+				return
+			}
+			if _, err := v.Apply(vhost.DeleteExchange{Name: name, IfUnused: q.r.URL.Query().Get("if-unused") == "true"}); err != nil {
+				brokerError(q.w, err)
+				return
+			}
+			q.w.WriteHeader(http.StatusNoContent)
+		default:
+			methodNotAllowed(q.w)
+		}
+		return
+	}
+	e, err := v.Exchange(name)
+	if err != nil {
+		notFound(q.w)
+		return
+	}
+	switch {
+	case len(s) == 4 && s[3] == "publish" && m == http.MethodPost:
+		a.publish(q, v, name)
+	case len(s) == 5 && s[3] == "bindings" && s[4] == "source":
+		get(q, func(q *request) {
+			out := []bindingJSON{}
+			if e.Name == "" {
+				out = defaultBindings(v)
+			} else {
+				out = append(out, bindingsOf(v, e)...)
+			}
+			writeJSON(q.w, 200, out)
+		})
+	case len(s) == 5 && s[3] == "bindings" && s[4] == "destination":
+		get(q, func(q *request) {
+			out := []bindingJSON{}
+			for _, b := range allBindings(v, false) {
+				if b.DestinationType == "exchange" && b.Destination == e.Name {
+					out = append(out, b)
+				}
+			}
+			writeJSON(q.w, 200, out)
+		})
+	default:
+		notFound(q.w)
+	}
+}
+
+func (a *API) declareExchange(q *request, v *vhost.VHost, name string) {
+	var body declareBody
+	if !readBody(q, &body) {
+		return
+	}
+	if name == "" {
+		writeError(q.w, http.StatusForbidden, "access_refused", "operation not permitted on the default exchange")
+		return
+	}
+	_, err := v.Exchange(name)
+	existed := err == nil
+	if !existed && vhost.Reserved(name) {
+		writeError(q.w, http.StatusForbidden, "access_refused", "exchange name '"+name+"' contains reserved prefix 'amq.*'")
+		return
+	}
+	if body.Type == "" {
+		badRequest(q.w, "type is required")
+		return
+	}
+	_, err = v.Apply(vhost.DeclareExchange{Name: name, Kind: body.Type, Durable: body.durable(), AutoDelete: body.AutoDelete,
+		Internal: body.Internal, Args: tableArgs(body.Arguments)})
+	if err != nil {
+		brokerError(q.w, err)
+		return
+	}
+	if existed {
+		q.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q.w.WriteHeader(http.StatusCreated)
+}
+
+// ---- bindings ----
+
+type bindingJSON struct {
+	Source          string         `json:"source"`
+	VHost           string         `json:"vhost"`
+	Destination     string         `json:"destination"`
+	DestinationType string         `json:"destination_type"`
+	RoutingKey      string         `json:"routing_key"`
+	Arguments       map[string]any `json:"arguments"`
+	PropertiesKey   string         `json:"properties_key"`
+	args            map[string]any // as stored, for unbind
+}
+
+// propertiesKey identifies a binding in URLs as RabbitMQ does: the routing
+// key ("~" when empty), then "~" and a hash of the arguments if any.
+func propertiesKey(key string, args map[string]any) string {
+	pk := url.PathEscape(key)
+	if key == "" {
+		pk = "~"
+	}
+	if len(args) == 0 {
+		return pk
+	}
+	b, _ := json.Marshal(jsonTable(args)) // map keys are sorted: stable
+	sum := sha256.Sum256(b)
+	if key == "" {
+		pk = ""
+	}
+	return pk + "~" + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+func bindingOf(v *vhost.VHost, b exchange.Binding) bindingJSON {
+	dt := "queue"
+	if b.Destination.Exchange {
+		dt = "exchange"
+	}
+	return bindingJSON{Source: b.Source, VHost: v.Name, Destination: b.Destination.Name, DestinationType: dt,
+		RoutingKey: b.Key, Arguments: jsonTable(b.Args), PropertiesKey: propertiesKey(b.Key, b.Args), args: b.Args}
+}
+
+func bindingsOf(v *vhost.VHost, e *exchange.Exchange) []bindingJSON {
+	bs := e.Bindings()
+	out := make([]bindingJSON, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, bindingOf(v, b))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Destination != out[j].Destination {
+			return out[i].Destination < out[j].Destination
+		}
+		return out[i].PropertiesKey < out[j].PropertiesKey
+	})
+	return out
+}
+
+// defaultBindings are the implicit default-exchange bindings RabbitMQ lists.
+func defaultBindings(v *vhost.VHost) []bindingJSON {
+	qs := v.Queues()
+	sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+	out := make([]bindingJSON, 0, len(qs))
+	for _, q := range qs {
+		out = append(out, bindingJSON{VHost: v.Name, Destination: q.Name, DestinationType: "queue",
+			RoutingKey: q.Name, Arguments: map[string]any{}, PropertiesKey: propertiesKey(q.Name, nil)})
+	}
+	return out
+}
+
+// allBindings lists v's bindings by source, with the default exchange's if withDefault.
+func allBindings(v *vhost.VHost, withDefault bool) []bindingJSON {
+	var out []bindingJSON
+	if withDefault {
+		out = defaultBindings(v)
+	}
+	es := v.Exchanges()
+	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+	for _, e := range es {
+		if e.Name != "" {
+			out = append(out, bindingsOf(v, e)...)
+		}
+	}
+	return out
+}
+
+func queueBindings(v *vhost.VHost, name string) []bindingJSON {
+	out := []bindingJSON{{VHost: v.Name, Destination: name, DestinationType: "queue", RoutingKey: name,
+		Arguments: map[string]any{}, PropertiesKey: propertiesKey(name, nil)}}
+	for _, b := range allBindings(v, false) {
+		if b.DestinationType == "queue" && b.Destination == name {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// routeBindings: /api/bindings[/vhost], /api/bindings/vhost/e/src/{q,e}/dest[/props].
+func (a *API) routeBindings(q *request) {
+	s, m := q.segs, q.r.Method
+	if len(s) <= 2 {
+		get(q, func(q *request) {
+			vs, ok := a.visibleVHosts(q, 1)
+			if !ok {
+				return
+			}
+			out := []bindingJSON{}
+			for _, v := range vs {
+				out = append(out, allBindings(v, true)...)
+			}
+			writeJSON(q.w, 200, out)
+		})
+		return
+	}
+	if (len(s) != 6 && len(s) != 7) || s[2] != "e" || (s[4] != "q" && s[4] != "e") {
+		notFound(q.w)
+		return
+	}
+	v := a.vhost(q, s[1])
+	if v == nil {
+		return
+	}
+	src, dest, toEx := exchangeName(s[3]), s[5], s[4] == "e"
+	if toEx {
+		dest = exchangeName(dest)
+	}
+	matching := func() []bindingJSON {
+		var out []bindingJSON
+		e, err := v.Exchange(src)
+		if err != nil {
+			return nil
+		}
+		var bs []bindingJSON
+		if src == "" {
+			bs = defaultBindings(v)
+		} else {
+			bs = bindingsOf(v, e)
+		}
+		for _, b := range bs {
+			if b.Destination == dest && (b.DestinationType == "exchange") == toEx {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	if len(s) == 6 {
+		switch m {
+		case http.MethodGet:
+			if _, err := v.Exchange(src); err != nil {
+				notFound(q.w)
+				return
+			}
+			writeJSON(q.w, 200, nonNil(matching()))
+		case http.MethodPost:
+			var body struct {
+				RoutingKey string         `json:"routing_key"`
+				Arguments  map[string]any `json:"arguments"`
+			}
+			if !readBody(q, &body) {
+				return
+			}
+			args := tableArgs(body.Arguments)
+			if _, err := v.Apply(vhost.Bind{Source: src, Destination: dest, ToExchange: toEx, Key: body.RoutingKey, Args: args, Owner: ownerOf(v, dest, toEx)}); err != nil {
+				brokerError(q.w, err)
+				return
+			}
+			q.w.Header().Set("Location", propertiesKey(body.RoutingKey, args))
+			q.w.WriteHeader(http.StatusCreated)
+		default:
+			methodNotAllowed(q.w)
+		}
+		return
+	}
+	for _, b := range matching() {
+		if pk, _ := url.PathUnescape(b.PropertiesKey); b.PropertiesKey != s[6] && pk != s[6] {
+			continue
+		}
+		switch m {
+		case http.MethodGet:
+			writeJSON(q.w, 200, b)
+		case http.MethodDelete:
+			if _, err := v.Apply(vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
+				Args: b.args, Owner: ownerOf(v, dest, toEx)}); err != nil {
+				brokerError(q.w, err)
+				return
+			}
+			q.w.WriteHeader(http.StatusNoContent)
+		default:
+			methodNotAllowed(q.w)
+		}
+		return
+	}
+	notFound(q.w)
+}
+
+// ownerOf is the owner to act as on a queue binding: the API may bind
+// exclusive queues, as RabbitMQ's may.
+func ownerOf(v *vhost.VHost, dest string, toEx bool) uint64 {
+	if toEx {
+		return 0
+	}
+	if q := findQueue(v, dest); q != nil {
+		return q.Owner
+	}
+	return 0
+}
