@@ -1,6 +1,10 @@
 package amqp
 
-import "time"
+import (
+	"time"
+
+	"github.com/warrenmq/warren/vhost"
+)
 
 // Config is everything the AMQP server needs to run. It is plain data: the
 // command line reads configs/warren.yaml with viper and fills it in, so that
@@ -29,6 +33,9 @@ type Config struct {
 	// connection_max); one more is refused at connection.open with 530. 0 is
 	// unlimited.
 	MaxConnections int
+	// VHostLimits apply to every virtual host (RabbitMQ's per-vhost
+	// max-connections and max-queues); zero is unlimited.
+	VHostLimits vhost.Limits
 	// MemoryHighWatermark is the resident memory (bytes) above which
 	// publishers are blocked (RabbitMQ's vm_memory_high_watermark); 0: off.
 	MemoryHighWatermark uint64

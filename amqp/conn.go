@@ -380,6 +380,7 @@ func (c *conn) cleanup() {
 	}
 	if c.vh != nil {
 		c.vh.DeleteOwnedQueues(c.id)
+		c.vh.Disconnect()
 	}
 	if c.counted {
 		c.srv.open.Add(-1)

@@ -103,6 +103,11 @@ func (c *conn) handshake() error {
 		}
 		c.counted = true
 	}
+	if err := vh.Connect(c.user.name); err != nil {
+		pe := asProtoError(err)
+		pe.classID, pe.methodID = m.ClassID(), m.MethodID()
+		return pe
+	}
 	c.vh = vh
 	c.sendRaw(&wire.ConnectionOpenOk{}, 0)
 	_ = c.nc.SetReadDeadline(time.Time{})

@@ -78,7 +78,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.store = store
 	for _, name := range cfg.Vhosts {
-		s.vhosts[name] = vhost.New(name, vhost.Options{Codec: codec{}, Store: store, Log: log.With("vhost", name)})
+		s.vhosts[name] = vhost.New(name, vhost.Options{Codec: codec{}, Store: store, Log: log.With("vhost", name), Limits: cfg.VHostLimits})
 	}
 	if err := s.recover(); err != nil {
 		store.Close()

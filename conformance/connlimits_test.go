@@ -8,6 +8,7 @@ package conformance
 // configuration and skip against an external broker.
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,4 +82,32 @@ func TestLimitsHandshakeTimeout(t *testing.T) {
 func TestLimitsDefaults(t *testing.T) {
 	require.Equal(t, 10*time.Second, amqp.DefaultConfig().HandshakeTimeout)
 	require.Equal(t, 0, amqp.DefaultConfig().MaxConnections)
+}
+
+// TestLimitsPerVhost: RabbitMQ's per-vhost limits, with its texts.
+func TestLimitsPerVhost(t *testing.T) {
+	b := startBroker(t, func(c *amqp.Config) {
+		c.VHostLimits.MaxConnections = 2
+		c.VHostLimits.MaxQueues = 2
+	})
+	b.skipIfExternal(t)
+	_, ch := b.channel(t)
+	for i := range 2 {
+		_, err := ch.QueueDeclare(fmt.Sprintf("q%d", i), false, false, false, false, nil)
+		require.NoError(t, err)
+	}
+	_, err := ch.QueueDeclare("q2", false, false, false, false, nil)
+	requireAMQPError(t, err, amqp091.PreconditionFailed, "PRECONDITION_FAILED - cannot declare queue 'q2': queue limit in vhost '/' (2) is reached")
+	// Redeclaring an existing queue is not a new queue.
+	_, ch2 := b.channel(t)
+	_, err = ch2.QueueDeclare("q0", false, false, false, false, nil)
+	require.NoError(t, err)
+
+	// Two connections are open (b.channel twice); a third is refused.
+	r := dialRaw(t, b)
+	r.login("guest", "guest", func(tn *tune) { tn.Heartbeat = 0 })
+	r.openVhost("/")
+	code, text := r.expectConnectionClose()
+	require.Equal(t, uint16(amqp091.NotAllowed), code)
+	require.Equal(t, "NOT_ALLOWED - access to vhost '/' refused for user 'guest': connection limit (2) is reached", text)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
@@ -40,9 +41,19 @@ type VHost struct {
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
 
-	codec Codec
-	store *storage.Store
-	log   *slog.Logger
+	codec  Codec
+	store  *storage.Store
+	log    *slog.Logger
+	limits Limits
+	// conns counts open connections, for Limits.MaxConnections.
+	conns atomic.Int64
+}
+
+// Limits are RabbitMQ's per-vhost limits (rabbitmqctl set_vhost_limits);
+// zero means unlimited.
+type Limits struct {
+	MaxConnections int
+	MaxQueues      int
 }
 
 // Options are a virtual host's collaborators.
@@ -52,8 +63,9 @@ type Options struct {
 	Codec Codec
 	// Store keeps durable definitions and persistent messages; nil keeps
 	// everything in memory.
-	Store *storage.Store
-	Log   *slog.Logger
+	Store  *storage.Store
+	Log    *slog.Logger
+	Limits Limits
 }
 
 // New makes a virtual host with RabbitMQ's predeclared exchanges.
@@ -67,6 +79,7 @@ func New(name string, o Options) *VHost {
 	v := &VHost{
 		Name:      name,
 		codec:     o.Codec,
+		limits:    o.Limits,
 		store:     o.Store,
 		log:       o.Log,
 		exchanges: make(map[string]*exchange.Exchange),
@@ -78,6 +91,20 @@ func New(name string, o Options) *VHost {
 	}
 	return v
 }
+
+// Connect counts a connection opening on the virtual host, refusing it
+// past the connection limit with RabbitMQ's words.
+func (v *VHost) Connect(user string) error {
+	n := v.conns.Add(1)
+	if limit := v.limits.MaxConnections; limit > 0 && n > int64(limit) {
+		v.conns.Add(-1)
+		return errorf(NotAllowed, "access to vhost '%s' refused for user '%s': connection limit (%d) is reached", v.Name, user, limit)
+	}
+	return nil
+}
+
+// Disconnect counts a connection closing.
+func (v *VHost) Disconnect() { v.conns.Add(-1) }
 
 // Apply carries out one definition op. A change to durable definitions is
 // on disk when Apply returns.
@@ -258,6 +285,9 @@ func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 			return errorf(PreconditionFailed, "inequivalent arg 'auto_delete' for %s: received '%t' but current is '%t'", what, op.AutoDelete, q.AutoDelete)
 		}
 		return argsEquivalent(what, q.Args, op.Args, queueCheckedArgs)
+	}
+	if limit := v.limits.MaxQueues; limit > 0 && len(v.queues) >= limit {
+		return errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", op.Name, v.Name, limit)
 	}
 	owner := uint64(0)
 	if op.Exclusive {

@@ -51,6 +51,8 @@ var settings = []setting{
 	{"limits.consumer_timeout", "duration", "close a channel whose delivery stays unacked this long; 0 disables"},
 	{"limits.max_connections", "number", "open connections allowed; more are refused with 530; 0 is unlimited"},
 	{"limits.handshake_timeout", "duration", "drop a client that has not opened its connection this long after connecting"},
+	{"limits.vhost_max_connections", "number", "connections allowed per virtual host; 0 is unlimited"},
+	{"limits.vhost_max_queues", "number", "queues allowed per virtual host; 0 is unlimited"},
 	{"limits.memory_high_watermark", "number", "block publishers above this resident memory: a fraction of RAM (<= 1) or bytes; 0 disables"},
 	{"limits.disk_free_limit", "bytes", "block publishers when less disk is free under storage.dir; 0 disables"},
 	{"log.level", "string", "lowest log level written: debug, info, warn or error"},
@@ -348,6 +350,16 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (config, e
 		return config{}, bad("limits.handshake_timeout", "must be a positive duration (got %q)", get("limits.handshake_timeout"))
 	}
 	cfg.HandshakeTimeout = ht
+	n, msg = parseInt(get("limits.vhost_max_connections"), 0, 1<<31-1)
+	if msg != "" {
+		return config{}, bad("limits.vhost_max_connections", "%s", msg)
+	}
+	cfg.VHostLimits.MaxConnections = int(n)
+	n, msg = parseInt(get("limits.vhost_max_queues"), 0, 1<<31-1)
+	if msg != "" {
+		return config{}, bad("limits.vhost_max_queues", "%s", msg)
+	}
+	cfg.VHostLimits.MaxQueues = int(n)
 	wm, err := strconv.ParseFloat(get("limits.memory_high_watermark"), 64)
 	if err != nil || wm < 0 {
 		return config{}, bad("limits.memory_high_watermark", "must be a fraction of RAM or a number of bytes (got %q)", get("limits.memory_high_watermark"))

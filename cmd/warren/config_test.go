@@ -181,7 +181,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"storage.dir empty", []string{"--storage.dir", ""}, nil, "", "storage.dir: must not be empty"},
 		{"log.level", []string{"--log.level", "verbose"}, nil, "", `log.level: must be debug, info, warn or error (got "verbose")`},
 		{"unknown top-level key", nil, nil, "amqp:\n  listen: :1\nstorge:\n  dir: x\n", "storge: unknown key"},
-		{"unknown nested key", nil, nil, "limits:\n  frame_maxx: 4096\n", "limits.frame_maxx: unknown key (limits has frame_max, channel_max, heartbeat, max_message_size, consumer_timeout, max_connections, handshake_timeout, memory_high_watermark, disk_free_limit)"},
+		{"unknown nested key", nil, nil, "limits:\n  frame_maxx: 4096\n", "limits.frame_maxx: unknown key (limits has frame_max, channel_max, heartbeat, max_message_size, consumer_timeout, max_connections, handshake_timeout, vhost_max_connections, vhost_max_queues, memory_high_watermark, disk_free_limit)"},
 		{"unknown tls key", nil, nil, "amqp:\n  tls:\n    certfile: x\n", "amqp.tls.certfile: unknown key (amqp.tls has listen, cert_file, key_file, ca_file, verify_peer, fail_if_no_peer_cert)"},
 		{"tls without cert", nil, nil, "amqp:\n  tls:\n    listen: \":5671\"\n", "amqp.tls.cert_file: required when amqp.tls.listen is set"},
 		{"tls bad bool", nil, nil, "amqp:\n  tls:\n    verify_peer: maybe\n", "amqp.tls.verify_peer: must be true or false"},
