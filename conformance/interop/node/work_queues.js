@@ -65,7 +65,12 @@ t.run('work_queues', async () => {
   t.check(slow.got.length >= 1 && fast.got.length >= 1, `both workers should get tasks: slow ${slow.got.length}, fast ${fast.got.length}`);
   t.check(slow.got.length < fast.got.length, `fair dispatch: slow worker got ${slow.got.length} tasks, fast ${fast.got.length}`);
 
-  // Every task was acked, so closing the workers requeues nothing.
+  // Every task was acked, so closing the workers requeues nothing. The
+  // channels close first: amqplib interleaves frames from different
+  // channels, so a connection.close on channel 0 could overtake the last
+  // ack still queued on channel 1, and the broker would rightly requeue it.
+  await slow.ch.close();
+  await fast.ch.close();
   await slow.conn.close();
   await fast.conn.close();
   const { messageCount } = await producer.checkQueue(queue);
