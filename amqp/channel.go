@@ -188,6 +188,9 @@ func (ch *channel) dispatch(m wire.Method) error {
 	case *wire.ChannelOpen:
 		return newError(wire.ChannelError, "second 'channel.open' seen")
 	case *wire.ChannelClose:
+		// Marked closing first: a publisher confirm still on its way from
+		// the disk must not go out on a channel number the client may reuse.
+		ch.closing.Store(true)
 		ch.release()
 		ch.c.sendRaw(&wire.ChannelCloseOk{}, ch.id)
 		ch.c.removeChannel(ch.id)
