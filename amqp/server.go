@@ -89,45 +89,54 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// recover loads durable definitions and messages, then deletes stored
-// messages that no queue references (left by a crash mid-write).
+// recover loads durable definitions and messages. Stored messages that no
+// queue references (left by a crash mid-write) are deleted afterwards in the
+// background, so they do not delay the start.
 func (s *Server) recover() error {
 	start := time.Now()
-	loaded := make(map[uint64]*queue.Message)
-	missing := 0
-	load := func(id uint64) (*queue.Message, error) {
-		if m := loaded[id]; m != nil {
-			return m, nil
-		}
-		rec, err := s.store.Message(id)
-		if errors.Is(err, storage.ErrNotFound) {
-			missing++
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("message %d: %w", id, err)
-		}
-		m, err := queue.DecodeMessage(id, rec)
-		if err != nil {
-			return nil, fmt.Errorf("message %d: %w", id, err)
-		}
-		loaded[id] = m
-		return m, nil
-	}
+	cache := &recovered{loaded: make(map[uint64]*queue.Message)}
 	for _, v := range s.vhosts {
-		if err := v.Recover(load); err != nil {
+		if err := v.Recover(cache); err != nil {
 			return err
 		}
 	}
-	n, err := s.store.CollectGarbage(func(id uint64) bool { return loaded[id] != nil })
-	if err != nil {
-		return err
+	if cache.missing > 0 {
+		s.log.Warn("queue entries without a stored message were skipped", "entries", cache.missing)
 	}
-	if missing > 0 {
-		s.log.Warn("queue entries without a stored message were skipped", "entries", missing)
-	}
-	s.log.Info("recovered", "messages", len(loaded), "collected", n, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("recovered", "messages", len(cache.loaded), "took", time.Since(start).Round(time.Millisecond))
+	// Every message stored from now on has a larger id, so the collector
+	// only judges the ones that existed at start.
+	bound := s.store.NextMessageID()
+	go func() {
+		n, err := s.store.CollectGarbage(func(id uint64) bool { return id >= bound || cache.loaded[id] != nil })
+		if err != nil {
+			s.log.Error("collecting unreferenced messages failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("collected unreferenced messages", "messages", n)
+		}
+	}()
 	return nil
+}
+
+// recovered is the vhost.MessageCache of one start-up.
+type recovered struct {
+	loaded  map[uint64]*queue.Message
+	missing int
+}
+
+func (r *recovered) Get(id uint64) *queue.Message { return r.loaded[id] }
+
+func (r *recovered) Add(id uint64, record []byte) (*queue.Message, error) {
+	if record == nil {
+		r.missing++
+		return nil, nil
+	}
+	m, err := queue.DecodeMessage(id, record)
+	if err != nil {
+		return nil, fmt.Errorf("message %d: %w", id, err)
+	}
+	r.loaded[id] = m
+	return m, nil
 }
 
 // VHost returns the named virtual host, or nil.

@@ -87,7 +87,8 @@ func EncodeMessage(m *Message) []byte {
 	return append(b, m.Body...)
 }
 
-// DecodeMessage reads a stored message record.
+// DecodeMessage reads a stored message record. The message keeps slices of
+// b, which the caller must not reuse.
 func DecodeMessage(id uint64, b []byte) (*Message, error) {
 	take := func(n int) ([]byte, bool) {
 		if len(b) < n {
@@ -123,25 +124,25 @@ func DecodeMessage(id uint64, b []byte) (*Message, error) {
 	if !ok {
 		return nil, errBadRecord
 	}
-	m.Properties = append([]byte(nil), props...)
-	m.Body = append([]byte(nil), b...)
+	m.Properties = props[:len(props):len(props)]
+	m.Body = b
 	return m, nil
 }
 
-// Restore puts back a message read from storage at start: it goes to its
-// position by seq, marked redelivered (it may have been delivered before
-// the restart), with its deadline as it was. load returns nil for a body
-// that is missing, and the entry is skipped.
-func (q *Queue) Restore(seq uint64, record []byte, load func(id uint64) (*Message, error)) error {
+// EntryMessageID is the stored message an entry record names.
+func EntryMessageID(record []byte) (uint64, bool) {
+	if len(record) != 21 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(record), true
+}
+
+// Restore puts back a message read from storage at start, given its entry
+// record: it goes to its position by seq, marked redelivered (it may have
+// been delivered before the restart), with its deadline as it was.
+func (q *Queue) Restore(seq uint64, record []byte, m *Message) error {
 	if len(record) != 21 {
 		return errBadRecord
-	}
-	m, err := load(binary.BigEndian.Uint64(record))
-	if err != nil {
-		return err
-	}
-	if m == nil {
-		return nil // its body is gone: a crash in the middle of a delete
 	}
 	e := entry{
 		msg: m, seq: seq, redelivered: true,

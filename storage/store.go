@@ -423,17 +423,34 @@ func (s *Store) Messages(fn func(id uint64) error) error {
 // copy of value. A queue without entries is not an error. Like Definitions,
 // fn must not call Commit.
 func (s *Store) Entries(queue string, fn func(seq uint64, value []byte) error) error {
+	return s.EntriesWithMessages(queue, nil, func(seq uint64, value, _ []byte) error { return fn(seq, value) })
+}
+
+// EntriesWithMessages is Entries that also reads, in the same transaction,
+// the message each entry names: msgID extracts the id from an entry value
+// (nil: no message is read), and fn gets the message's value, or nil when it
+// is missing. At start this replaces a read transaction per message.
+func (s *Store) EntriesWithMessages(queue string, msgID func(entry []byte) (uint64, bool), fn func(seq uint64, entry, message []byte) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries).Bucket([]byte(queue))
 		if b == nil {
 			return nil
 		}
+		msgs := tx.Bucket(bucketMessages)
+		var key [8]byte
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(k) != 8 {
 				return fmt.Errorf("%w: %s: entry key of %d bytes in %q", ErrCorrupt, s.path, len(k), queue)
 			}
-			if err := fn(binary.BigEndian.Uint64(k), clone(v)); err != nil {
+			var m []byte
+			if msgID != nil {
+				if id, ok := msgID(v); ok {
+					binary.BigEndian.PutUint64(key[:], id)
+					m = clone(msgs.Get(key[:]))
+				}
+			}
+			if err := fn(binary.BigEndian.Uint64(k), clone(v), m); err != nil {
 				return err
 			}
 		}

@@ -139,10 +139,18 @@ func (v *VHost) logFailure(err error) {
 	}
 }
 
+// MessageCache shares the messages recovered at start between the queues
+// that hold them, across virtual hosts: a fanned-out body is read once.
+type MessageCache interface {
+	// Get returns a message already recovered, or nil.
+	Get(id uint64) *queue.Message
+	// Add decodes a stored message record; a nil record is a missing body.
+	Add(id uint64, record []byte) (*queue.Message, error)
+}
+
 // Recover rebuilds the virtual host's durable definitions and messages from
-// storage, at start. load reads a stored message by id; messages shared by
-// several queues are read once.
-func (v *VHost) Recover(load func(id uint64) (*queue.Message, error)) error {
+// storage, at start.
+func (v *VHost) Recover(cache MessageCache) error {
 	if v.store == nil {
 		return nil
 	}
@@ -198,8 +206,25 @@ func (v *VHost) Recover(load func(id uint64) (*queue.Message, error)) error {
 			return fmt.Errorf("vhost %s: stored queue %q: %w", v.Name, op.Name, err)
 		}
 		q := v.newQueue(op, 0, cfg)
-		err = v.store.Entries(v.key(op.Name), func(seq uint64, value []byte) error {
-			return q.Restore(seq, value, load)
+		// One read transaction per queue reads entries and bodies together;
+		// a body another queue already brought back is not read again.
+		unseen := func(entry []byte) (uint64, bool) {
+			id, ok := queue.EntryMessageID(entry)
+			return id, ok && cache.Get(id) == nil
+		}
+		err = v.store.EntriesWithMessages(v.key(op.Name), unseen, func(seq uint64, entry, record []byte) error {
+			id, _ := queue.EntryMessageID(entry)
+			m := cache.Get(id)
+			if m == nil {
+				var err error
+				if m, err = cache.Add(id, record); err != nil {
+					return err
+				}
+			}
+			if m == nil {
+				return nil // its body is gone: a crash in the middle of a delete
+			}
+			return q.Restore(seq, entry, m)
 		})
 		if err != nil {
 			return fmt.Errorf("vhost %s: queue %q: %w", v.Name, op.Name, err)
