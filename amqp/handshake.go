@@ -79,7 +79,8 @@ func (c *conn) handshake() error {
 		return err
 	}
 
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.handshakeTimeout()))
+	// The deadline set at connect still runs: the whole handshake, up to
+	// connection.open, must fit in the handshake timeout.
 	if m, err = c.expect(); err != nil {
 		return err
 	}
