@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 )
 
 // externalURLEnv points the suite at another broker (e.g. RabbitMQ) to check
@@ -37,24 +37,8 @@ func startBroker(t testing.TB, opts ...func(*amqp.Config)) *testBroker {
 		require.NoError(t, err)
 		return &testBroker{URL: url, Addr: net.JoinHostPort(u.Host, fmt.Sprint(u.Port)), External: true}
 	}
-	cfg := amqp.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	srv, err := amqp.NewServer(cfg, nil)
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", cfg.Listen)
-	require.NoError(t, err)
-	go srv.Serve(l) //nolint:errcheck // returns ErrServerClosed at cleanup
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	addr := l.Addr().String()
-	return &testBroker{URL: "amqp://guest:guest@" + addr + "/", Addr: addr, srv: srv}
+	s := amqptest.NewServer(t, opts...)
+	return &testBroker{URL: s.URL, Addr: s.Addr, srv: s.Server}
 }
 
 // skipIfExternal skips tests that need an in-process broker's configuration.

@@ -2,11 +2,9 @@ package management_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -34,26 +33,17 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
-	cfg := amqp.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.Users = append(cfg.Users, amqp.User{Name: "watcher", Password: "w", Tags: []string{"monitoring"},
-		Permissions: map[string]amqp.Permission{"/": {Configure: "", Write: "", Read: ".*"}}})
-	srv, err := amqp.NewServer(cfg, nil)
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", cfg.Listen)
-	require.NoError(t, err)
-	go srv.Serve(l) //nolint:errcheck
-	api := management.New(srv, management.Options{SampleInterval: 50 * time.Millisecond})
+	broker := amqptest.NewServer(t, func(cfg *amqp.Config) {
+		cfg.Users = append(cfg.Users, amqp.User{Name: "watcher", Password: "w", Tags: []string{"monitoring"},
+			Permissions: map[string]amqp.Permission{"/": {Configure: "", Write: "", Read: ".*"}}})
+	})
+	api := management.New(broker.Server, management.Options{SampleInterval: 50 * time.Millisecond})
 	hs := httptest.NewServer(api)
 	t.Cleanup(func() {
 		hs.Close()
 		api.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
 	})
-	return &env{t: t, srv: srv, api: api, http: hs, amqpURL: "amqp://guest:guest@" + l.Addr().String() + "/"}
+	return &env{t: t, srv: broker.Server, api: api, http: hs, amqpURL: broker.URL}
 }
 
 // do sends a request as guest and decodes a JSON answer into out (if non-nil).

@@ -11,29 +11,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/amqp/wire"
 )
 
-// startWarren starts an in-process Warren on a random loopback port and
-// returns its URI.
-func startWarren(t *testing.T) string {
-	t.Helper()
-	cfg := amqp.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	srv, err := amqp.NewServer(cfg, nil)
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", cfg.Listen)
-	require.NoError(t, err)
-	go srv.Serve(l) //nolint:errcheck // returns ErrServerClosed at cleanup
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return "amqp://guest:guest@" + l.Addr().String() + "/"
-}
+// startWarren starts an in-process Warren for the test and returns its URI.
+func startWarren(t *testing.T) string { return amqptest.NewServer(t).URL }
 
 // TestRawPublishConfirmConsume publishes n messages with confirms on one
 // connection, consumes them with manual multiple acks on another, and checks

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -12,27 +10,18 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/management"
 )
 
 func TestWarrenctl(t *testing.T) {
-	cfg := amqp.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	srv, err := amqp.NewServer(cfg, nil)
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", cfg.Listen)
-	require.NoError(t, err)
-	go srv.Serve(l) //nolint:errcheck
+	broker := amqptest.NewServer(t)
+	srv := broker.Server
 	api := management.New(srv, management.Options{})
 	hs := httptest.NewServer(api)
 	t.Cleanup(func() {
 		hs.Close()
 		api.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
 	})
 	ctl := func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
@@ -61,7 +50,7 @@ func TestWarrenctl(t *testing.T) {
 	require.Contains(t, ok("list", "queues"), "ctl.q")
 
 	// Dead letters: work -> dlx -> work.dlq.
-	conn, err := amqp091.Dial("amqp://guest:guest@" + l.Addr().String() + "/")
+	conn, err := amqp091.Dial(broker.URL)
 	require.NoError(t, err)
 	defer conn.Close()
 	ch, err := conn.Channel()

@@ -3,35 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 )
 
-// startWarren starts an in-process Warren on a random loopback port with its
-// data in t.TempDir(), and shuts it down when the test ends.
-func startWarren(t *testing.T) string {
-	t.Helper()
-	cfg := amqp.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	srv, err := amqp.NewServer(cfg, nil)
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", cfg.Listen)
-	require.NoError(t, err)
-	go srv.Serve(l) //nolint:errcheck // returns ErrServerClosed at cleanup
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return "amqp://guest:guest@" + l.Addr().String() + "/"
-}
+// startWarren starts an in-process Warren for the test.
+func startWarren(t *testing.T) string { return amqptest.NewServer(t).URL }
 
 func TestOrderProcessing(t *testing.T) {
 	url := startWarren(t)
