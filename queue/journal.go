@@ -154,10 +154,6 @@ func (q *Queue) Restore(seq uint64, record []byte, m *Message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.nextSeq = max(q.nextSeq, seq)
-	if e.deadline != 0 {
-		q.deadlines.push(deadline{at: e.deadline, seq: seq, level: level})
-		q.armTTLLocked()
-	}
 	q.addLocked(level, e)
 	return nil
 }

@@ -74,6 +74,7 @@ type Queue struct {
 	readyBytes int64 // their body sizes
 	nextSeq    uint64
 	deadlines  deadlineHeap
+	timed      int // ready messages with a deadline; the heap may hold more, stale
 	ttlTimer   *time.Timer
 	ttlAt      int64 // when ttlTimer fires, unix ms; 0 when not armed
 
@@ -171,8 +172,6 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 	level := q.level(m)
 	if ttl >= 0 {
 		e.deadline = q.now().UnixMilli() + ttl
-		q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
-		q.armTTLLocked()
 	}
 	q.addLocked(level, e)
 	deferDispatch := false
@@ -225,6 +224,7 @@ func (q *Queue) expireTailLocked(level uint8, seq uint64, b **storage.Batch, dls
 	q.ready--
 	q.readyBytes -= int64(e.msg.Size())
 	e.expired, e.msg = true, nil
+	q.timed--
 	for r.len() > 0 && r.front().expired {
 		q.popLocked(level)
 	}
@@ -244,6 +244,8 @@ func (q *Queue) overLocked() bool {
 		(c.MaxLengthBytes >= 0 && q.readyBytes > c.MaxLengthBytes)
 }
 
+// addLocked puts e in its level at its seq position, and its deadline, if
+// any, in the heap.
 func (q *Queue) addLocked(level uint8, e entry) {
 	r := &q.levels[level]
 	if r.len() == 0 || r.at(r.len()-1).seq < e.seq {
@@ -254,6 +256,39 @@ func (q *Queue) addLocked(level uint8, e entry) {
 	q.nonEmpty[level>>6] |= 1 << (level & 63)
 	q.ready++
 	q.readyBytes += int64(e.msg.Size())
+	if e.deadline != 0 {
+		q.timed++
+		q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
+		q.compactDeadlinesLocked()
+		q.armTTLLocked()
+	}
+}
+
+// compactDeadlinesLocked rebuilds the deadline heap when most of its items
+// belong to messages already gone (delivered, acked, dropped): they would
+// otherwise stay until their deadline, and a busy queue with a long TTL would
+// hold millions of them. The rebuild is linear and runs only after the heap
+// has doubled past the live count, so it is cheap amortised.
+func (q *Queue) compactDeadlinesLocked() {
+	if len(q.deadlines) <= 2*q.timed+1024 {
+		return
+	}
+	h := q.deadlines[:0]
+	for level := range q.levels {
+		r := &q.levels[level]
+		for i := 0; i < r.len(); i++ {
+			if e := r.at(i); !e.expired && e.deadline != 0 {
+				h = append(h, deadline{at: e.deadline, seq: e.seq, level: uint8(level)})
+			}
+		}
+	}
+	clear(h[len(h):cap(h)])
+	// Heapify bottom-up.
+	q.deadlines = h
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+	q.ttlAt = 0 // the timer may point at a deadline no longer in the heap
 }
 
 // highestLocked returns the highest level holding entries, or -1.
@@ -314,6 +349,9 @@ func (q *Queue) takeLocked(level uint8) entry {
 	e := q.popLocked(level)
 	q.ready--
 	q.readyBytes -= int64(e.msg.Size())
+	if e.deadline != 0 {
+		q.timed--
+	}
 	return e
 }
 
@@ -584,10 +622,6 @@ func (q *Queue) Requeue(ds []Delivery) {
 			}
 			q.recordLocked(b, &e, d.level)
 		}
-		if e.deadline != 0 {
-			q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: d.level})
-			q.armTTLLocked()
-		}
 		q.addLocked(d.level, e)
 	}
 	q.dispatchLocked(&b, &dls)
@@ -659,7 +693,7 @@ func (q *Queue) clearLocked() {
 	}
 	q.nonEmpty = [4]uint64{}
 	q.ready, q.readyBytes = 0, 0
-	q.deadlines = nil
+	q.deadlines, q.timed = nil, 0
 }
 
 // Touch records a use of the queue (a redeclare), which resets x-expires.
@@ -774,6 +808,7 @@ func (q *Queue) expireDue() {
 		q.ready--
 		q.readyBytes -= int64(e.msg.Size())
 		e.expired, e.msg = true, nil
+		q.timed--
 		if i == 0 {
 			// Drop tombstones at the head now rather than on the next read.
 			for r.len() > 0 && r.front().expired {

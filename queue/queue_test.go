@@ -704,3 +704,31 @@ func TestTotals(t *testing.T) {
 	assert.Equal(t, uint64(3), s.Delivered)
 	assert.Equal(t, uint64(2), s.Acked, "one ack, one no-ack get")
 }
+
+// TestDeadlineHeapStaysBounded: messages with a TTL that are consumed long
+// before their deadline must not pile up in the deadline heap.
+func TestDeadlineHeapStaysBounded(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MessageTTL = time.Hour
+	q := New("q", Options{Config: cfg})
+	for i := range 20000 {
+		require.Equal(t, Accepted, q.Push(msg(fmt.Sprint(i)), nil))
+		_, _, ok := q.Get(true)
+		require.True(t, ok)
+	}
+	q.mu.Lock()
+	n := len(q.deadlines)
+	q.mu.Unlock()
+	assert.LessOrEqual(t, n, 1025, "stale deadlines are compacted away")
+
+	// Live ones survive compaction and still expire in order.
+	cfg.MessageTTL = 20 * time.Millisecond
+	q = New("q", Options{Config: cfg})
+	for i := range 3000 {
+		q.Push(msg(fmt.Sprint(i)), nil)
+		if i%2 == 0 {
+			q.Get(true)
+		}
+	}
+	require.Eventually(t, func() bool { return q.Stats().Ready == 0 }, 5*time.Second, 5*time.Millisecond)
+}

@@ -131,22 +131,25 @@ func (h *deadlineHeap) pop() deadline {
 	d := s[0]
 	last := len(s) - 1
 	s[0] = s[last]
-	s = s[:last]
-	i := 0
+	*h = s[:last]
+	h.down(0)
+	return d
+}
+
+// down restores the heap order below i.
+func (h deadlineHeap) down(i int) {
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].at < s[m].at {
+		if l < len(h) && h[l].at < h[m].at {
 			m = l
 		}
-		if r < len(s) && s[r].at < s[m].at {
+		if r < len(h) && h[r].at < h[m].at {
 			m = r
 		}
 		if m == i {
-			break
+			return
 		}
-		s[i], s[m] = s[m], s[i]
+		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	*h = s
-	return d
 }
