@@ -24,16 +24,14 @@ type channel struct {
 	closing atomic.Bool
 
 	// Reader goroutine only.
-	pub         pending
-	props       wire.Properties
-	scratch     vhost.Scratch
-	publishing  vhost.Publishing
-	confirm     bool
-	publishSeq  uint64
-	tx          *txState
-	prefetch    int    // basic.qos global=false: limit for consumers made after it
-	lastQueue   string // the "current queue" of queue.declare, for empty names
-	headerProps wire.Table
+	pub        pending
+	props      wire.Properties
+	scratch    vhost.Scratch
+	confirm    bool
+	publishSeq uint64
+	tx         *txState
+	prefetch   int    // basic.qos global=false: limit for consumers made after it
+	lastQueue  string // the "current queue" of queue.declare, for empty names
 
 	mu        sync.Mutex // guards the fields below
 	consumers map[string]*consumer

@@ -63,13 +63,12 @@ func grow(marks []uint32, n int32) []uint32 {
 // matcher removes duplicates among the destinations one Route appends and,
 // for topics, among the trie nodes active at one step.
 type matcher struct {
-	snap    *snapshot
-	sc      *scratch
-	destSc  bool // destination duplicates are tracked in sc
-	nodeSc  bool // node duplicates are tracked in sc
-	ids     [linearMax]int32
-	nids    int
-	started bool
+	snap   *snapshot
+	sc     *scratch
+	destSc bool // destination duplicates are tracked in sc
+	nodeSc bool // node duplicates are tracked in sc
+	ids    [linearMax]int32
+	nids   int
 }
 
 func (m *matcher) scratch() *scratch {

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FormatVersion is the storage format this package writes and reads. Open
@@ -235,7 +236,7 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 	switch {
 	case err == nil:
 		return db, nil
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s (lock on %s held)", ErrLocked, filepath.Dir(path), path)
 	case isSystemError(err):
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
@@ -363,7 +364,7 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) (err error) {
 		}
 	}()
 	err = s.db.View(fn)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		err = ErrClosed
 	}
 	return err
@@ -732,7 +733,7 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 				case opDelQueue:
 					delete(s.queues, o.name)
 					err := entries.DeleteBucket([]byte(o.name))
-					if err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+					if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 						return err
 					}
 				}
@@ -755,7 +756,7 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			err = ErrClosed
 		}
 		return fmt.Errorf("storage: commit: %w", err)

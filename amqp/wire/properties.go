@@ -24,7 +24,7 @@ const (
 
 	// flagContinuation says another flag word follows.
 	flagContinuation uint16 = 0x0001
-	flagsKnown              = 0xFFFC
+	flagsKnown       uint16 = 0xFFFC
 )
 
 // Properties are the content header properties of class basic.

@@ -27,7 +27,6 @@ type bench struct {
 
 	producers []*producer
 	consumers []*consumer
-	queues    []string
 
 	// stopping is set once the window ended; client errors after it are
 	// expected (connections being closed) and not reported.
