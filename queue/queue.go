@@ -75,8 +75,11 @@ type Queue struct {
 	nextSeq    uint64
 	deadlines  deadlineHeap
 	timed      int // ready messages with a deadline; the heap may hold more, stale
-	ttlTimer   *time.Timer
-	ttlAt      int64 // when ttlTimer fires, unix ms; 0 when not armed
+	// pushClock is the current push's instant (unix ms) while it runs, 0
+	// otherwise; expiry checks during the push use it.
+	pushClock int64
+	ttlTimer  *time.Timer
+	ttlAt     int64 // when ttlTimer fires, unix ms; 0 when not armed
 
 	consumers []consumerEntry // by priority, highest first; registration order within
 	groups    []group         // runs of consumers with the same priority
@@ -171,7 +174,12 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 	}
 	level := q.level(m)
 	if ttl >= 0 {
-		e.deadline = q.now().UnixMilli() + ttl
+		// The push's own dispatch judges expiry at this same instant, so
+		// a millisecond tick in between cannot expire a TTL 0 message that
+		// a ready consumer should get.
+		q.pushClock = q.now().UnixMilli()
+		defer func() { q.pushClock = 0 }()
+		e.deadline = q.pushClock + ttl
 	}
 	q.addLocked(level, e)
 	deferDispatch := false
@@ -318,6 +326,9 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 			continue
 		}
 		if e.deadline != 0 {
+			if now == 0 {
+				now = q.pushClock
+			}
 			if now == 0 {
 				now = q.now().UnixMilli()
 			}
