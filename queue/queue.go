@@ -181,14 +181,14 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 		defer func() { q.pushClock = 0 }()
 		e.deadline = q.pushClock + ttl
 	}
-	q.addLocked(level, e)
-	deferDispatch := false
-	if b != nil && q.journaled(m) {
+	deferDispatch := b != nil && q.journaled(m)
+	if deferDispatch {
 		m.refs.Add(1)
 		q.recordLocked(b, &e, level)
 		own = &b // removals below belong with the entry's own batch
-		deferDispatch = true
+		e.pending = true
 	}
+	q.addLocked(level, e)
 	if !deferDispatch {
 		// A consumer that can take the message now gets it before the
 		// length limit applies, as in RabbitMQ (x-max-length 0 still
@@ -324,6 +324,9 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 		if e.expired {
 			q.popLocked(level)
 			continue
+		}
+		if e.pending {
+			return nil, 0 // not yet on its way to disk: wait for Release
 		}
 		if e.deadline != 0 {
 			if now == 0 {
@@ -534,6 +537,34 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 	q.deadLetter(dls)
 	q.submit(b)
 	return autoDelete
+}
+
+// Release makes a message pushed with a batch deliverable, once the batch is
+// submitted to storage, and dispatches it.
+func (q *Queue) Release(m *Message) {
+	var dls []DeadLetter
+	var b *storage.Batch
+	q.mu.Lock()
+	if !q.deleted {
+		// It was pushed moments ago: look from the tail of its level.
+		level := q.level(m)
+		r := &q.levels[level]
+		for i := r.len() - 1; i >= 0; i-- {
+			e := r.at(i)
+			if e.msg == m && e.pending {
+				e.pending = false
+				if e.deadline != 0 {
+					q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
+					q.armTTLLocked()
+				}
+				break
+			}
+		}
+		q.dispatchLocked(&b, &dls)
+	}
+	q.mu.Unlock()
+	q.deadLetter(dls)
+	q.submit(b)
 }
 
 // Kick retries dispatch, for when a consumer regained capacity (an ack, a
@@ -813,6 +844,9 @@ func (q *Queue) expireDue() {
 		e := r.at(i)
 		if e.seq != d.seq || e.expired {
 			continue // delivered meanwhile, or already expired
+		}
+		if e.pending {
+			continue // Release puts its deadline back
 		}
 		q.forget(&b, e.msg, e.seq)
 		dls = append(dls, DeadLetter{Message: e.msg, Reason: Expired})

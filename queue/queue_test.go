@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/storage"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -731,4 +733,28 @@ func TestDeadlineHeapStaysBounded(t *testing.T) {
 		}
 	}
 	require.Eventually(t, func() bool { return q.Stats().Ready == 0 }, 5*time.Second, 5*time.Millisecond)
+}
+
+// TestPendingUntilReleased: a stored message pushed with a batch is neither
+// delivered nor got until Release, which the virtual host calls once the
+// batch is submitted.
+func TestPendingUntilReleased(t *testing.T) {
+	store, err := storage.Open(t.TempDir(), storage.Options{NoSync: true})
+	require.NoError(t, err)
+	defer store.Close()
+	q := New("q", Options{Durable: true, Store: store, StoreKey: "/\x00q", Config: defaultConfig()})
+	m := &Message{Body: []byte("p"), Persistent: true, ID: store.NextMessageID()}
+	b := new(storage.Batch)
+	b.PutMessage(m.ID, EncodeMessage(m))
+	require.Equal(t, Accepted, q.Push(m, b))
+	_, _, ok := q.Get(true)
+	require.False(t, ok, "pending: not handed out before its write is submitted")
+	c := newConsumer(-1)
+	require.NoError(t, q.AddConsumer(c, false, true, 0))
+	q.Kick()
+	require.Empty(t, c.deliveries())
+
+	require.NoError(t, store.Commit(b))
+	q.Release(m)
+	require.Len(t, c.deliveries(), 1)
 }

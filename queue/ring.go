@@ -11,6 +11,10 @@ type entry struct {
 	// expired marks a message that expired in place (TTL in mid-queue); it
 	// is skipped and dropped when it reaches the head.
 	expired bool
+	// pending marks a stored message whose write is not submitted yet: it
+	// is not handed out until Release, so no ack can overtake its entry on
+	// the way to disk.
+	pending bool
 }
 
 // ring is a growable deque of entries kept in seq order. A slice-backed ring

@@ -85,8 +85,8 @@ func (v *VHost) forgetBinding(b *storage.Batch, bd exchange.Binding) {
 }
 
 // enqueue pushes m to qs. A persistent message bound for durable queues is
-// stored first (body once, an entry per queue) and the queues are kicked
-// only after the write is submitted, so no ack can overtake it on disk;
+// stored (body once, an entry per queue) and is released to consumers and
+// basic.get only after the write is submitted, so no ack can overtake it;
 // onDisk, if given, learns when it is there (publisher confirms).
 func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, onDisk func(error)) (r Routed) {
 	var b *storage.Batch
@@ -128,7 +128,7 @@ func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, onDisk func(error))
 	}
 	v.store.Submit(b, onDisk)
 	for _, q := range qs {
-		q.Kick()
+		q.Release(m)
 	}
 	return r
 }
