@@ -676,9 +676,28 @@ func (q *Queue) Requeue(ds []Delivery) {
 // messages are not touched, as in RabbitMQ.
 func (q *Queue) Purge() int {
 	q.mu.Lock()
-	n := q.ready
+	// A message still pending (its write not yet submitted) arrived as the
+	// purge ran; it stays, so that no delete of its entry can reach the disk
+	// before the entry itself.
+	type kept struct {
+		level uint8
+		e     entry
+	}
+	var pending []kept
+	for level := range q.levels {
+		r := &q.levels[level]
+		for i := 0; i < r.len(); i++ {
+			if e := r.at(i); e.pending {
+				pending = append(pending, kept{uint8(level), *e})
+			}
+		}
+	}
 	seqs, orphans := q.releaseReadyLocked(true)
+	n := q.ready - len(pending)
 	q.clearLocked()
+	for _, k := range pending {
+		q.addLocked(k.level, k.e)
+	}
 	q.mu.Unlock()
 	q.submitChunked(seqs, orphans)
 	return n
@@ -695,7 +714,7 @@ func (q *Queue) releaseReadyLocked(withEntries bool) (seqs, orphans []uint64) {
 		r := &q.levels[i]
 		for j := 0; j < r.len(); j++ {
 			e := r.at(j)
-			if e.expired || !q.journaled(e.msg) {
+			if e.expired || e.pending || !q.journaled(e.msg) {
 				continue
 			}
 			if withEntries {
