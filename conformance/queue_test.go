@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -296,6 +297,13 @@ func requireQueueGone(t testing.TB, b *testBroker, name string) {
 		_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
 		if err == nil {
 			_ = ch.Close()
+			return false
+		}
+		// An exclusive queue whose connection is still being torn down
+		// answers 405 until it is gone (RabbitMQ deletes it asynchronously
+		// too): not gone yet, ask again.
+		var ae *amqp091.Error
+		if errors.As(err, &ae) && ae.Code == amqp091.ResourceLocked {
 			return false
 		}
 		requireAMQPError(t, err, amqp091.NotFound, "NOT_FOUND - no queue '"+name+"' in vhost '/'")
