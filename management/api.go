@@ -98,11 +98,7 @@ type request struct {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if !strings.HasPrefix(p, "/api/") && p != "/api" {
-		if p == "/" {
-			http.Redirect(w, r, "/api/overview", http.StatusFound)
-			return
-		}
-		writeError(w, http.StatusNotFound, "Object Not Found", "Not Found")
+		a.serveUI(w, r) // the web UI: "/" and "/ui/..." (ui.go)
 		return
 	}
 	var segs []string
