@@ -165,16 +165,5 @@ func publishConfirmed(t testing.TB, ch *amqp091.Channel, exchange, key string, p
 // use of the queue and restarts the expiry timer.
 func requireQueueExpires(t testing.TB, b *testBroker, name string, expires time.Duration) {
 	t.Helper()
-	conn := b.dial(t)
-	require.Eventually(t, func() bool {
-		ch, err := conn.Channel()
-		require.NoError(t, err)
-		_, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
-		if err == nil {
-			_ = ch.Close()
-			return false
-		}
-		requireAMQPError(t, err, amqp091.NotFound, "NOT_FOUND - no queue '"+name+"' in vhost '/'")
-		return true
-	}, timeout, 2*expires, "queue %s should have expired", name)
+	waitQueueGone(t, b, name, 2*expires)
 }

@@ -290,6 +290,12 @@ func TestQueuePurgeAndDeleteCounts(t *testing.T) {
 // requireQueueGone waits until a passive declare says 404.
 func requireQueueGone(t testing.TB, b *testBroker, name string) {
 	t.Helper()
+	waitQueueGone(t, b, name, 20*time.Millisecond)
+}
+
+// waitQueueGone polls with a passive declare, every so often, until it says 404.
+func waitQueueGone(t testing.TB, b *testBroker, name string, every time.Duration) {
+	t.Helper()
 	conn := b.dial(t)
 	require.Eventually(t, func() bool {
 		ch, err := conn.Channel()
@@ -308,5 +314,5 @@ func requireQueueGone(t testing.TB, b *testBroker, name string) {
 		}
 		requireAMQPError(t, err, amqp091.NotFound, "NOT_FOUND - no queue '"+name+"' in vhost '/'")
 		return true
-	}, timeout, 20*time.Millisecond, "queue %s should be deleted", name)
+	}, timeout, every, "queue %s should be deleted", name)
 }
