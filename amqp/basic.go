@@ -376,7 +376,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 // published, plus x-delivery-count on redeliveries from a queue with a
 // delivery limit, as RabbitMQ's quorum queues do.
 func deliveryProperties(q *queue.Queue, d queue.Delivery) []byte {
-	if d.DeliveryCount == 0 || q.Config.DeliveryLimit < 0 {
+	if d.DeliveryCount == 0 || q.Config().DeliveryLimit < 0 {
 		return d.Message.Properties
 	}
 	return withHeader(d.Message.Properties, "x-delivery-count", int64(d.DeliveryCount))

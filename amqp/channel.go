@@ -76,7 +76,7 @@ type unacked struct {
 // is being watched.
 func (ch *channel) trackLocked(u unacked) {
 	timeout := ch.c.srv.cfg.ConsumerTimeout
-	if t := u.q.Config.ConsumerTimeout; t > 0 {
+	if t := u.q.Config().ConsumerTimeout; t > 0 {
 		timeout = t
 	}
 	if timeout > 0 {
@@ -111,7 +111,7 @@ func (ch *channel) checkTimeouts() {
 	var timeout time.Duration
 	if late != nil {
 		timeout = ch.c.srv.cfg.ConsumerTimeout
-		if t := late.q.Config.ConsumerTimeout; t > 0 {
+		if t := late.q.Config().ConsumerTimeout; t > 0 {
 			timeout = t
 		}
 	}

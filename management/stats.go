@@ -144,7 +144,7 @@ func deadLetterQueues(v *vhost.VHost) map[string]bool {
 	out := map[string]bool{}
 	dlxs := map[string]bool{}
 	for _, q := range v.Queues() {
-		c := &q.Config
+		c := q.Config()
 		if !c.HasDeadLetter {
 			continue
 		}

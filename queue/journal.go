@@ -149,7 +149,7 @@ func (q *Queue) Restore(seq uint64, record []byte, m *Message) error {
 		deadline:   int64(binary.BigEndian.Uint64(record[8:])),
 		deliveries: binary.BigEndian.Uint32(record[16:]),
 	}
-	level := min(record[20], q.Config.MaxPriority)
+	level := min(record[20], q.Config().MaxPriority)
 	m.refs.Add(1)
 	q.mu.Lock()
 	defer q.mu.Unlock()

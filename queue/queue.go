@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/storage"
@@ -58,8 +59,10 @@ type Queue struct {
 	AutoDelete bool
 	Args       map[string]any
 	// Owner is the connection that owns an exclusive queue, 0 otherwise.
-	Owner   uint64
-	Config  Config
+	Owner uint64
+	// config is the queue's behaviour: its arguments, merged with a policy,
+	// which may change while the queue lives (SetConfig).
+	config  atomic.Pointer[Config]
 	hooks   Hooks
 	journal *journal // nil unless durable with a store
 	now     func() time.Time
@@ -119,9 +122,11 @@ func New(name string, o Options) *Queue {
 	}
 	q := &Queue{
 		Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete,
-		Args: o.Args, Owner: o.Owner, Config: o.Config, hooks: o.Hooks, now: time.Now,
+		Args: o.Args, Owner: o.Owner, hooks: o.Hooks, now: time.Now,
 		levels: make([]ring, int(o.Config.MaxPriority)+1),
 	}
+	cfg := o.Config
+	q.config.Store(&cfg)
 	if o.Store != nil && o.Durable {
 		log := o.Log
 		if log == nil {
@@ -130,10 +135,26 @@ func New(name string, o Options) *Queue {
 		q.journal = &journal{store: o.Store, key: o.StoreKey, log: log}
 	}
 	q.lastUsed = q.now()
-	if q.Config.Expires > 0 {
-		q.expiryTimer = time.AfterFunc(q.Config.Expires, q.checkExpiry)
+	if q.Config().Expires > 0 {
+		q.expiryTimer = time.AfterFunc(q.Config().Expires, q.checkExpiry)
 	}
 	return q
+}
+
+// Config returns the queue's current configuration; callers must not
+// change it.
+func (q *Queue) Config() *Config { return q.config.Load() }
+
+// SetConfig changes the queue's behaviour while it lives, as a policy change
+// does in RabbitMQ. Its priority levels stay those of the declaration
+// (x-max-priority is declare-time only). Limits apply from the next message
+// on; messages already queued keep their deadlines.
+func (q *Queue) SetConfig(c Config) {
+	c.MaxPriority = q.Config().MaxPriority
+	q.config.Store(&c)
+	q.mu.Lock()
+	q.armExpiryLocked()
+	q.mu.Unlock()
 }
 
 // Push enqueues m, applying TTL and length limits, and dispatches it. With
@@ -155,7 +176,7 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 	if q.deleted {
 		return Gone
 	}
-	c := &q.Config
+	c := q.Config()
 	if c.Overflow != DropHead && q.fullLocked() {
 		if c.Overflow == RejectPublishDLX {
 			*dls = append(*dls, DeadLetter{Message: m, Reason: MaxLen})
@@ -214,7 +235,7 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 // level is the priority level a message goes to: above the maximum counts
 // as the maximum, as in RabbitMQ.
 func (q *Queue) level(m *Message) uint8 {
-	return min(m.Priority, q.Config.MaxPriority)
+	return min(m.Priority, q.Config().MaxPriority)
 }
 
 // expireTailLocked expires the message just pushed if it is still waiting.
@@ -240,14 +261,14 @@ func (q *Queue) expireTailLocked(level uint8, seq uint64, b **storage.Batch, dls
 
 // fullLocked: no room for another message (reject-publish modes).
 func (q *Queue) fullLocked() bool {
-	c := &q.Config
+	c := q.Config()
 	return (c.MaxLength >= 0 && int64(q.ready) >= c.MaxLength) ||
 		(c.MaxLengthBytes >= 0 && q.readyBytes >= c.MaxLengthBytes)
 }
 
 // overLocked: above a limit (drop-head mode).
 func (q *Queue) overLocked() bool {
-	c := &q.Config
+	c := q.Config()
 	return (c.MaxLength >= 0 && int64(q.ready) > c.MaxLength) ||
 		(c.MaxLengthBytes >= 0 && q.readyBytes > c.MaxLengthBytes)
 }
@@ -383,7 +404,7 @@ func (q *Queue) dispatchLocked(b **storage.Batch, dls *[]DeadLetter) {
 
 func (q *Queue) offerLocked(e *entry, level uint8) bool {
 	d := Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
-	if q.Config.SingleActiveConsumer {
+	if q.Config().SingleActiveConsumer {
 		active := 0
 		for i := range q.consumers {
 			if q.consumers[i].order < q.consumers[active].order {
@@ -458,7 +479,7 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 	var b *storage.Batch
 	q.mu.Lock()
 	if !q.deleted {
-		if q.Config.Expires > 0 {
+		if q.Config().Expires > 0 {
 			q.lastUsed = q.now()
 		}
 		if e, level := q.headLocked(&b, &dls); e != nil {
@@ -652,7 +673,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 	q.unacked -= len(ds)
 	for _, d := range ds {
 		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true}
-		if limit := q.Config.DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
+		if limit := q.Config().DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
 			q.forget(&b, d.Message, d.seq)
 			dls = append(dls, DeadLetter{Message: d.Message, Reason: DeliveryLimit})
 			continue
@@ -888,10 +909,10 @@ func (q *Queue) expireDue() {
 
 // armExpiryLocked (re)starts the x-expires timer from the last use.
 func (q *Queue) armExpiryLocked() {
-	if q.Config.Expires <= 0 || q.deleted {
+	if q.Config().Expires <= 0 || q.deleted {
 		return
 	}
-	d := q.Config.Expires - q.now().Sub(q.lastUsed)
+	d := q.Config().Expires - q.now().Sub(q.lastUsed)
 	if q.expiryTimer == nil {
 		q.expiryTimer = time.AfterFunc(d, q.checkExpiry)
 	} else {
@@ -903,11 +924,11 @@ func (q *Queue) armExpiryLocked() {
 // used one waits again.
 func (q *Queue) checkExpiry() {
 	q.mu.Lock()
-	if q.deleted || len(q.consumers) > 0 {
+	if q.deleted || len(q.consumers) > 0 || q.Config().Expires <= 0 {
 		q.mu.Unlock()
 		return
 	}
-	if q.now().Sub(q.lastUsed) < q.Config.Expires {
+	if q.now().Sub(q.lastUsed) < q.Config().Expires {
 		q.armExpiryLocked()
 		q.mu.Unlock()
 		return
@@ -921,7 +942,7 @@ func (q *Queue) checkExpiry() {
 // deadLetter hands dead letters to the virtual host, or drops them when the
 // queue has no dead-letter exchange.
 func (q *Queue) deadLetter(dls []DeadLetter) {
-	if len(dls) == 0 || !q.Config.HasDeadLetter || q.hooks.DeadLetter == nil {
+	if len(dls) == 0 || !q.Config().HasDeadLetter || q.hooks.DeadLetter == nil {
 		return
 	}
 	q.mu.Lock()

@@ -42,7 +42,7 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 	if v.codec == nil {
 		return
 	}
-	cfg := q.Config
+	cfg := q.Config()
 	now := time.Now()
 	var s Scratch
 	for _, dl := range dls {
