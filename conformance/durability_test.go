@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/vhost"
 )
 
 // restartableBroker runs Warren on one data directory across restarts.
@@ -264,4 +265,24 @@ func TestStorageFailureNacksAndKeepsServing(t *testing.T) {
 	requireConnUsable(t, b.dial(t))
 	_, err = ch.QueueDeclarePassive("disk", true, false, false, false, nil)
 	require.NoError(t, err)
+}
+
+// TestRestartKeepsPolicies: policies are stored and shape the queues they
+// match after a restart.
+func TestRestartKeepsPolicies(t *testing.T) {
+	b := newRestartableBroker(t)
+	_, err := b.srv.VHost("/").Apply(vhost.SetPolicy{Name: "cap", Pattern: `^capped\.`, Definition: map[string]any{"max-length": int64(1)}})
+	require.NoError(t, err)
+	b.restart()
+	ch := b.channel()
+	_, err = ch.QueueDeclare("capped.q", true, false, false, false, nil)
+	require.NoError(t, err)
+	for _, body := range []string{"1", "2"} {
+		require.NoError(t, ch.Publish("", "capped.q", false, false, amqp091.Publishing{Body: []byte(body)}))
+	}
+	require.Eventually(t, func() bool {
+		q, err := ch.QueueDeclarePassive("capped.q", true, false, false, false, nil)
+		return err == nil && q.Messages == 1
+	}, timeout, 10*time.Millisecond, "the stored policy's max-length applies")
+	require.Len(t, b.srv.VHost("/").Policies(), 1)
 }

@@ -163,7 +163,9 @@ func (a *API) route(q *request) {
 		get(q, a.users)
 	case "permissions":
 		get(q, a.permissions)
-	case "policies", "parameters", "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
+	case "policies":
+		a.routePolicies(q)
+	case "parameters", "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
 	case "extensions":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })

@@ -126,6 +126,12 @@ func (a *API) export(vs []*vhost.VHost, all bool) Definitions {
 			vn = v.Name
 			d.VHosts = append(d.VHosts, defVHost{Name: v.Name})
 		}
+		for _, pol := range v.Policies() {
+			d.Policies = append(d.Policies, map[string]any{
+				"vhost": vn, "name": pol.Name, "pattern": pol.Pattern, "apply-to": pol.ApplyTo,
+				"priority": pol.Priority, "definition": jsonTable(pol.Definition),
+			})
+		}
 		qs := v.Queues()
 		sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
 		for _, q := range qs {
@@ -189,9 +195,9 @@ func (a *API) importDefinitions(q *request) {
 	q.w.WriteHeader(http.StatusNoContent)
 }
 
-// Import applies definitions: exchanges, then queues, then bindings, each
-// through vhost.Apply. Objects without a vhost go to only (or "/"). Users,
-// vhosts, permissions and policies cannot change at run time in Warren:
+// Import applies definitions: policies, exchanges, then queues, then
+// bindings, each through vhost.Apply. Objects without a vhost go to only (or
+// "/"). Users, vhosts and permissions cannot change at run time in Warren:
 // vhosts must already exist, the rest is ignored (and logged).
 func (a *API) Import(d *Definitions, only string) error {
 	vh := func(name string) (*vhost.VHost, error) {
@@ -211,9 +217,27 @@ func (a *API) Import(d *Definitions, only string) error {
 			return &vhost.Error{Kind: vhost.NotFound, Text: fmt.Sprintf("vhost '%s' does not exist (vhosts come from Warren's config)", v.Name)}
 		}
 	}
-	if n := len(d.Users) + len(d.Permissions) + len(d.Policies) + len(d.Parameters); n > 0 {
-		a.log.Info("definitions import: users, permissions, policies and parameters are not imported",
-			"users", len(d.Users), "permissions", len(d.Permissions), "policies", len(d.Policies), "parameters", len(d.Parameters))
+	if n := len(d.Users) + len(d.Permissions) + len(d.Parameters); n > 0 {
+		a.log.Info("definitions import: users, permissions and parameters are not imported",
+			"users", len(d.Users), "permissions", len(d.Permissions), "parameters", len(d.Parameters))
+	}
+	// Policies first, so that the queues declared below take them at once.
+	for _, raw := range d.Policies {
+		pol, ok := raw.(map[string]any)
+		if !ok {
+			continue
+		}
+		str := func(k string) string { s, _ := pol[k].(string); return s }
+		v, err := vh(str("vhost"))
+		if err != nil {
+			return err
+		}
+		prio, _ := tableValue(pol["priority"]).(int64)
+		def, _ := pol["definition"].(map[string]any)
+		if _, err := v.Apply(vhost.SetPolicy{Name: str("name"), Pattern: str("pattern"), ApplyTo: str("apply-to"),
+			Priority: int(prio), Definition: tableArgs(def)}); err != nil {
+			return err
+		}
 	}
 	for _, e := range d.Exchanges {
 		v, err := vh(e.VHost)

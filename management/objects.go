@@ -82,7 +82,7 @@ type queueJSON struct {
 func (a *API) queueJSON(v *vhost.VHost, q *queue.Queue, dlq bool) queueJSON {
 	st := q.Stats()
 	r := a.stats.rates(v.Name, q)
-	return queueJSON{
+	j := queueJSON{
 		Name: q.Name, VHost: v.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
 		Arguments: jsonTable(q.Args), Node: a.node, State: "running", Type: "classic",
 		Consumers: st.Consumers, Messages: st.Ready + st.Unacked, MessagesDetails: rate{r.Messages},
@@ -90,6 +90,10 @@ func (a *API) queueJSON(v *vhost.VHost, q *queue.Queue, dlq bool) queueJSON {
 		MessagesUnacknowledged: st.Unacked, MessagesUnacknowledgedDetails: rate{r.Unacked},
 		MessageBytesReady: st.ReadyBytes, MessageStats: statsOf(st, r), DeadLetterQueue: dlq,
 	}
+	if p := v.PolicyFor(q.Name, true); p != "" {
+		j.Policy = &p
+	}
+	return j
 }
 
 func (a *API) overview(q *request) {

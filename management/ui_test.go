@@ -83,6 +83,13 @@ func TestUIChromium(t *testing.T) {
 	dom = dumpDOM(t, bin, e.http.URL+"/#/queues?user=guest&password=guest")
 	require.Contains(t, dom, `<tr class="dlq"><td>/</td><td><a href="#/queues/%2F/ui.orders.dlq">ui.orders.dlq</a>`)
 	require.NotContains(t, dom, `<tr class="dlq"><td>/</td><td><a href="#/queues/%2F/ui.orders">`)
+
+	// The policies page lists what the API holds.
+	require.Equal(t, http.StatusCreated, e.do("PUT", "/api/policies/%2F/ui-cap", map[string]any{
+		"pattern": `^ui\.`, "apply-to": "queues", "definition": map[string]any{"max-length": 100},
+	}, nil))
+	dom = dumpDOM(t, bin, e.http.URL+"/#/policies?user=guest&password=guest")
+	require.Contains(t, dom, `<td>ui-cap</td><td>^ui\.</td><td>queues</td>`)
 }
 
 // dumpDOM loads url in headless Chromium and returns the rendered DOM.

@@ -155,8 +155,8 @@ func (v *VHost) Recover(cache MessageCache) error {
 		return nil
 	}
 	prefix := v.Name + "\x00"
-	var records [3][][]byte
-	for i, kind := range []string{storage.KindExchange, storage.KindQueue, storage.KindBinding} {
+	var records [4][][]byte
+	for i, kind := range []string{storage.KindExchange, storage.KindQueue, storage.KindBinding, storage.KindPolicy} {
 		err := v.store.Definitions(kind, func(key string, value []byte) error {
 			if len(key) <= len(prefix) || key[:len(prefix)] != prefix {
 				return nil
@@ -184,6 +184,9 @@ func (v *VHost) Recover(cache MessageCache) error {
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err := v.recoverPoliciesLocked(records[3]); err != nil {
+		return err
+	}
 	for _, rec := range records[0] {
 		t, err := decode(rec)
 		if err != nil {
@@ -205,7 +208,7 @@ func (v *VHost) Recover(cache MessageCache) error {
 		if err != nil {
 			return fmt.Errorf("vhost %s: stored queue %q: %w", v.Name, op.Name, err)
 		}
-		q := v.newQueue(op, 0, cfg)
+		q := v.newQueue(op, 0, v.queueConfigLocked(op.Name, op.Args, cfg))
 		// One read transaction per queue reads entries and bodies together;
 		// a body another queue already brought back is not read again.
 		unseen := func(entry []byte) (uint64, bool) {

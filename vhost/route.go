@@ -126,7 +126,7 @@ func (v *VHost) routeExchangeLocked(e *exchange.Exchange, p *Publishing, s *Scra
 		}
 	}
 	if !matched {
-		if ae, ok := e.Args["alternate-exchange"].(string); ok {
+		if ae, ok := v.alternateLocked(e); ok {
 			if alt := v.exchanges[ae]; alt != nil {
 				out = v.routeExchangeLocked(alt, p, s, out)
 			}

@@ -37,6 +37,7 @@ type VHost struct {
 	mu        sync.RWMutex // guards exchanges and queues; never held while calling into a queue
 	exchanges map[string]*exchange.Exchange
 	queues    map[string]*queue.Queue
+	policies  map[string]*policy
 
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
@@ -83,6 +84,7 @@ func New(name string, o Options) *VHost {
 		store:     o.Store,
 		log:       o.Log,
 		exchanges: make(map[string]*exchange.Exchange),
+		policies:  make(map[string]*policy),
 		queues:    make(map[string]*queue.Queue),
 		replyTo:   make(map[string]ReplyTarget),
 	}
@@ -293,7 +295,7 @@ func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 	if op.Exclusive {
 		owner = op.Owner
 	}
-	q := v.newQueue(op, owner, cfg)
+	q := v.newQueue(op, owner, v.queueConfigLocked(op.Name, op.Args, cfg))
 	v.queues[op.Name] = q
 	v.storeQueue(b, q)
 	// Every queue is bound to the default exchange by its name; that binding

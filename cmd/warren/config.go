@@ -44,6 +44,7 @@ var settings = []setting{
 	{"storage.dir", "string", "directory for durable state, created if missing"},
 	{"http.listen", "string", "management HTTP API address; empty disables it"},
 	{"prometheus.listen", "string", "Prometheus /metrics address; empty disables it"},
+	{"definitions.import_file", "file", "definitions (RabbitMQ's JSON export) to import at start; empty: none"},
 	{"limits.frame_max", "bytes", "largest frame offered in connection.tune, 8192..1048576"},
 	{"limits.channel_max", "number", "highest channel number a connection may open, 1..65535"},
 	{"limits.heartbeat", "duration", "heartbeat proposed to clients, whole seconds; 0 disables"},
@@ -175,6 +176,9 @@ type config struct {
 	// HTTPListen and PrometheusListen are the management API's and the
 	// metrics' addresses; empty turns them off.
 	HTTPListen, PrometheusListen string
+	// DefinitionsFile is imported at start, as RabbitMQ's
+	// load_definitions does.
+	DefinitionsFile string
 }
 
 func loadConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
@@ -385,7 +389,8 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (config, e
 	if cfg.Users, err = decodeUsers(lists.users, lists.usersFrom, cfg.Vhosts); err != nil {
 		return config{}, err
 	}
-	return config{Broker: cfg, Level: level, HTTPListen: get("http.listen"), PrometheusListen: get("prometheus.listen")}, nil
+	return config{Broker: cfg, Level: level, HTTPListen: get("http.listen"), PrometheusListen: get("prometheus.listen"),
+		DefinitionsFile: get("definitions.import_file")}, nil
 }
 
 var logLevels = map[string]slog.Level{

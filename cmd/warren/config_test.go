@@ -17,7 +17,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/configs"
+	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -338,4 +340,32 @@ limits:
 	}, c.Broker.TLS)
 	assert.Equal(t, 10, c.Broker.MaxConnections)
 	assert.Equal(t, 3*time.Second, c.Broker.HandshakeTimeout)
+}
+
+// TestImportDefinitionsAtStart: definitions.import_file brings exchanges,
+// queues, bindings and policies in before the broker serves, and a broken
+// file is a configuration error.
+func TestImportDefinitionsAtStart(t *testing.T) {
+	srv := amqptest.NewServer(t)
+	api := management.New(srv.Server, management.Options{})
+	defer api.Close()
+	file := writeFile(t, `{
+  "policies": [{"vhost": "/", "name": "cap", "pattern": "^orders$", "apply-to": "queues", "priority": 0,
+                "definition": {"max-length": 5}}],
+  "exchanges": [{"name": "orders.x", "vhost": "/", "type": "fanout", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
+  "queues": [{"name": "orders", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {"x-max-priority": 5}}],
+  "bindings": [{"source": "orders.x", "vhost": "/", "destination": "orders", "destination_type": "queue", "routing_key": "", "arguments": {}}]
+}`)
+	require.NoError(t, importDefinitions(api, file))
+	v := srv.VHost("/")
+	q, err := v.Queue("orders", 0)
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), q.Config().MaxLength, "the policy applies")
+	assert.Equal(t, uint8(5), q.Config().MaxPriority, "the argument too")
+	x, err := v.Exchange("orders.x")
+	require.NoError(t, err)
+	assert.Equal(t, 1, x.BindingCount())
+
+	require.Error(t, importDefinitions(api, writeFile(t, `{"queues": [`)))
+	require.Error(t, importDefinitions(api, filepath.Join(t.TempDir(), "missing.json")))
 }

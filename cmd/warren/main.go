@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +104,15 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	api := management.New(srv, management.Options{Log: log})
 	defer api.Close()
+	if conf.DefinitionsFile != "" {
+		if err := importDefinitions(api, conf.DefinitionsFile); err != nil {
+			fmt.Fprintf(stderr, "warren: definitions.import_file: %v\n", err)
+			l.Close()
+			_ = srv.Shutdown(context.Background())
+			return exitConfig
+		}
+		log.Info("definitions imported", "file", conf.DefinitionsFile)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", api.Metrics())
 	for _, h := range []struct {
@@ -160,4 +170,21 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	log.Info("warren stopped")
 	return exitOK
+}
+
+// importDefinitions loads a definitions file into the broker before it
+// accepts connections.
+func importDefinitions(api *management.API, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var d management.Definitions
+	dec := json.NewDecoder(f)
+	dec.UseNumber()
+	if err := dec.Decode(&d); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return api.Import(&d, "")
 }

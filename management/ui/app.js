@@ -309,7 +309,33 @@ async function vhosts() {
 }
 
 async function policies() {
-  return h('div', {}, h('h1', {}, 'Policies'), h('p', {}, 'Policies are not supported yet.'));
+  const ps = await api('GET', '/policies');
+  const vhs = await api('GET', '/vhosts');
+  // The form adds or replaces a policy: RabbitMQ's keys (dead-letter-exchange,
+  // message-ttl, max-length, delivery-limit, alternate-exchange, ...) as JSON.
+  const vhost = h('select', { name: 'vhost' }, vhs.map(v => h('option', { value: v.name }, v.name)));
+  const name = h('input', { name: 'name', required: true });
+  const pattern = h('input', { name: 'pattern', required: true });
+  const applyTo = h('select', { name: 'apply-to' }, ['all', 'queues', 'exchanges'].map(a => h('option', { value: a }, a)));
+  const priority = h('input', { name: 'priority', type: 'number', value: '0' });
+  const def = h('textarea', { name: 'definition', placeholder: '{"max-length": 1000}' });
+  const save = e => {
+    e.preventDefault();
+    act(() => api('PUT', '/policies/' + enc(vhost.value) + '/' + enc(name.value), {
+      pattern: pattern.value, 'apply-to': applyTo.value, priority: Number(priority.value) || 0,
+      definition: JSON.parse(def.value || '{}'),
+    }), 'Policy saved.');
+  };
+  const del = p => act(() => api('DELETE', '/policies/' + enc(p.vhost) + '/' + enc(p.name)), 'Policy deleted.');
+  return h('div', {}, h('h1', {}, 'Policies'), table([
+    { t: 'Vhost', v: p => p.vhost }, { t: 'Name', v: p => p.name }, { t: 'Pattern', v: p => p.pattern },
+    { t: 'Apply to', v: p => p['apply-to'] }, { t: 'Priority', v: p => p.priority, num: true },
+    { t: 'Definition', v: p => json(p.definition || {}) },
+    { t: '', v: p => h('button', { class: 'danger', onclick: () => del(p) }, 'Delete') },
+  ], ps), h('h2', {}, 'Add or replace a policy'),
+  h('form', { id: 'policy', onsubmit: save }, h('label', {}, 'Vhost ', vhost), h('label', {}, 'Name ', name),
+    h('label', {}, 'Pattern ', pattern), h('label', {}, 'Apply to ', applyTo), h('label', {}, 'Priority ', priority),
+    h('label', {}, 'Definition ', def), h('button', {}, 'Save')));
 }
 
 // ---- routing ----

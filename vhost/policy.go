@@ -1,0 +1,241 @@
+package vhost
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+
+	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/storage"
+)
+
+// Policy is a RabbitMQ policy: queues and exchanges whose names match
+// Pattern take the keys of Definition that their own arguments do not set;
+// when several policies match, the highest Priority wins.
+type Policy struct {
+	Name       string
+	Pattern    string
+	ApplyTo    string // "all" (default), "queues" or "exchanges"
+	Priority   int
+	Definition map[string]any
+}
+
+// SetPolicy adds or replaces a policy and applies it to the matching queues
+// and exchanges at once.
+type SetPolicy Policy
+
+// DeletePolicy removes a policy; the queues it applied to fall back to their
+// own arguments (or to another matching policy).
+type DeletePolicy struct{ Name string }
+
+// policyKeys maps a policy definition key to the queue argument it stands
+// for; exchange keys map to "".
+var policyKeys = map[string]string{
+	"dead-letter-exchange":    "x-dead-letter-exchange",
+	"dead-letter-routing-key": "x-dead-letter-routing-key",
+	"message-ttl":             "x-message-ttl",
+	"expires":                 "x-expires",
+	"max-length":              "x-max-length",
+	"max-length-bytes":        "x-max-length-bytes",
+	"overflow":                "x-overflow",
+	"max-priority":            "x-max-priority",
+	"delivery-limit":          "x-delivery-limit",
+	"consumer-timeout":        "x-consumer-timeout",
+	"queue-mode":              "x-queue-mode",
+	"alternate-exchange":      "",
+}
+
+// policy is a Policy with its pattern compiled.
+type policy struct {
+	Policy
+	re *regexp.Regexp
+}
+
+func (op SetPolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
+	p, err := v.checkPolicy(Policy(op))
+	if err != nil {
+		return Result{}, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.policies[p.Name] = p
+	v.storePolicy(b, p.Policy)
+	v.applyPoliciesLocked()
+	return Result{}, nil
+}
+
+func (op DeletePolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.policies[op.Name] == nil {
+		return Result{}, errorf(NotFound, "no policy '%s' in vhost '%s'", op.Name, v.Name)
+	}
+	delete(v.policies, op.Name)
+	if v.store != nil {
+		b.DeleteDefinition(storage.KindPolicy, v.key(op.Name))
+	}
+	v.applyPoliciesLocked()
+	return Result{}, nil
+}
+
+// checkPolicy validates a policy the way RabbitMQ's policy validator does:
+// a pattern that compiles, a known apply-to, and known keys with valid values.
+func (v *VHost) checkPolicy(p Policy) (*policy, error) {
+	if p.Name == "" {
+		return nil, errorf(PreconditionFailed, "policy name must not be empty")
+	}
+	if p.ApplyTo == "" {
+		p.ApplyTo = "all"
+	}
+	if p.ApplyTo != "all" && p.ApplyTo != "queues" && p.ApplyTo != "exchanges" {
+		return nil, errorf(PreconditionFailed, "Validation failed\n\n'%s' is not a valid apply-to value", p.ApplyTo)
+	}
+	re, err := regexp.Compile(p.Pattern)
+	if err != nil {
+		return nil, errorf(PreconditionFailed, "Validation failed\n\n%s is not a valid regular expression", p.Pattern)
+	}
+	if len(p.Definition) == 0 {
+		return nil, errorf(PreconditionFailed, "Validation failed\n\nno policy keys given")
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Definition)) {
+		if _, ok := policyKeys[k]; !ok {
+			return nil, errorf(PreconditionFailed, "Validation failed\n\n[{<<\"%s\">>,...}] are not recognised policy settings", k)
+		}
+	}
+	if _, err := queue.ParseArgs(queueArgs(p.Definition)); err != nil {
+		return nil, errorf(PreconditionFailed, "Validation failed\n\n%v", err)
+	}
+	if ae, ok := p.Definition["alternate-exchange"]; ok {
+		if _, isString := ae.(string); !isString {
+			return nil, errorf(PreconditionFailed, "Validation failed\n\nalternate-exchange must be a string")
+		}
+	}
+	return &policy{Policy: p, re: re}, nil
+}
+
+// queueArgs turns a policy definition into the queue arguments it stands for.
+func queueArgs(def map[string]any) map[string]any {
+	args := make(map[string]any, len(def))
+	for k, val := range def {
+		if arg := policyKeys[k]; arg != "" {
+			if f, ok := val.(float64); ok && f == float64(int64(f)) {
+				val = int64(f) // JSON numbers from the HTTP API
+			}
+			args[arg] = val
+		}
+	}
+	return args
+}
+
+// policyForLocked is the policy that applies to a queue or an exchange, or nil.
+func (v *VHost) policyForLocked(name string, forQueue bool) *policy {
+	var best *policy
+	for _, p := range v.policies {
+		if (forQueue && p.ApplyTo == "exchanges") || (!forQueue && p.ApplyTo == "queues") || !p.re.MatchString(name) {
+			continue
+		}
+		if best == nil || p.Priority > best.Priority || (p.Priority == best.Priority && p.Name < best.Name) {
+			best = p
+		}
+	}
+	return best
+}
+
+// queueConfigLocked is a queue's effective configuration: the policy's keys
+// overlaid by the queue's own arguments, which win, as in RabbitMQ.
+func (v *VHost) queueConfigLocked(name string, args map[string]any, own queue.Config) queue.Config {
+	p := v.policyForLocked(name, true)
+	if p == nil {
+		return own
+	}
+	merged := queueArgs(p.Definition)
+	maps.Copy(merged, args)
+	cfg, err := queue.ParseArgs(merged)
+	if err != nil {
+		return own // e.g. a policy routing key without any dead-letter exchange
+	}
+	return cfg
+}
+
+// applyPoliciesLocked gives every queue its effective configuration after a
+// policy changed.
+func (v *VHost) applyPoliciesLocked() {
+	for _, q := range v.queues {
+		own, err := queue.ParseArgs(q.Args)
+		if err != nil {
+			continue
+		}
+		q.SetConfig(v.queueConfigLocked(q.Name, q.Args, own))
+	}
+}
+
+// alternateLocked is an exchange's alternate exchange: its own argument, or
+// its policy's.
+func (v *VHost) alternateLocked(e *exchange.Exchange) (string, bool) {
+	if ae, ok := e.Args["alternate-exchange"].(string); ok {
+		return ae, true
+	}
+	if len(v.policies) == 0 {
+		return "", false
+	}
+	if p := v.policyForLocked(e.Name, false); p != nil {
+		ae, ok := p.Definition["alternate-exchange"].(string)
+		return ae, ok
+	}
+	return "", false
+}
+
+// Policies returns the virtual host's policies.
+func (v *VHost) Policies() []Policy {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]Policy, 0, len(v.policies))
+	for _, name := range slices.Sorted(maps.Keys(v.policies)) {
+		out = append(out, v.policies[name].Policy)
+	}
+	return out
+}
+
+// PolicyFor names the policy that applies to a queue (forQueue) or an
+// exchange, or "".
+func (v *VHost) PolicyFor(name string, forQueue bool) string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if p := v.policyForLocked(name, forQueue); p != nil {
+		return p.Name
+	}
+	return ""
+}
+
+func (v *VHost) storePolicy(b *storage.Batch, p Policy) {
+	if v.store == nil {
+		return
+	}
+	b.PutDefinition(storage.KindPolicy, v.key(p.Name), v.codec.EncodeTable(map[string]any{
+		"name": p.Name, "pattern": p.Pattern, "apply-to": p.ApplyTo,
+		"priority": int64(p.Priority), "definition": p.Definition,
+	}))
+}
+
+// recoverPoliciesLocked loads stored policies, before the queues they shape.
+func (v *VHost) recoverPoliciesLocked(records [][]byte) error {
+	for _, rec := range records {
+		t, err := v.codec.DecodeTable(rec)
+		if err != nil {
+			return fmt.Errorf("vhost %s: stored policy: %w", v.Name, err)
+		}
+		name, _ := t["name"].(string)
+		pattern, _ := t["pattern"].(string)
+		applyTo, _ := t["apply-to"].(string)
+		prio, _ := queue.IntArg(t["priority"])
+		def, _ := t["definition"].(map[string]any)
+		p, err := v.checkPolicy(Policy{Name: name, Pattern: pattern, ApplyTo: applyTo, Priority: int(prio), Definition: def})
+		if err != nil {
+			return fmt.Errorf("vhost %s: stored policy %q: %w", v.Name, name, err)
+		}
+		v.policies[name] = p
+	}
+	return nil
+}
