@@ -80,16 +80,19 @@ type defQueue struct {
 	Durable    bool           `json:"durable"`
 	AutoDelete bool           `json:"auto_delete"`
 	Arguments  map[string]any `json:"arguments"`
+	// Type is always "classic" here; RabbitMQ 3.10 writes it.
+	Type string `json:"type,omitempty"`
 }
 
 type defExchange struct {
-	Name       string         `json:"name"`
-	VHost      string         `json:"vhost,omitempty"`
-	Type       string         `json:"type"`
-	Durable    bool           `json:"durable"`
-	AutoDelete bool           `json:"auto_delete"`
-	Internal   bool           `json:"internal"`
-	Arguments  map[string]any `json:"arguments"`
+	Name       string `json:"name"`
+	VHost      string `json:"vhost,omitempty"`
+	Type       string `json:"type"`
+	Durable    bool   `json:"durable"`
+	AutoDelete bool   `json:"auto_delete"`
+	// Internal is left out when false, as RabbitMQ 3.10's export does.
+	Internal  bool           `json:"internal,omitempty"`
+	Arguments map[string]any `json:"arguments"`
 }
 
 type defBinding struct {
@@ -138,7 +141,7 @@ func (a *API) export(vs []*vhost.VHost, all bool) Definitions {
 			if q.Exclusive {
 				continue
 			}
-			d.Queues = append(d.Queues, defQueue{Name: q.Name, VHost: vn, Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: jsonTable(q.Args)})
+			d.Queues = append(d.Queues, defQueue{Name: q.Name, VHost: vn, Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: jsonTable(q.Args), Type: "classic"})
 		}
 		es := v.Exchanges()
 		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })

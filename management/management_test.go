@@ -449,6 +449,9 @@ func TestList10000Queues(t *testing.T) {
 
 func TestRabbitmqadmin(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/rabbitmqadmin"); err != nil {
+		if os.Getenv("WARREN_REQUIRE_RABBITMQADMIN") == "1" {
+			t.Fatal("rabbitmqadmin not installed (apt-get install rabbitmq-server)")
+		}
 		t.Skip("rabbitmqadmin not installed (apt-get install rabbitmq-server)")
 	}
 	e := start(t)
