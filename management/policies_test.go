@@ -54,19 +54,28 @@ func TestPolicies(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, own.Messages)
 
-	// A policy applies to a queue that already exists, from its next message.
+	// A policy applies to a queue that already exists: a length limit cuts
+	// its backlog at once, keeping the newest, as RabbitMQ does.
 	_, err = ch.QueueDeclare("late.q", false, false, false, false, nil)
 	require.NoError(t, err)
-	require.Equal(t, http.StatusCreated, e.do("PUT", "/api/policies/%2F/cap", map[string]any{
-		"pattern": `^late\.`, "definition": map[string]any{"max-length": 1},
-	}, nil))
 	for _, b := range []string{"1", "2", "3"} {
 		require.NoError(t, ch.Publish("", "late.q", false, false, amqp091.Publishing{Body: []byte(b)}))
 	}
 	require.Eventually(t, func() bool {
 		q, err := ch.QueueDeclarePassive("late.q", false, false, false, false, nil)
-		return err == nil && q.Messages == 1
+		return err == nil && q.Messages == 3
 	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, http.StatusCreated, e.do("PUT", "/api/policies/%2F/cap", map[string]any{
+		"pattern": `^late\.`, "definition": map[string]any{"max-length": 1},
+	}, nil))
+	left, err := ch.QueueDeclarePassive("late.q", false, false, false, false, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, left.Messages)
+	last, ok, err := ch.Get("late.q", false)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "3", string(last.Body))
+	require.NoError(t, last.Nack(false, true))
 	var list []map[string]any
 	require.Equal(t, http.StatusOK, e.do("GET", "/api/policies/%2F", nil, &list))
 	assert.Len(t, list, 2)
@@ -106,4 +115,29 @@ func TestPolicies(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, e.do("PUT", "/api/policies/%2F/bad", body, nil), "%v", body)
 	}
 	assert.Equal(t, http.StatusNotFound, e.do("DELETE", "/api/policies/%2F/nope", nil, nil))
+}
+
+// TestPolicyLimitDeadLetters: a length limit set by a policy on a queue that
+// has a dead-letter exchange moves the dropped backlog to its DLQ.
+func TestPolicyLimitDeadLetters(t *testing.T) {
+	e := start(t)
+	_, ch := e.channel()
+	_, err := ch.QueueDeclare("trim.dlq", false, false, false, false, nil)
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare("trim.q", false, false, false, false, amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "trim.dlq"})
+	require.NoError(t, err)
+	for _, b := range []string{"1", "2", "3"} {
+		require.NoError(t, ch.Publish("", "trim.q", false, false, amqp091.Publishing{Body: []byte(b)}))
+	}
+	require.Eventually(t, func() bool {
+		q, err := ch.QueueDeclarePassive("trim.q", false, false, false, false, nil)
+		return err == nil && q.Messages == 3
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, http.StatusCreated, e.do("PUT", "/api/policies/%2F/trim", map[string]any{
+		"pattern": `^trim\.q$`, "definition": map[string]any{"max-length": 1},
+	}, nil))
+	require.Eventually(t, func() bool {
+		q, err := ch.QueueDeclarePassive("trim.dlq", false, false, false, false, nil)
+		return err == nil && q.Messages == 2
+	}, 5*time.Second, 10*time.Millisecond)
 }

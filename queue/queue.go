@@ -147,14 +147,28 @@ func (q *Queue) Config() *Config { return q.config.Load() }
 
 // SetConfig changes the queue's behaviour while it lives, as a policy change
 // does in RabbitMQ. Its priority levels stay those of the declaration
-// (x-max-priority is declare-time only). Limits apply from the next message
-// on; messages already queued keep their deadlines.
+// (x-max-priority is declare-time only); a lower length limit drops the
+// oldest messages at once (dead-lettered as maxlen); messages already queued
+// keep their deadlines.
 func (q *Queue) SetConfig(c Config) {
 	c.MaxPriority = q.Config().MaxPriority
 	q.config.Store(&c)
+	var dls []DeadLetter
+	var b *storage.Batch
 	q.mu.Lock()
 	q.armExpiryLocked()
+	for !q.deleted && c.Overflow == DropHead && q.overLocked() {
+		head, level := q.headLocked(&b, &dls)
+		if head == nil {
+			break
+		}
+		dropped := q.takeLocked(level)
+		q.forget(&b, dropped.msg, dropped.seq)
+		dls = append(dls, DeadLetter{Message: dropped.msg, Reason: MaxLen})
+	}
 	q.mu.Unlock()
+	q.deadLetter(dls)
+	q.submit(b)
 }
 
 // Push enqueues m, applying TTL and length limits, and dispatches it. With

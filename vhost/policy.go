@@ -59,24 +59,27 @@ func (op SetPolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
 		return Result{}, err
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	v.policies[p.Name] = p
 	v.storePolicy(b, p.Policy)
-	v.applyPoliciesLocked()
+	updates := v.policyUpdatesLocked()
+	v.mu.Unlock()
+	applyUpdates(updates)
 	return Result{}, nil
 }
 
 func (op DeletePolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if v.policies[op.Name] == nil {
+		v.mu.Unlock()
 		return Result{}, errorf(NotFound, "no policy '%s' in vhost '%s'", op.Name, v.Name)
 	}
 	delete(v.policies, op.Name)
 	if v.store != nil {
 		b.DeleteDefinition(storage.KindPolicy, v.key(op.Name))
 	}
-	v.applyPoliciesLocked()
+	updates := v.policyUpdatesLocked()
+	v.mu.Unlock()
+	applyUpdates(updates)
 	return Result{}, nil
 }
 
@@ -159,15 +162,30 @@ func (v *VHost) queueConfigLocked(name string, args map[string]any, own queue.Co
 	return cfg
 }
 
-// applyPoliciesLocked gives every queue its effective configuration after a
-// policy changed.
-func (v *VHost) applyPoliciesLocked() {
+// configUpdate is a queue's new effective configuration.
+type configUpdate struct {
+	q   *queue.Queue
+	cfg queue.Config
+}
+
+// policyUpdatesLocked works out every queue's effective configuration after
+// a policy changed. They are applied with the vhost lock released: a queue
+// that drops messages to a new limit dead-letters them through the vhost.
+func (v *VHost) policyUpdatesLocked() []configUpdate {
+	updates := make([]configUpdate, 0, len(v.queues))
 	for _, q := range v.queues {
 		own, err := queue.ParseArgs(q.Args)
 		if err != nil {
 			continue
 		}
-		q.SetConfig(v.queueConfigLocked(q.Name, q.Args, own))
+		updates = append(updates, configUpdate{q, v.queueConfigLocked(q.Name, q.Args, own)})
+	}
+	return updates
+}
+
+func applyUpdates(updates []configUpdate) {
+	for _, u := range updates {
+		u.q.SetConfig(u.cfg)
 	}
 }
 
