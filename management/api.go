@@ -303,6 +303,25 @@ func brokerError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusInternalServerError, "internal_error", err.Error())
 }
 
+// apply carries out a definition op for a request and answers with status,
+// or with RabbitMQ's error. It reports whether the op succeeded.
+func apply(q *request, v *vhost.VHost, op vhost.Op, status int) bool {
+	if _, err := v.Apply(op); err != nil {
+		brokerError(q.w, err)
+		return false
+	}
+	q.w.WriteHeader(status)
+	return true
+}
+
+// createdOr is 204 for an object that already existed, else 201.
+func createdOr(existed bool) int {
+	if existed {
+		return http.StatusNoContent
+	}
+	return http.StatusCreated
+}
+
 // readBody decodes a JSON body, numbers as json.Number; an empty body is {}.
 func readBody(q *request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(q.w, q.r.Body, 64<<20))

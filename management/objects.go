@@ -505,16 +505,7 @@ func (a *API) declareQueue(q *request, v *vhost.VHost, name string) {
 		return
 	}
 	existed := findQueue(v, name) != nil
-	_, err := v.Apply(vhost.DeclareQueue{Name: name, Durable: body.durable(), AutoDelete: body.AutoDelete, Args: tableArgs(body.Arguments)})
-	if err != nil {
-		brokerError(q.w, err)
-		return
-	}
-	if existed {
-		q.w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	q.w.WriteHeader(http.StatusCreated)
+	apply(q, v, vhost.DeclareQueue{Name: name, Durable: body.durable(), AutoDelete: body.AutoDelete, Args: tableArgs(body.Arguments)}, createdOr(existed))
 }
 
 func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
@@ -524,12 +515,7 @@ func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
 		return
 	}
 	qs := q.r.URL.Query()
-	_, err := v.Apply(vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Owner})
-	if err != nil {
-		brokerError(q.w, err)
-		return
-	}
-	q.w.WriteHeader(http.StatusNoContent)
+	apply(q, v, vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Owner}, http.StatusNoContent)
 }
 
 // ---- exchanges ----
@@ -596,11 +582,7 @@ func (a *API) routeExchanges(q *request) {
 				writeError(q.w, http.StatusForbidden, "access_refused", "deletion of system exchange '"+s[2]+"' in vhost '"+v.Name+"' not allowed")
 				return
 			}
-			if _, err := v.Apply(vhost.DeleteExchange{Name: name, IfUnused: q.r.URL.Query().Get("if-unused") == "true"}); err != nil {
-				brokerError(q.w, err)
-				return
-			}
-			q.w.WriteHeader(http.StatusNoContent)
+			apply(q, v, vhost.DeleteExchange{Name: name, IfUnused: q.r.URL.Query().Get("if-unused") == "true"}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
 		}
@@ -658,17 +640,8 @@ func (a *API) declareExchange(q *request, v *vhost.VHost, name string) {
 		badRequest(q.w, "type is required")
 		return
 	}
-	_, err = v.Apply(vhost.DeclareExchange{Name: name, Kind: body.Type, Durable: body.durable(), AutoDelete: body.AutoDelete,
-		Internal: body.Internal, Args: tableArgs(body.Arguments)})
-	if err != nil {
-		brokerError(q.w, err)
-		return
-	}
-	if existed {
-		q.w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	q.w.WriteHeader(http.StatusCreated)
+	apply(q, v, vhost.DeclareExchange{Name: name, Kind: body.Type, Durable: body.durable(), AutoDelete: body.AutoDelete,
+		Internal: body.Internal, Args: tableArgs(body.Arguments)}, createdOr(existed))
 }
 
 // ---- bindings ----
@@ -830,12 +803,9 @@ func (a *API) routeBindings(q *request) {
 				return
 			}
 			args := tableArgs(body.Arguments)
-			if _, err := v.Apply(vhost.Bind{Source: src, Destination: dest, ToExchange: toEx, Key: body.RoutingKey, Args: args, Owner: ownerOf(v, dest, toEx)}); err != nil {
-				brokerError(q.w, err)
-				return
-			}
+			// The header goes before the status; on an error it is harmless.
 			q.w.Header().Set("Location", propertiesKey(body.RoutingKey, args))
-			q.w.WriteHeader(http.StatusCreated)
+			apply(q, v, vhost.Bind{Source: src, Destination: dest, ToExchange: toEx, Key: body.RoutingKey, Args: args, Owner: ownerOf(v, dest, toEx)}, http.StatusCreated)
 		default:
 			methodNotAllowed(q.w)
 		}
@@ -849,12 +819,8 @@ func (a *API) routeBindings(q *request) {
 		case http.MethodGet:
 			writeJSON(q.w, 200, b)
 		case http.MethodDelete:
-			if _, err := v.Apply(vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
-				Args: b.args, Owner: ownerOf(v, dest, toEx)}); err != nil {
-				brokerError(q.w, err)
-				return
-			}
-			q.w.WriteHeader(http.StatusNoContent)
+			apply(q, v, vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
+				Args: b.args, Owner: ownerOf(v, dest, toEx)}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
 		}

@@ -62,18 +62,10 @@ func (a *API) routePolicies(q *request) {
 				return
 			}
 			prio, _ := body.Priority.Int64()
-			op := vhost.SetPolicy{Name: s[2], Pattern: body.Pattern, ApplyTo: body.ApplyTo, Priority: int(prio), Definition: tableArgs(body.Definition)}
-			if _, err := v.Apply(op); err != nil {
-				brokerError(q.w, err)
-				return
-			}
-			q.w.WriteHeader(http.StatusCreated)
+			apply(q, v, vhost.SetPolicy{Name: s[2], Pattern: body.Pattern, ApplyTo: body.ApplyTo, Priority: int(prio),
+				Definition: tableArgs(body.Definition)}, http.StatusCreated)
 		case http.MethodDelete:
-			if _, err := v.Apply(vhost.DeletePolicy{Name: s[2]}); err != nil {
-				brokerError(q.w, err)
-				return
-			}
-			q.w.WriteHeader(http.StatusNoContent)
+			apply(q, v, vhost.DeletePolicy{Name: s[2]}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
 		}
