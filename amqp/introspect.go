@@ -231,33 +231,30 @@ func (ch *channel) snapshot(ci ConnectionInfo, withConsumers bool) (ChannelInfo,
 	return info, cons
 }
 
-// Channels returns the open channels of every open connection.
-func (s *Server) Channels() []ChannelInfo {
-	var out []ChannelInfo
+// eachChannel snapshots every open channel of every open connection; with
+// consumers, its consumers too.
+func (s *Server) eachChannel(consumers bool, fn func(ChannelInfo, []ConsumerInfo)) {
 	for _, c := range s.openConns() {
 		chs := c.channelList()
 		ci := c.info()
 		ci.Channels = len(chs)
 		for _, ch := range chs {
-			info, _ := ch.snapshot(ci, false)
-			out = append(out, info)
+			fn(ch.snapshot(ci, consumers))
 		}
 	}
+}
+
+// Channels returns the open channels of every open connection.
+func (s *Server) Channels() []ChannelInfo {
+	var out []ChannelInfo
+	s.eachChannel(false, func(info ChannelInfo, _ []ConsumerInfo) { out = append(out, info) })
 	return out
 }
 
 // Consumers returns every consumer on every open channel.
 func (s *Server) Consumers() []ConsumerInfo {
 	var out []ConsumerInfo
-	for _, c := range s.openConns() {
-		chs := c.channelList()
-		ci := c.info()
-		ci.Channels = len(chs)
-		for _, ch := range chs {
-			_, cons := ch.snapshot(ci, true)
-			out = append(out, cons...)
-		}
-	}
+	s.eachChannel(true, func(_ ChannelInfo, cons []ConsumerInfo) { out = append(out, cons...) })
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
 	return out
 }
