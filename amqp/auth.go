@@ -2,61 +2,125 @@ package amqp
 
 import (
 	"bytes"
+	"crypto/md5" //nolint:gosec // RabbitMQ's pre-3.6 password hashing, for imported users
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
 
-// account is a configured user, ready for logins and permission checks.
+// account is a user, ready for logins and permission checks. One account
+// lives as long as its user: PutUser swaps its credentials and
+// SetPermissions its permissions in place, atomically, so a connection that
+// holds the account sees the change at its next check; DeleteUser drops it
+// from the registry (and a user made again under the same name is a new
+// account).
 type account struct {
 	name  string
-	check func(password string) bool
-	tags  []string
-	perms map[string]*permissions // by vhost
+	creds atomic.Pointer[credentials]
+	perms atomic.Pointer[permissionSet] // never nil; replaced whole, never changed
 }
 
-// permissions are a user's compiled patterns on one vhost.
+// credentials are a user's password hash and tags; replaced whole.
+type credentials struct {
+	// hash is RabbitMQ's base64 salt ++ digest, as stored and exported; ""
+	// is a user without a password, who cannot log in with one.
+	hash string
+	// raw is hash decoded: 4 bytes of salt, then the digest.
+	raw       []byte
+	algorithm string // RabbitMQ's hashing module name
+	tags      []string
+}
+
+// permissionSet is a user's permissions by vhost name.
+type permissionSet map[string]*permissions
+
+// permissions are a user's patterns on one vhost, as given and compiled.
 type permissions struct {
+	Permission
 	configure, write, read *regexp.Regexp
 }
 
-func newAccount(u User) (*account, error) {
-	a := &account{name: u.Name, tags: u.Tags, perms: make(map[string]*permissions)}
-	if u.PasswordHash != "" {
-		raw, err := base64.StdEncoding.DecodeString(u.PasswordHash)
-		if err != nil || len(raw) != 4+sha256.Size {
-			return nil, fmt.Errorf("user %q: password_hash is not a base64 salted SHA-256 hash", u.Name)
-		}
-		a.check = func(pw string) bool { return subtle.ConstantTimeCompare(hashPassword(raw[:4], pw), raw) == 1 }
-	} else {
-		want := []byte(u.Password)
-		a.check = func(pw string) bool { return subtle.ConstantTimeCompare([]byte(pw), want) == 1 }
+// RabbitMQ's password hashing modules; sha256 is its default since 3.6.
+const (
+	hashingSHA256 = "rabbit_password_hashing_sha256"
+	hashingSHA512 = "rabbit_password_hashing_sha512"
+	hashingMD5    = "rabbit_password_hashing_md5"
+)
+
+var hashings = map[string]func() hash.Hash{
+	hashingSHA256: sha256.New,
+	hashingSHA512: sha512.New,
+	hashingMD5:    md5.New,
+}
+
+// newCredentials checks a password hash as RabbitMQ stores it (base64 of a
+// 4-byte salt and the digest of salt ++ password) for the named algorithm
+// ("" is SHA-256).
+func newCredentials(passwordHash, algorithm string, tags []string) (*credentials, error) {
+	if algorithm == "" {
+		algorithm = hashingSHA256
 	}
-	for vh, p := range u.Permissions {
-		var ps permissions
-		for _, x := range []struct {
-			dst **regexp.Regexp
-			src string
-		}{{&ps.configure, p.Configure}, {&ps.write, p.Write}, {&ps.read, p.Read}} {
-			// RabbitMQ matches the whole name against the pattern as given,
-			// which is an unanchored search; "" matches nothing.
-			if x.src == "" {
-				continue
-			}
-			re, err := regexp.Compile(x.src)
-			if err != nil {
-				return nil, fmt.Errorf("user %q: vhost %q: %w", u.Name, vh, err)
-			}
-			*x.dst = re
-		}
-		a.perms[vh] = &ps
+	h, ok := hashings[algorithm]
+	if !ok {
+		return nil, fmt.Errorf("unsupported hashing_algorithm '%s'", algorithm)
 	}
-	return a, nil
+	cr := &credentials{hash: passwordHash, algorithm: algorithm, tags: slices.Clone(tags)}
+	if passwordHash == "" {
+		return cr, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(passwordHash)
+	if err != nil || len(raw) != 4+h().Size() {
+		return nil, fmt.Errorf("password_hash is not a base64 salted %s hash", strings.TrimPrefix(algorithm, "rabbit_password_hashing_"))
+	}
+	cr.raw = raw
+	return cr, nil
+}
+
+// check reports whether password is the account's password.
+func (a *account) check(password string) bool {
+	cr := a.creds.Load()
+	if cr.raw == nil {
+		return false
+	}
+	d := hashings[cr.algorithm]()
+	d.Write(cr.raw[:4])
+	d.Write([]byte(password))
+	return subtle.ConstantTimeCompare(d.Sum(nil), cr.raw[4:]) == 1
+}
+
+// tags returns the account's tags; the caller must not change them.
+func (a *account) tags() []string { return a.creds.Load().tags }
+
+// compilePermissions compiles RabbitMQ's three patterns. RabbitMQ matches
+// the whole name against a pattern as given, which is an unanchored search;
+// "" matches nothing.
+func compilePermissions(p Permission) (*permissions, error) {
+	ps := &permissions{Permission: p}
+	for _, x := range []struct {
+		dst **regexp.Regexp
+		src string
+	}{{&ps.configure, p.Configure}, {&ps.write, p.Write}, {&ps.read, p.Read}} {
+		if x.src == "" {
+			continue
+		}
+		re, err := regexp.Compile(x.src)
+		if err != nil {
+			return nil, fmt.Errorf("invalid regular expression '%s': %w", x.src, err)
+		}
+		*x.dst = re
+	}
+	return ps, nil
 }
 
 // hashPassword is RabbitMQ's rabbit_password_hashing_sha256: salt followed by
@@ -68,9 +132,18 @@ func hashPassword(salt []byte, password string) []byte {
 	return append(append([]byte{}, salt...), h.Sum(nil)...)
 }
 
-// HashPassword returns a RabbitMQ-compatible password_hash for the config.
+// HashPassword returns a RabbitMQ-compatible password_hash (SHA-256) for
+// the given salt.
 func HashPassword(salt [4]byte, password string) string {
 	return base64.StdEncoding.EncodeToString(hashPassword(salt[:], password))
+}
+
+// NewPasswordHash hashes a clear-text password as RabbitMQ does, with a
+// fresh random salt: what PutUser takes, since clear text is never stored.
+func NewPasswordHash(password string) string {
+	var salt [4]byte
+	_, _ = rand.Read(salt[:])
+	return HashPassword(salt, password)
 }
 
 // parseCredentials reads the start-ok response for PLAIN or AMQPLAIN.
@@ -110,9 +183,11 @@ func (a access) String() string {
 	return [...]string{"configure", "write", "read"}[a]
 }
 
-// allowed reports whether the user may do a on the named resource in vhost.
+// allowed reports whether the user may do what on the named resource in
+// vhost, by the permissions the user has now: every check reads them afresh
+// (RabbitMQ's channels cache their last 12 successful checks instead).
 func (a *account) allowed(vh string, what access, name string) bool {
-	p := a.perms[vh]
+	p := (*a.perms.Load())[vh]
 	if p == nil {
 		return false
 	}

@@ -50,7 +50,10 @@ type Config struct {
 	// fails the commit as a broken disk would.
 	StorageFault func() error
 
-	// Users may log in; Vhosts exist at start.
+	// Users and Vhosts are a baseline applied at every start: each one (and
+	// each of a user's permissions) that is not stored is created and
+	// stored; one that is stored keeps its stored value. At run time they
+	// change through Server.Apply.
 	Users  []User
 	Vhosts []string
 }
@@ -74,7 +77,8 @@ type TLSConfig struct {
 // User is a login with per-vhost permissions.
 type User struct {
 	Name string
-	// Password is the clear-text password, used when PasswordHash is empty.
+	// Password is the clear-text password, used when PasswordHash is
+	// empty; only its salted SHA-256 hash is stored.
 	Password string
 	// PasswordHash is RabbitMQ's base64 salted SHA-256 hash (rabbit_password_hashing_sha256).
 	PasswordHash string

@@ -17,12 +17,19 @@
 //
 // A lock may be taken while holding the ones above it, never below:
 //
+//	Server.opMu           users, vhosts, permissions: one ServerOp at a time (Apply);
+//	                      DeleteVhost deletes the vhost's queues under it
 //	vhost.VHost.mu        definitions; held only for lookups and for q.Stats/q.Touch
 //	queue.Queue.mu        a queue's messages and consumers; Consumer.Deliver runs under it
 //	channel.mu            a channel's consumers, unacked deliveries, prefetch counters
 //	conn.outMu            a connection's outbound buffer
 //
-// conn.mu (the channel map) and vhost.VHost.replyMu are taken alone. Queue
+// conn.mu (the channel map) and vhost.VHost.replyMu are taken alone;
+// Server.mu (listeners, connections) alone or under Server.opMu, which lists
+// the connections to close when a vhost or a user is deleted. Logins and
+// permission checks take no lock: the users and vhosts are an immutable
+// snapshot behind an atomic pointer (registry.go), and an account's
+// credentials and permissions are atomic pointers too. Queue
 // hooks (dead-lettering, x-expires) are called with no queue lock held, so a
 // dead letter may be pushed to any queue, including back to its source.
 // Channel code never calls into a queue while holding channel.mu: it

@@ -92,7 +92,7 @@ func (c *conn) handshake() error {
 	if vh == nil {
 		return methodError(m, wire.NotAllowed, "vhost %s not found", open.VirtualHost)
 	}
-	if c.user.perms[vh.Name] == nil {
+	if (*c.user.perms.Load())[vh.Name] == nil {
 		return methodError(m, wire.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.Name, c.user.name)
 	}
 	if limit := c.srv.cfg.MaxConnections; limit > 0 {
@@ -113,6 +113,15 @@ func (c *conn) handshake() error {
 	c.sendRaw(&wire.ConnectionOpenOk{}, 0)
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.open.Store(true)
+	// Deleting a vhost or a user takes it out of the registry, then closes
+	// the open connections. One that opened meanwhile was not listed, so it
+	// looks now: one of the two sees the other (both are atomics).
+	if c.srv.VHost(vh.Name) != vh {
+		return newError(wire.ConnectionForced, "vhost '%s' is deleted", vh.Name)
+	}
+	if c.srv.account(c.user.name) != c.user {
+		return newError(wire.ConnectionForced, "user '%s' is deleted", c.user.name)
+	}
 	return nil
 }
 
@@ -157,7 +166,7 @@ func (c *conn) authenticate(mechanism, response string) error {
 		if user == "" {
 			return refused
 		}
-		a = c.srv.accounts[user]
+		a = c.srv.account(user)
 	} else {
 		var password string
 		var ok bool
@@ -165,7 +174,7 @@ func (c *conn) authenticate(mechanism, response string) error {
 		if !ok {
 			return refused
 		}
-		if a = c.srv.accounts[user]; a != nil && !a.check(password) {
+		if a = c.srv.account(user); a != nil && !a.check(password) {
 			a = nil
 		}
 	}

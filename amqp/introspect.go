@@ -1,8 +1,8 @@
 package amqp
 
 import (
-	"crypto/rand"
 	"crypto/tls"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -15,54 +15,73 @@ import (
 // needs, plus the few controls it offers (closing a connection). Snapshots
 // are plain values: nothing here hands out a connection or a channel.
 
-// UserInfo is a configured user as the management API shows it.
+// UserInfo is a user as the management API shows it.
 type UserInfo struct {
 	Name string
 	Tags []string
-	// PasswordHash is RabbitMQ's base64 salted SHA-256 hash: the configured
-	// one, or one made from the clear-text password (with a fresh salt).
-	PasswordHash string
-	Permissions  map[string]Permission
+	// PasswordHash is RabbitMQ's base64 salted hash, as stored ("" for a
+	// user without a password), and HashingAlgorithm its hashing module.
+	PasswordHash     string
+	HashingAlgorithm string
+	// Permissions maps a vhost name to the user's patterns there.
+	Permissions map[string]Permission
+}
+
+// VHostInfo is a virtual host's metadata.
+type VHostInfo struct {
+	Name        string
+	Description string
+	Tags        []string
 }
 
 // Authenticate checks a user's password (as connection.start-ok would) and
 // returns the user's tags. guest is refused unless remote is a loopback
 // address, as RabbitMQ's loopback_users does for the management API too.
 func (s *Server) Authenticate(user, password string, remote net.Addr) (tags []string, ok bool) {
-	a := s.accounts[user]
+	a := s.account(user)
 	if a == nil || !a.check(password) {
 		return nil, false
 	}
 	if user == "guest" && remote != nil && !isLoopback(remote) {
 		return nil, false
 	}
-	return slices.Clone(a.tags), true
+	return slices.Clone(a.tags()), true
 }
 
-// Users returns the configured users, sorted by name.
+// Users returns the users, sorted by name.
 func (s *Server) Users() []UserInfo {
-	out := make([]UserInfo, 0, len(s.cfg.Users))
-	for _, u := range s.cfg.Users {
-		h := u.PasswordHash
-		if h == "" {
-			var salt [4]byte
-			_, _ = rand.Read(salt[:])
-			h = HashPassword(salt, u.Password)
-		}
-		perms := make(map[string]Permission, len(u.Permissions))
-		for k, v := range u.Permissions {
-			perms[k] = v
-		}
-		out = append(out, UserInfo{Name: u.Name, Tags: slices.Clone(u.Tags), PasswordHash: h, Permissions: perms})
+	reg := s.reg.Load()
+	out := make([]UserInfo, 0, len(reg.accounts))
+	for _, name := range slices.Sorted(maps.Keys(reg.accounts)) {
+		out = append(out, reg.accounts[name].info())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// User returns the named user.
+func (s *Server) User(name string) (UserInfo, bool) {
+	a := s.account(name)
+	if a == nil {
+		return UserInfo{}, false
+	}
+	return a.info(), true
+}
+
+func (a *account) info() UserInfo {
+	cr := a.creds.Load()
+	perms := *a.perms.Load()
+	u := UserInfo{Name: a.name, Tags: slices.Clone(cr.tags), PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm,
+		Permissions: make(map[string]Permission, len(perms))}
+	for vh, p := range perms {
+		u.Permissions[vh] = p.Permission
+	}
+	return u
 }
 
 // Permitted reports whether user may do what ("configure", "write" or
 // "read") on the named resource in vhost, by the user's permission patterns.
 func (s *Server) Permitted(user, vhostName, what, name string) bool {
-	a := s.accounts[user]
+	a := s.account(user)
 	if a == nil {
 		return false
 	}
@@ -82,28 +101,33 @@ func (s *Server) Permitted(user, vhostName, what, name string) bool {
 
 // HasVHostAccess reports whether user has any permissions on vhost.
 func (s *Server) HasVHostAccess(user, vhostName string) bool {
-	a := s.accounts[user]
-	return a != nil && a.perms[vhostName] != nil
+	a := s.account(user)
+	return a != nil && (*a.perms.Load())[vhostName] != nil
 }
 
 // VHostNames returns the virtual hosts' names, sorted.
 func (s *Server) VHostNames() []string {
-	names := make([]string, 0, len(s.vhosts))
-	for n := range s.vhosts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(s.reg.Load().vhosts))
 }
 
 // VHosts returns the virtual hosts, sorted by name.
 func (s *Server) VHosts() []*vhost.VHost {
-	names := s.VHostNames()
+	reg := s.reg.Load()
+	names := slices.Sorted(maps.Keys(reg.vhosts))
 	out := make([]*vhost.VHost, len(names))
 	for i, n := range names {
-		out[i] = s.vhosts[n]
+		out[i] = reg.vhosts[n].v
 	}
 	return out
+}
+
+// VHostInfo returns a virtual host's metadata.
+func (s *Server) VHostInfo(name string) (VHostInfo, bool) {
+	e := s.reg.Load().vhosts[name]
+	if e == nil {
+		return VHostInfo{}, false
+	}
+	return VHostInfo{Name: name, Description: e.description, Tags: slices.Clone(e.tags)}, true
 }
 
 // ConnectionInfo is a snapshot of one open connection.

@@ -24,16 +24,21 @@ var Version = "0.1.0"
 
 // Server accepts AMQP 0-9-1 connections and owns the virtual hosts.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	vhosts   map[string]*vhost.VHost // fixed after NewServer
-	accounts map[string]*account     // fixed after NewServer
-	store    *storage.Store
-	tls      *tls.Config // nil unless cfg.TLS has a certificate
-	nextID   atomic.Uint64
-	open     atomic.Int64 // connections past connection.open, for MaxConnections
-	alarms   alarms
-	stop     chan struct{} // closed by Shutdown: ends background work
+	cfg    Config
+	log    *slog.Logger
+	store  *storage.Store
+	tls    *tls.Config // nil unless cfg.TLS has a certificate
+	nextID atomic.Uint64
+	open   atomic.Int64 // connections past connection.open, for MaxConnections
+	alarms alarms
+	stop   chan struct{} // closed by Shutdown: ends background work
+
+	// reg is the users and virtual hosts, read lock-free (see registry);
+	// only Apply replaces it, holding opMu.
+	reg atomic.Pointer[registry]
+	// opMu serializes ServerOps (Apply): one change to users, vhosts or
+	// permissions at a time, memory and storage together.
+	opMu sync.Mutex
 
 	mu        sync.Mutex // guards listeners, conns, shutdown
 	listeners map[net.Listener]struct{}
@@ -50,21 +55,12 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       log,
-		vhosts:    make(map[string]*vhost.VHost),
-		accounts:  make(map[string]*account),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		stop:      make(chan struct{}),
 	}
 	s.alarms.changed = make(chan struct{})
 	s.alarms.memLimit, s.alarms.diskLimit = cfg.MemoryHighWatermark, cfg.DiskFreeLimit
-	for _, u := range cfg.Users {
-		a, err := newAccount(u)
-		if err != nil {
-			return nil, err
-		}
-		s.accounts[u.Name] = a
-	}
 	if cfg.TLS.Listen != "" || cfg.TLS.CertFile != "" {
 		tc, err := cfg.TLS.serverTLS()
 		if err != nil {
@@ -77,8 +73,16 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
-	for _, name := range cfg.Vhosts {
-		s.vhosts[name] = vhost.New(name, vhost.Options{Codec: codec{}, Store: store, Log: log.With("vhost", name), Limits: cfg.VHostLimits})
+	// Users, vhosts and permissions come back first, then the config's
+	// baseline fills in what is missing; only then do the vhosts, all of
+	// them, recover their queues.
+	if err := s.restoreDefinitions(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := s.applyBaseline(); err != nil {
+		store.Close()
+		return nil, err
 	}
 	if err := s.recover(); err != nil {
 		store.Close()
@@ -95,7 +99,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 func (s *Server) recover() error {
 	start := time.Now()
 	cache := &recovered{loaded: make(map[uint64]*queue.Message)}
-	for _, v := range s.vhosts {
+	for _, v := range s.VHosts() {
 		if err := v.Recover(cache); err != nil {
 			return err
 		}
@@ -140,7 +144,12 @@ func (r *recovered) Add(id uint64, record []byte) (*queue.Message, error) {
 }
 
 // VHost returns the named virtual host, or nil.
-func (s *Server) VHost(name string) *vhost.VHost { return s.vhosts[name] }
+func (s *Server) VHost(name string) *vhost.VHost {
+	if e := s.reg.Load().vhosts[name]; e != nil {
+		return e.v
+	}
+	return nil
+}
 
 // ListenAndServe listens on cfg.Listen and serves until Shutdown.
 func (s *Server) ListenAndServe() error {

@@ -7,7 +7,8 @@
 // (Options.SampleInterval): a rate is the change of a total between the last
 // two samples divided by the time between them. There is no stats database.
 //
-// Every definition change goes through vhost.Apply, as AMQP's do.
+// Every definition change goes through vhost.Apply, as AMQP's do, and every
+// change to users, vhosts and permissions through amqp.Server.Apply.
 package management
 
 import (
@@ -158,11 +159,11 @@ func (a *API) route(q *request) {
 	case "nodes":
 		get(q, a.nodes)
 	case "vhosts":
-		get(q, a.vhosts)
+		a.routeVHosts(q)
 	case "users":
-		get(q, a.users)
+		a.routeUsers(q)
 	case "permissions":
-		get(q, a.permissions)
+		a.routePermissions(q)
 	case "policies":
 		a.routePolicies(q)
 	case "parameters", "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
@@ -311,6 +312,20 @@ func apply(q *request, v *vhost.VHost, op vhost.Op, status int) bool {
 		return false
 	}
 	q.w.WriteHeader(status)
+	return true
+}
+
+// applyServer carries out a server op (users, vhosts, permissions) for a
+// request and answers with status (none if 0), or with RabbitMQ's error. It
+// reports whether the op succeeded.
+func (a *API) applyServer(q *request, op amqp.ServerOp, status int) bool {
+	if err := a.srv.Apply(op); err != nil {
+		brokerError(q.w, err)
+		return false
+	}
+	if status != 0 {
+		q.w.WriteHeader(status)
+	}
 	return true
 }
 

@@ -3,7 +3,9 @@ package management
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,7 +32,10 @@ type Definitions struct {
 }
 
 type defUser struct {
-	Name             string         `json:"name"`
+	Name string `json:"name"`
+	// Password is a clear-text password, which hand-written files may give
+	// instead of PasswordHash; it is hashed on import and never exported.
+	Password         string         `json:"password,omitempty"`
 	PasswordHash     string         `json:"password_hash"`
 	HashingAlgorithm string         `json:"hashing_algorithm"`
 	Tags             tagList        `json:"tags"`
@@ -61,9 +66,18 @@ func (t *tagList) UnmarshalJSON(b []byte) error {
 }
 
 type defVHost struct {
-	Name     string         `json:"name"`
-	Limits   []any          `json:"limits,omitempty"`
-	Metadata map[string]any `json:"metadata,omitempty"`
+	Name   string `json:"name"`
+	Limits []any  `json:"limits"`
+	// Metadata is where RabbitMQ 3.10 writes a vhost's description and tags.
+	Metadata *defVHostMetadata `json:"metadata,omitempty"`
+	// Description and Tags at the top level are read too.
+	Description string  `json:"description,omitempty"`
+	Tags        tagList `json:"tags,omitempty"`
+}
+
+type defVHostMetadata struct {
+	Description string  `json:"description"`
+	Tags        tagList `json:"tags"`
 }
 
 type defPermission struct {
@@ -116,10 +130,11 @@ func (a *API) export(vs []*vhost.VHost, all bool) Definitions {
 	if all {
 		for _, u := range a.srv.Users() {
 			d.Users = append(d.Users, defUser{Name: u.Name, PasswordHash: u.PasswordHash,
-				HashingAlgorithm: "rabbit_password_hashing_sha256", Tags: nonNil(u.Tags), Limits: map[string]any{}})
-			for _, p := range permissionsOf(u) {
-				d.Permissions = append(d.Permissions, defPermission{User: u.Name, VHost: p["vhost"].(string),
-					Configure: p["configure"].(string), Write: p["write"].(string), Read: p["read"].(string)})
+				HashingAlgorithm: u.HashingAlgorithm, Tags: nonNil(u.Tags), Limits: map[string]any{}})
+			for _, vh := range slices.Sorted(maps.Keys(u.Permissions)) {
+				p := u.Permissions[vh]
+				d.Permissions = append(d.Permissions, defPermission{User: u.Name, VHost: vh,
+					Configure: p.Configure, Write: p.Write, Read: p.Read})
 			}
 		}
 	}
@@ -127,7 +142,9 @@ func (a *API) export(vs []*vhost.VHost, all bool) Definitions {
 		vn := ""
 		if all {
 			vn = v.Name
-			d.VHosts = append(d.VHosts, defVHost{Name: v.Name})
+			info, _ := a.srv.VHostInfo(v.Name)
+			d.VHosts = append(d.VHosts, defVHost{Name: v.Name, Limits: []any{},
+				Metadata: &defVHostMetadata{Description: info.Description, Tags: nonNil(info.Tags)}})
 		}
 		for _, pol := range v.Policies() {
 			d.Policies = append(d.Policies, map[string]any{
@@ -191,18 +208,26 @@ func (a *API) importDefinitions(q *request) {
 		}
 		only = q.segs[1]
 	}
-	if err := a.Import(&d, only); err != nil {
+	if err := a.importAs(&d, only, q.u.name); err != nil {
 		brokerError(q.w, err)
 		return
 	}
 	q.w.WriteHeader(http.StatusNoContent)
 }
 
-// Import applies definitions: policies, exchanges, then queues, then
-// bindings, each through vhost.Apply. Objects without a vhost go to only (or
-// "/"). Users, vhosts and permissions cannot change at run time in Warren:
-// vhosts must already exist, the rest is ignored (and logged).
+// Import applies definitions as RabbitMQ's import does: users, vhosts and
+// permissions (each an amqp.ServerOp), then policies, exchanges, queues and
+// bindings (each through vhost.Apply). Objects without a vhost go to only
+// (or "/"). With only set (a per-vhost import), users, vhosts and
+// permissions are ignored, as RabbitMQ ignores them.
 func (a *API) Import(d *Definitions, only string) error {
+	return a.importAs(d, only, "")
+}
+
+// importAs is Import on behalf of an API user, who is given full
+// permissions on the vhosts the import creates, as RabbitMQ does; "" is the
+// broker itself (definitions.import_file at start).
+func (a *API) importAs(d *Definitions, only, acting string) error {
 	vh := func(name string) (*vhost.VHost, error) {
 		if only != "" {
 			name = only
@@ -211,18 +236,20 @@ func (a *API) Import(d *Definitions, only string) error {
 		}
 		v := a.srv.VHost(name)
 		if v == nil {
-			return nil, &vhost.Error{Kind: vhost.NotFound, Text: fmt.Sprintf("vhost '%s' does not exist (vhosts come from Warren's config)", name)}
+			return nil, &vhost.Error{Kind: vhost.NotFound, Text: fmt.Sprintf("no vhost '%s'", name)}
 		}
 		return v, nil
 	}
-	for _, v := range d.VHosts {
-		if a.srv.VHost(v.Name) == nil && only == "" {
-			return &vhost.Error{Kind: vhost.NotFound, Text: fmt.Sprintf("vhost '%s' does not exist (vhosts come from Warren's config)", v.Name)}
+	if only == "" {
+		if err := a.importAccess(d, acting); err != nil {
+			return err
 		}
+	} else if n := len(d.Users) + len(d.VHosts) + len(d.Permissions); n > 0 {
+		a.log.Info("definitions import into one vhost: users, vhosts and permissions are ignored",
+			"users", len(d.Users), "vhosts", len(d.VHosts), "permissions", len(d.Permissions))
 	}
-	if n := len(d.Users) + len(d.Permissions) + len(d.Parameters); n > 0 {
-		a.log.Info("definitions import: users, permissions and parameters are not imported",
-			"users", len(d.Users), "permissions", len(d.Permissions), "parameters", len(d.Parameters))
+	if len(d.Parameters) > 0 {
+		a.log.Info("definitions import: parameters are not imported", "parameters", len(d.Parameters))
 	}
 	// Policies first, so that the queues declared below take them at once.
 	for _, raw := range d.Policies {
@@ -279,4 +306,59 @@ func (a *API) Import(d *Definitions, only string) error {
 		}
 	}
 	return nil
+}
+
+// importAccess creates or updates the users, creates the missing vhosts
+// and sets the permissions of d.
+func (a *API) importAccess(d *Definitions, acting string) error {
+	version := d.RabbitVersion
+	if version == "" {
+		version = d.RabbitMQVersion
+	}
+	for _, u := range d.Users {
+		op := amqp.PutUser{Name: u.Name, PasswordHash: u.PasswordHash, HashingAlgorithm: u.HashingAlgorithm, Tags: u.Tags}
+		switch {
+		case u.PasswordHash == "" && u.Password != "":
+			op.PasswordHash, op.HashingAlgorithm = amqp.NewPasswordHash(u.Password), ""
+		case op.HashingAlgorithm == "" && before36(version):
+			// RabbitMQ before 3.6 hashed with MD5 and did not say so.
+			op.HashingAlgorithm = "rabbit_password_hashing_md5"
+		}
+		if err := a.srv.Apply(op); err != nil {
+			return fmt.Errorf("user '%s': %w", u.Name, err)
+		}
+	}
+	for _, v := range d.VHosts {
+		if a.srv.VHost(v.Name) != nil {
+			continue // as RabbitMQ 3.10: an existing vhost is left as it is
+		}
+		op := amqp.PutVhost{Name: v.Name, Description: v.Description, Tags: v.Tags}
+		if v.Metadata != nil {
+			op.Description, op.Tags = v.Metadata.Description, v.Metadata.Tags
+		}
+		if err := a.srv.Apply(op); err != nil {
+			return err
+		}
+		if _, ok := a.srv.User(acting); ok {
+			err := a.srv.Apply(amqp.SetPermissions{User: acting, Vhost: v.Name, Configure: fullAccess, Write: fullAccess, Read: fullAccess})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range d.Permissions {
+		if err := a.srv.Apply(amqp.SetPermissions{User: p.User, Vhost: p.VHost, Configure: p.Configure, Write: p.Write, Read: p.Read}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// before36 reports whether a RabbitMQ version string is older than 3.6.
+func before36(version string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major < 3 || (major == 3 && minor < 6)
 }

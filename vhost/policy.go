@@ -59,6 +59,10 @@ func (op SetPolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
 		return Result{}, err
 	}
 	v.mu.Lock()
+	if v.deleted {
+		v.mu.Unlock()
+		return Result{}, v.gone()
+	}
 	v.policies[p.Name] = p
 	v.storePolicy(b, p.Policy)
 	updates := v.policyUpdatesLocked()

@@ -34,10 +34,11 @@ type VHost struct {
 	// Name never changes.
 	Name string
 
-	mu        sync.RWMutex // guards exchanges and queues; never held while calling into a queue
+	mu        sync.RWMutex // guards exchanges, queues, policies and deleted; never held while calling into a queue
 	exchanges map[string]*exchange.Exchange
 	queues    map[string]*queue.Queue
 	policies  map[string]*policy
+	deleted   bool // set by Delete: nothing may be created any more
 
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
@@ -201,6 +202,9 @@ func (v *VHost) declareExchange(op DeclareExchange, b *storage.Batch) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.deleted {
+		return v.gone()
+	}
 	if e := v.exchanges[op.Name]; e != nil {
 		return v.exchangeEquivalent(e, kind, op)
 	}
@@ -274,6 +278,9 @@ func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.deleted {
+		return v.gone()
+	}
 	if q := v.queues[op.Name]; q != nil {
 		if (q.Exclusive && q.Owner != op.Owner) || q.Exclusive != op.Exclusive {
 			return v.locked(op.Name)
@@ -405,6 +412,9 @@ func (v *VHost) deleteQueue(op DeleteQueue, b *storage.Batch) (int, error) {
 func (v *VHost) bind(op Bind, b *storage.Batch) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.deleted {
+		return v.gone()
+	}
 	src, dest, err := v.bindingEndsLocked(Bind(op))
 	if err != nil {
 		return err

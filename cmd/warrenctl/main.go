@@ -2,10 +2,14 @@
 //
 //	warrenctl [--url http://127.0.0.1:15672] [--user guest] [--password guest] [--vhost /] COMMAND
 //
-// Commands: list queues|exchanges|bindings|connections, purge QUEUE,
-// delete queue|exchange NAME, declare queue NAME [--durable],
+// Commands: list queues|exchanges|bindings|connections|users|vhosts|permissions,
+// purge QUEUE, delete queue|exchange NAME, declare queue NAME [--durable],
 // publish EXCHANGE KEY BODY, get QUEUE [--count N], export FILE, import FILE,
-// dlq inspect QUEUE, dlq replay QUEUE [--to original|EXCHANGE] [--limit N].
+// dlq inspect QUEUE, dlq replay QUEUE [--to original|EXCHANGE] [--limit N],
+// and, named as rabbitmqctl's: add_user NAME PASSWORD [--tags T1,T2],
+// delete_user NAME, change_password NAME PASSWORD, set_user_tags NAME [TAG...],
+// add_vhost NAME [--description D], delete_vhost NAME,
+// set_permissions USER CONFIGURE WRITE READ, clear_permissions USER (on --vhost).
 package main
 
 import (
@@ -30,7 +34,7 @@ type client struct {
 }
 
 const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V] COMMAND
-  list queues|exchanges|bindings|connections
+  list queues|exchanges|bindings|connections|users|vhosts|permissions
   purge QUEUE
   delete queue|exchange NAME
   declare queue NAME [--durable]
@@ -40,6 +44,14 @@ const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V
   import FILE
   dlq inspect QUEUE
   dlq replay QUEUE [--to original|EXCHANGE] [--limit N]
+  add_user NAME PASSWORD [--tags T1,T2]
+  delete_user NAME
+  change_password NAME PASSWORD
+  set_user_tags NAME [TAG...]
+  add_vhost NAME [--description D]
+  delete_vhost NAME
+  set_permissions USER CONFIGURE WRITE READ   (on --vhost)
+  clear_permissions USER                      (on --vhost)
 `
 
 // run is the whole command; it returns the exit status.
@@ -183,7 +195,96 @@ func (c *client) do(args []string, out io.Writer) error {
 	case "dlq":
 		return c.dlq(args[1:], out)
 	}
+	if handled, err := c.access(args); handled {
+		return err
+	}
 	return usageError("unknown command " + args[0])
+}
+
+// access runs the rabbitmqctl-style commands for users, vhosts and
+// permissions; handled is false for any other command.
+func (c *client) access(args []string) (handled bool, err error) {
+	vh := url.PathEscape(c.vhost)
+	user := func(name string) string { return "/api/users/" + url.PathEscape(name) }
+	switch args[0] {
+	case "add_user":
+		var tags string
+		pos, err := sub(args[1:], func(fs *flag.FlagSet) { fs.StringVar(&tags, "tags", "", "") })
+		if err != nil {
+			return true, err
+		}
+		if len(pos) != 2 {
+			return true, usageError("add_user NAME PASSWORD [--tags T1,T2]")
+		}
+		return true, c.call("PUT", user(pos[0]), map[string]any{"password": pos[1], "tags": tags}, nil)
+	case "delete_user":
+		if len(args) != 2 {
+			return true, usageError("delete_user NAME")
+		}
+		return true, c.call("DELETE", user(args[1]), nil, nil)
+	case "change_password":
+		if len(args) != 3 {
+			return true, usageError("change_password NAME PASSWORD")
+		}
+		var u struct {
+			Tags []string `json:"tags"`
+		}
+		if err := c.call("GET", user(args[1]), nil, &u); err != nil {
+			return true, err
+		}
+		return true, c.call("PUT", user(args[1]), map[string]any{"password": args[2], "tags": nonNil(u.Tags)}, nil)
+	case "set_user_tags":
+		if len(args) < 2 {
+			return true, usageError("set_user_tags NAME [TAG...]")
+		}
+		var u struct {
+			PasswordHash     string `json:"password_hash"`
+			HashingAlgorithm string `json:"hashing_algorithm"`
+		}
+		if err := c.call("GET", user(args[1]), nil, &u); err != nil {
+			return true, err
+		}
+		body := map[string]any{"tags": nonNil(args[2:])}
+		if u.PasswordHash != "" {
+			body["password_hash"], body["hashing_algorithm"] = u.PasswordHash, u.HashingAlgorithm
+		}
+		return true, c.call("PUT", user(args[1]), body, nil)
+	case "add_vhost":
+		var desc string
+		pos, err := sub(args[1:], func(fs *flag.FlagSet) { fs.StringVar(&desc, "description", "", "") })
+		if err != nil {
+			return true, err
+		}
+		if len(pos) != 1 {
+			return true, usageError("add_vhost NAME [--description D]")
+		}
+		return true, c.call("PUT", "/api/vhosts/"+url.PathEscape(pos[0]), map[string]any{"description": desc}, nil)
+	case "delete_vhost":
+		if len(args) != 2 {
+			return true, usageError("delete_vhost NAME")
+		}
+		return true, c.call("DELETE", "/api/vhosts/"+url.PathEscape(args[1]), nil, nil)
+	case "set_permissions":
+		// Positional only: a pattern may well start with "-" or be "".
+		if len(args) != 5 {
+			return true, usageError("set_permissions USER CONFIGURE WRITE READ")
+		}
+		return true, c.call("PUT", "/api/permissions/"+vh+"/"+url.PathEscape(args[1]),
+			map[string]any{"configure": args[2], "write": args[3], "read": args[4]}, nil)
+	case "clear_permissions":
+		if len(args) != 2 {
+			return true, usageError("clear_permissions USER")
+		}
+		return true, c.call("DELETE", "/api/permissions/"+vh+"/"+url.PathEscape(args[1]), nil, nil)
+	}
+	return false, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (c *client) dlq(args []string, out io.Writer) error {
@@ -265,15 +366,22 @@ var listColumns = map[string][]string{
 	"exchanges":   {"vhost", "name", "type", "durable", "auto_delete", "internal"},
 	"bindings":    {"vhost", "source", "destination", "destination_type", "routing_key"},
 	"connections": {"name", "user", "vhost", "channels"},
+	"users":       {"name", "tags"},
+	"vhosts":      {"name", "description", "messages"},
+	"permissions": {"user", "vhost", "configure", "write", "read"},
 }
 
 func (c *client) list(what string, out io.Writer) error {
 	cols, ok := listColumns[what]
 	if !ok {
-		return usageError("list queues|exchanges|bindings|connections")
+		return usageError("list queues|exchanges|bindings|connections|users|vhosts|permissions")
 	}
 	path := "/api/" + what
-	if what != "connections" {
+	switch what {
+	case "connections", "users", "vhosts":
+	case "permissions":
+		path = "/api/vhosts/" + url.PathEscape(c.vhost) + "/permissions"
+	default:
 		path += "/" + url.PathEscape(c.vhost)
 	}
 	var rows []map[string]any
@@ -295,6 +403,12 @@ func table(out io.Writer, rows []map[string]any, cols []string) error {
 				vals[i] = ""
 			case string:
 				vals[i] = v
+			case []any:
+				parts := make([]string, len(v))
+				for j, x := range v {
+					parts[j] = fmt.Sprint(x)
+				}
+				vals[i] = strings.Join(parts, ",")
 			default:
 				vals[i] = fmt.Sprint(v)
 			}

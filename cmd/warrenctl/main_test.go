@@ -92,3 +92,65 @@ func TestWarrenctl(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "404")
 }
+
+// TestWarrenctlAccess: the rabbitmqctl-style commands make a vhost, a user
+// and permissions the user can log in with over AMQP, change them, and
+// delete them.
+func TestWarrenctlAccess(t *testing.T) {
+	broker := amqptest.NewServer(t)
+	api := management.New(broker.Server, management.Options{})
+	hs := httptest.NewServer(api)
+	t.Cleanup(func() {
+		hs.Close()
+		api.Close()
+	})
+	ctl := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"--url", hs.URL}, args...), &out, &errb)
+		return out.String() + errb.String(), code
+	}
+	dial := func(user, password, vh string) error {
+		conn, err := amqp091.Dial("amqp://" + user + ":" + password + "@" + broker.Addr + "/" + vh)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // a substring of the output
+	}{
+		{[]string{"add_vhost", "shop", "--description", "the shop"}, 0, ""},
+		{[]string{"add_user", "ann", "pw1", "--tags", "monitoring"}, 0, ""},
+		{[]string{"--vhost", "shop", "set_permissions", "ann", "^ann\\.", ".*", ".*"}, 0, ""},
+		{[]string{"list", "vhosts"}, 0, "the shop"},
+		{[]string{"list", "users"}, 0, "monitoring"},
+		{[]string{"--vhost", "shop", "list", "permissions"}, 0, "^ann\\."},
+		{[]string{"change_password", "ann", "pw2"}, 0, ""},
+		{[]string{"set_user_tags", "ann", "management", "policymaker"}, 0, ""},
+		{[]string{"list", "users"}, 0, "management,policymaker"},
+		{[]string{"add_user", "ann"}, 2, "add_user NAME PASSWORD"},
+		{[]string{"set_permissions", "nobody", ".*", ".*", ".*"}, 1, "vhost_or_user_not_found"},
+	} {
+		out, code := ctl(tc.args...)
+		require.Equal(t, tc.code, code, "%v: %s", tc.args, out)
+		require.Contains(t, out, tc.out, "%v", tc.args)
+	}
+	require.NoError(t, dial("ann", "pw2", "shop"), "the password changed and the tags kept it")
+	require.Error(t, dial("ann", "pw1", "shop"))
+
+	for _, args := range [][]string{
+		{"--vhost", "shop", "clear_permissions", "ann"},
+		{"delete_user", "ann"},
+		{"delete_vhost", "shop"},
+	} {
+		out, code := ctl(args...)
+		require.Equal(t, 0, code, "%v: %s", args, out)
+	}
+	out, _ := ctl("list", "vhosts")
+	require.NotContains(t, out, "shop")
+	out, code := ctl("delete_user", "ann")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "404")
+}

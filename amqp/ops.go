@@ -1,0 +1,299 @@
+package amqp
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/storage"
+	"github.com/warrenmq/warren/vhost"
+)
+
+// ServerOp is one change to the server's users, virtual hosts or
+// permissions. Like vhost.Op for a virtual host's definitions, every such
+// change is a value of one of these types handed to Server.Apply, the only
+// place they change, so that a later cluster can replicate them as log
+// entries. An op carries all its inputs (a password arrives already hashed,
+// with its salt), so applying it is deterministic.
+type ServerOp interface {
+	// applyTo changes memory and storage; Server.Apply holds s.opMu.
+	applyTo(s *Server) error
+}
+
+// PutUser creates a user, or replaces an existing user's password hash and
+// tags (its permissions stay).
+type PutUser struct {
+	Name string
+	// PasswordHash is RabbitMQ's base64 password_hash (NewPasswordHash makes
+	// one from a clear-text password, which is never stored). "" makes a user
+	// that cannot log in with a password, as RabbitMQ's clear_password does.
+	PasswordHash string
+	// HashingAlgorithm is RabbitMQ's hashing module for PasswordHash:
+	// rabbit_password_hashing_sha256 (also when ""), _sha512 or _md5.
+	HashingAlgorithm string
+	// Tags are RabbitMQ user tags such as "administrator".
+	Tags []string
+}
+
+// DeleteUser removes a user and its permissions, and closes its connections
+// with 320 CONNECTION_FORCED, as RabbitMQ does.
+type DeleteUser struct{ Name string }
+
+// PutVhost creates a virtual host, or replaces an existing one's description
+// and tags.
+type PutVhost struct {
+	Name        string
+	Description string
+	Tags        []string
+}
+
+// DeleteVhost closes the virtual host's connections with 320
+// CONNECTION_FORCED, deletes its queues (and their messages), exchanges,
+// bindings and policies, the permissions on it, and the virtual host, as
+// RabbitMQ does.
+type DeleteVhost struct{ Name string }
+
+// SetPermissions sets a user's configure, write and read patterns on a
+// virtual host, replacing any it had there. Open connections see the new
+// patterns at their next check.
+type SetPermissions struct {
+	User      string
+	Vhost     string
+	Configure string
+	Write     string
+	Read      string
+}
+
+// ClearPermissions removes a user's permissions on a virtual host; removing
+// permissions the user does not have is not an error.
+type ClearPermissions struct {
+	User  string
+	Vhost string
+}
+
+// Apply carries out one server op: memory and the stored records change
+// together, here. Ops are applied one at a time. Failures are *vhost.Error:
+// NotFound for a missing user or virtual host, CommandInvalid for a bad
+// value, InternalError when storage failed.
+func (s *Server) Apply(op ServerOp) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	return op.applyTo(s)
+}
+
+func (op PutUser) applyTo(s *Server) error {
+	if err := checkName("user", op.Name); err != nil {
+		return err
+	}
+	cr, err := newCredentials(op.PasswordHash, op.HashingAlgorithm, op.Tags)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	var b storage.Batch
+	b.PutDefinition(storage.KindUser, op.Name, encodeRecord(userRecord{
+		Name: op.Name, PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm, Tags: cr.tags,
+	}))
+	if err := s.commit(&b); err != nil {
+		return err
+	}
+	reg := s.reg.Load()
+	if a := reg.accounts[op.Name]; a != nil {
+		a.creds.Store(cr)
+		return nil
+	}
+	a := &account{name: op.Name}
+	a.creds.Store(cr)
+	a.perms.Store(&permissionSet{})
+	next := reg.clone()
+	next.accounts[op.Name] = a
+	s.reg.Store(next)
+	return nil
+}
+
+func (op DeleteUser) applyTo(s *Server) error {
+	reg := s.reg.Load()
+	a := reg.accounts[op.Name]
+	if a == nil {
+		return noUser(op.Name)
+	}
+	var b storage.Batch
+	b.DeleteDefinition(storage.KindUser, op.Name)
+	for vh := range *a.perms.Load() {
+		b.DeleteDefinition(storage.KindPermission, permissionKey(vh, op.Name))
+	}
+	if err := s.commit(&b); err != nil {
+		return err
+	}
+	next := reg.clone()
+	delete(next.accounts, op.Name)
+	s.reg.Store(next)
+	a.perms.Store(&permissionSet{})
+	// After the registry no longer has the account: a connection opening
+	// now either is listed here or finds the account gone (handshake).
+	s.closeConnections(func(c *conn) bool { return c.user == a }, "user '%s' is deleted", op.Name)
+	return nil
+}
+
+func (op PutVhost) applyTo(s *Server) error {
+	if err := checkName("vhost", op.Name); err != nil {
+		return err
+	}
+	var b storage.Batch
+	b.PutDefinition(storage.KindVhost, op.Name, encodeRecord(vhostRecord{
+		Name: op.Name, Description: op.Description, Tags: op.Tags,
+	}))
+	if err := s.commit(&b); err != nil {
+		return err
+	}
+	reg := s.reg.Load()
+	e := &vhostEntry{description: op.Description, tags: append([]string(nil), op.Tags...)}
+	if old := reg.vhosts[op.Name]; old != nil {
+		e.v = old.v
+	} else {
+		e.v = s.newVHost(op.Name)
+	}
+	next := reg.clone()
+	next.vhosts[op.Name] = e
+	s.reg.Store(next)
+	return nil
+}
+
+func (op DeleteVhost) applyTo(s *Server) error {
+	reg := s.reg.Load()
+	e := reg.vhosts[op.Name]
+	if e == nil {
+		return noVhost(op.Name)
+	}
+	// Out of the registry first, so that no connection opens on it any more
+	// (one opening right now finds it gone after open, see handshake), then
+	// close the open ones, then empty it.
+	next := reg.clone()
+	delete(next.vhosts, op.Name)
+	s.reg.Store(next)
+	s.closeConnections(func(c *conn) bool { return c.vh == e.v }, "vhost '%s' is deleted", op.Name)
+	if err := e.v.Delete(); err != nil {
+		// Keep the vhost's record, so that what could not be deleted comes
+		// back at the next start, where the deletion can be retried.
+		s.log.Error("deleting vhost failed", "vhost", op.Name, "err", err)
+		return &vhost.Error{Kind: vhost.InternalError, Text: "cannot delete vhost '" + op.Name + "': " + err.Error()}
+	}
+	// The vhost's own record goes last: a crash before this commit brings
+	// the vhost back at start, empty or not, rather than leaving its stored
+	// queues without a vhost.
+	var b storage.Batch
+	b.DeleteDefinition(storage.KindVhost, op.Name)
+	for _, a := range next.accounts {
+		perms := *a.perms.Load()
+		if _, ok := perms[op.Name]; ok {
+			b.DeleteDefinition(storage.KindPermission, permissionKey(op.Name, a.name))
+			rest := maps.Clone(perms)
+			delete(rest, op.Name)
+			a.perms.Store(&rest)
+		}
+	}
+	return s.commit(&b)
+}
+
+func (op SetPermissions) applyTo(s *Server) error {
+	reg := s.reg.Load()
+	a := reg.accounts[op.User]
+	if a == nil {
+		return noUser(op.User)
+	}
+	if reg.vhosts[op.Vhost] == nil {
+		return noVhost(op.Vhost)
+	}
+	p := Permission{Configure: op.Configure, Write: op.Write, Read: op.Read}
+	ps, err := compilePermissions(p)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	var b storage.Batch
+	b.PutDefinition(storage.KindPermission, permissionKey(op.Vhost, op.User), encodeRecord(permissionRecord{
+		User: op.User, Vhost: op.Vhost, Configure: p.Configure, Write: p.Write, Read: p.Read,
+	}))
+	if err := s.commit(&b); err != nil {
+		return err
+	}
+	perms := maps.Clone(*a.perms.Load())
+	perms[op.Vhost] = ps
+	a.perms.Store(&perms)
+	return nil
+}
+
+func (op ClearPermissions) applyTo(s *Server) error {
+	reg := s.reg.Load()
+	a := reg.accounts[op.User]
+	if a == nil {
+		return noUser(op.User)
+	}
+	if reg.vhosts[op.Vhost] == nil {
+		return noVhost(op.Vhost)
+	}
+	perms := *a.perms.Load()
+	if _, ok := perms[op.Vhost]; !ok {
+		return nil
+	}
+	var b storage.Batch
+	b.DeleteDefinition(storage.KindPermission, permissionKey(op.Vhost, op.User))
+	if err := s.commit(&b); err != nil {
+		return err
+	}
+	rest := maps.Clone(perms)
+	delete(rest, op.Vhost)
+	a.perms.Store(&rest)
+	return nil
+}
+
+// commit writes an op's records; a failure changes nothing in memory.
+func (s *Server) commit(b *storage.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := s.store.Commit(b); err != nil {
+		if errors.Is(err, storage.ErrInvalid) {
+			return invalid("%v", err)
+		}
+		s.log.Error("storing definitions failed", "err", err)
+		return &vhost.Error{Kind: vhost.InternalError, Text: "cannot store definitions: " + err.Error()}
+	}
+	return nil
+}
+
+// closeConnections closes the open connections that match with 320
+// CONNECTION_FORCED and RabbitMQ's reason.
+func (s *Server) closeConnections(match func(*conn) bool, format string, args ...any) {
+	for _, c := range s.openConns() {
+		if match(c) {
+			pe := newError(wire.ConnectionForced, format, args...)
+			c.log.Info("closing connection", "reason", pe.text)
+			c.forceClose(pe)
+		}
+	}
+}
+
+// checkName refuses names that cannot be stored or used: empty, or holding
+// a NUL (stored keys join names with one, and PLAIN separates with one).
+func checkName(what, name string) error {
+	switch {
+	case name == "":
+		return invalid("%s name must not be empty", what)
+	case strings.ContainsRune(name, 0):
+		return invalid("%s name must not contain NUL", what)
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return &vhost.Error{Kind: vhost.CommandInvalid, Text: fmt.Sprintf(format, args...)}
+}
+
+func noUser(name string) error {
+	return &vhost.Error{Kind: vhost.NotFound, Text: "no user '" + name + "'"}
+}
+
+func noVhost(name string) error {
+	return &vhost.Error{Kind: vhost.NotFound, Text: "no vhost '" + name + "'"}
+}
