@@ -36,6 +36,10 @@ type Config struct {
 	// VHostLimits apply to every virtual host (RabbitMQ's per-vhost
 	// max-connections and max-queues); zero is unlimited.
 	VHostLimits vhost.Limits
+	// QueueMemoryBudget is the memory (bytes) that durable queues may use
+	// for messages kept in memory; beyond it their backlogs stay on disk and
+	// are read back as consumers drain them. 0 keeps everything in memory.
+	QueueMemoryBudget int64
 	// MemoryHighWatermark is the resident memory (bytes) above which
 	// publishers are blocked (RabbitMQ's vm_memory_high_watermark); 0: off.
 	MemoryHighWatermark uint64
@@ -98,14 +102,15 @@ type Permission struct {
 // DefaultConfig returns the settings of configs/warren.yaml, for tests and embedding.
 func DefaultConfig() Config {
 	return Config{
-		Listen:           ":5672",
-		DataDir:          "./data",
-		FrameMax:         131072,
-		ChannelMax:       2047,
-		Heartbeat:        60 * time.Second,
-		MaxMessageSize:   128 << 20,
-		ConsumerTimeout:  30 * time.Minute,
-		HandshakeTimeout: 10 * time.Second,
+		Listen:            ":5672",
+		DataDir:           "./data",
+		QueueMemoryBudget: 256 << 20,
+		FrameMax:          131072,
+		ChannelMax:        2047,
+		Heartbeat:         60 * time.Second,
+		MaxMessageSize:    128 << 20,
+		ConsumerTimeout:   30 * time.Minute,
+		HandshakeTimeout:  10 * time.Second,
 		// RabbitMQ's defaults: 40% of RAM, 50 MB of free disk.
 		MemoryHighWatermark: uint64(0.4 * float64(TotalMemory())),
 		DiskFreeLimit:       50_000_000,

@@ -27,7 +27,8 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	store  *storage.Store
-	tls    *tls.Config // nil unless cfg.TLS has a certificate
+	budget *queue.Budget // memory for durable queues' backlogs, shared by every vhost
+	tls    *tls.Config   // nil unless cfg.TLS has a certificate
 	nextID atomic.Uint64
 	open   atomic.Int64 // connections past connection.open, for MaxConnections
 	alarms alarms
@@ -73,6 +74,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
+	s.budget = queue.NewBudget(cfg.QueueMemoryBudget)
 	// Users, vhosts and permissions come back first, then the config's
 	// baseline fills in what is missing; only then do the vhosts, all of
 	// them, recover their queues.
@@ -93,54 +95,47 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// recover loads durable definitions and messages. Stored messages that no
-// queue references (left by a crash mid-write) are deleted afterwards in the
-// background, so they do not delay the start.
+// recover loads durable definitions and messages. Entries that no queue
+// owns (a queue deleted just before a crash, whose entries were still being
+// dropped) are deleted afterwards in the background, so they do not delay
+// the start.
 func (s *Server) recover() error {
 	start := time.Now()
-	cache := &recovered{loaded: make(map[uint64]*queue.Message)}
+	owned := make(map[string]bool)
+	total := 0
 	for _, v := range s.VHosts() {
-		if err := v.Recover(cache); err != nil {
+		keys, n, err := v.Recover()
+		if err != nil {
 			return err
 		}
-	}
-	if cache.missing > 0 {
-		s.log.Warn("queue entries without a stored message were skipped", "entries", cache.missing)
-	}
-	s.log.Info("recovered", "messages", len(cache.loaded), "took", time.Since(start).Round(time.Millisecond))
-	// Every message stored from now on has a larger id, so the collector
-	// only judges the ones that existed at start.
-	bound := s.store.NextMessageID()
-	go func() {
-		n, err := s.store.CollectGarbage(func(id uint64) bool { return id >= bound || cache.loaded[id] != nil })
-		if err != nil {
-			s.log.Error("collecting unreferenced messages failed", "err", err)
-		} else if n > 0 {
-			s.log.Info("collected unreferenced messages", "messages", n)
+		total += n
+		for _, k := range keys {
+			owned[k] = true
 		}
-	}()
-	return nil
-}
-
-// recovered is the vhost.MessageCache of one start-up.
-type recovered struct {
-	loaded  map[uint64]*queue.Message
-	missing int
-}
-
-func (r *recovered) Get(id uint64) *queue.Message { return r.loaded[id] }
-
-func (r *recovered) Add(id uint64, record []byte) (*queue.Message, error) {
-	if record == nil {
-		r.missing++
-		return nil, nil
 	}
-	m, err := queue.DecodeMessage(id, record)
+	s.log.Info("recovered", "messages", total, "took", time.Since(start).Round(time.Millisecond))
+	stored, err := s.store.Queues()
 	if err != nil {
-		return nil, fmt.Errorf("message %d: %w", id, err)
+		return err
 	}
-	r.loaded[id] = m
-	return m, nil
+	var orphans []string
+	for _, k := range stored {
+		if !owned[k] {
+			orphans = append(orphans, k)
+		}
+	}
+	if len(orphans) > 0 {
+		go func() {
+			for _, k := range orphans {
+				if err := s.store.DropEntries(k); err != nil {
+					s.log.Error("dropping the entries of a deleted queue failed", "err", err)
+					return
+				}
+			}
+			s.log.Info("dropped the entries of deleted queues", "queues", len(orphans))
+		}()
+	}
+	return nil
 }
 
 // VHost returns the named virtual host, or nil.

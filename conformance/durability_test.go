@@ -18,14 +18,15 @@ import (
 
 // restartableBroker runs Warren on one data directory across restarts.
 type restartableBroker struct {
-	t   *testing.T
-	dir string
-	srv *amqp.Server
-	url string
+	t    *testing.T
+	dir  string
+	srv  *amqp.Server
+	url  string
+	opts []func(*amqp.Config)
 }
 
-func newRestartableBroker(t *testing.T) *restartableBroker {
-	b := &restartableBroker{t: t, dir: t.TempDir()}
+func newRestartableBroker(t *testing.T, opts ...func(*amqp.Config)) *restartableBroker {
+	b := &restartableBroker{t: t, dir: t.TempDir(), opts: opts}
 	b.start()
 	t.Cleanup(b.stop)
 	return b
@@ -34,6 +35,9 @@ func newRestartableBroker(t *testing.T) *restartableBroker {
 func (b *restartableBroker) start() {
 	cfg := amqp.DefaultConfig()
 	cfg.DataDir = b.dir
+	for _, o := range b.opts {
+		o(&cfg)
+	}
 	srv, err := amqp.NewServer(cfg, nil)
 	require.NoError(b.t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,48 +4,85 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/warrenmq/warren/storage"
 )
 
 // A durable queue journals its persistent messages: one entry per message
-// under the queue's key (message id, deadline, delivery count, level), the
-// message itself stored once under its id however many queues hold it.
+// under the queue's key (message id, deadline, delivery count, level, body
+// size, flags), the message itself stored once under its id however many
+// queues hold it; storage deletes it with the last entry that references it.
 // Writes are collected in a storage.Batch and group-committed.
-
-// storedRefs counts the durable queues that hold a stored message, so the
-// body is deleted with the last entry. It lives beside Message to keep the
-// message struct plain.
-type storedRefs = atomic.Int32
 
 // journal is a queue's handle on storage; nil for queues that keep nothing.
 type journal struct {
 	store *storage.Store
 	key   string
 	log   *slog.Logger
+	// durable queues keep their persistent messages across restarts; the
+	// others use storage only to page out a backlog.
+	durable bool
 }
 
-// journaled reports whether m has entries to keep in step in this queue.
-func (q *Queue) journaled(m *Message) bool { return q.journal != nil && m.ID != 0 }
+// Entry record layout. Format 1 records stop after the level.
+const (
+	entryLen   = 26
+	entryLenV1 = 21
+	// flagTransient marks a transient message written only because the
+	// queue's backlog was paged out; it does not survive a restart.
+	flagTransient = 1
+)
+
+// record is a decoded entry record.
+type record struct {
+	id         uint64
+	deadline   int64
+	deliveries uint32
+	level      uint8
+	size       int64 // body size; -1 in a format 1 record
+	flags      uint8
+}
+
+func decodeEntry(b []byte) (record, bool) {
+	if len(b) != entryLen && len(b) != entryLenV1 {
+		return record{}, false
+	}
+	r := record{
+		id:         binary.BigEndian.Uint64(b),
+		deadline:   int64(binary.BigEndian.Uint64(b[8:])),
+		deliveries: binary.BigEndian.Uint32(b[16:]),
+		level:      b[20],
+		size:       -1,
+	}
+	if len(b) == entryLen {
+		r.size = int64(binary.BigEndian.Uint32(b[21:]))
+		r.flags = b[25]
+	}
+	return r, true
+}
+
+// persists reports whether m is kept across restarts in this queue: a
+// stored (persistent) message in a durable queue.
+func (q *Queue) persists(m *Message) bool {
+	return m.ID != 0 && q.journal != nil && q.journal.durable
+}
 
 // recordLocked adds e's entry to b.
 func (q *Queue) recordLocked(b *storage.Batch, e *entry, level uint8) {
+	q.wrote = true
 	b.PutEntry(q.journal.key, e.seq, encodeEntry(e, level))
 }
 
-// forget removes a message's entry and, with the last reference, its body.
-func (q *Queue) forget(b **storage.Batch, m *Message, seq uint64) {
-	if !q.journaled(m) {
+// forget removes a stored message's entry; storage deletes the body with
+// its last entry.
+func (q *Queue) forget(b **storage.Batch, stored bool, seq uint64) {
+	if !stored {
 		return
 	}
 	if *b == nil {
 		*b = new(storage.Batch)
 	}
 	(*b).DeleteEntry(q.journal.key, seq)
-	if m.refs.Add(-1) == 0 {
-		(*b).DeleteMessage(m.ID)
-	}
 }
 
 // submit commits what an operation changed, without waiting: acks and
@@ -63,13 +100,19 @@ func (q *Queue) submit(b *storage.Batch) {
 }
 
 // encodeEntry is a queue entry record: message id, deadline, delivery
-// count, priority level.
+// count, priority level, body size, flags.
 func encodeEntry(e *entry, level uint8) []byte {
-	b := make([]byte, 0, 21)
+	b := make([]byte, 0, entryLen)
 	b = binary.BigEndian.AppendUint64(b, e.msg.ID)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.deadline))
 	b = binary.BigEndian.AppendUint32(b, e.deliveries)
-	return append(b, level)
+	b = append(b, level)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(e.msg.Body)))
+	var flags uint8
+	if !e.msg.Persistent {
+		flags |= flagTransient
+	}
+	return append(b, flags)
 }
 
 var errBadRecord = errors.New("queue: malformed stored record")
@@ -127,33 +170,4 @@ func DecodeMessage(id uint64, b []byte) (*Message, error) {
 	m.Properties = props[:len(props):len(props)]
 	m.Body = b
 	return m, nil
-}
-
-// EntryMessageID is the stored message an entry record names.
-func EntryMessageID(record []byte) (uint64, bool) {
-	if len(record) != 21 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(record), true
-}
-
-// Restore puts back a message read from storage at start, given its entry
-// record: it goes to its position by seq, marked redelivered (it may have
-// been delivered before the restart), with its deadline as it was.
-func (q *Queue) Restore(seq uint64, record []byte, m *Message) error {
-	if len(record) != 21 {
-		return errBadRecord
-	}
-	e := entry{
-		msg: m, seq: seq, redelivered: true,
-		deadline:   int64(binary.BigEndian.Uint64(record[8:])),
-		deliveries: binary.BigEndian.Uint32(record[16:]),
-	}
-	level := min(record[20], q.Config().MaxPriority)
-	m.refs.Add(1)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.nextSeq = max(q.nextSeq, seq)
-	q.addLocked(level, e)
-	return nil
 }

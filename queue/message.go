@@ -21,20 +21,15 @@ type Message struct {
 	// property, when HasExpiration.
 	Expiration int64
 	// ID is the message's storage id, set when it is persistent and went to
-	// a durable queue; 0 when not stored.
+	// a durable queue, or when a paged-out queue wrote it; 0 when not
+	// stored. Storage counts the queues that reference it.
 	ID uint64
-	// refs counts the durable queues whose entries reference the stored
-	// message; the last to let go deletes it.
-	refs storedRefs
 	// Priority is the priority property (0 when absent).
 	Priority uint8
 	// Persistent is delivery-mode 2.
 	Persistent    bool
 	HasExpiration bool
 }
-
-// Stored reports whether some durable queue holds the stored message.
-func (m *Message) Stored() bool { return m.refs.Load() > 0 }
 
 // Size is the body size, which is what RabbitMQ counts for byte limits.
 func (m *Message) Size() int { return len(m.Body) }
@@ -51,6 +46,7 @@ type Delivery struct {
 	seq           uint64
 	deadline      int64
 	level         uint8
+	stored        bool // the queue has an entry on disk for it
 }
 
 // Consumer receives deliveries pushed by a queue. Its methods are called with

@@ -2,8 +2,10 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/bits"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -43,11 +45,14 @@ type Options struct {
 	Owner  uint64
 	Config Config
 	Hooks  Hooks
-	// Store keeps the persistent messages of a durable queue under StoreKey;
-	// nil keeps nothing.
+	// Store keeps the persistent messages of a durable queue under StoreKey,
+	// and the paged-out backlog of any queue; nil keeps nothing.
 	Store    *storage.Store
 	StoreKey string
-	Log      *slog.Logger
+	// Budget, shared by a server's queues, bounds the memory of durable
+	// queues' backlogs; beyond it they stay on disk. nil: no paging.
+	Budget *Budget
+	Log    *slog.Logger
 }
 
 // Queue is one message queue. All methods are safe for concurrent use.
@@ -97,6 +102,24 @@ type Queue struct {
 	expiryTimer *time.Timer
 	// Totals since the queue was made, for rates in the management API.
 	published, delivered, acked, deadLettered uint64
+
+	// Paging (paging.go); tails is nil for queues that keep nothing on disk.
+	budget   *Budget
+	charged  int64 // this queue's share of budget.used
+	tails    []tail
+	pend     []pendingTail
+	loading  bool
+	loadDone chan struct{} // closed when the running load ends
+	gen      uint64        // bumped by purge and delete: loads started before are void
+	purging  int           // purges still deleting paged-out entries; no load meanwhile
+	// tailSubmitted is the store's submission count when the last tail
+	// message was released: a load waits until those are committed.
+	tailSubmitted uint64
+	// wrote: the queue has put entries in storage, so deleting it must drop them.
+	wrote bool
+	// recoveredUpTo: entries up to this seq were on disk at start, so they
+	// are read back marked redelivered.
+	recoveredUpTo uint64
 }
 
 // group is a run of consumers of one priority in Queue.consumers, with its
@@ -127,12 +150,14 @@ func New(name string, o Options) *Queue {
 	}
 	cfg := o.Config
 	q.config.Store(&cfg)
-	if o.Store != nil && o.Durable {
+	if o.Store != nil {
 		log := o.Log
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		q.journal = &journal{store: o.Store, key: o.StoreKey, log: log}
+		q.journal = &journal{store: o.Store, key: o.StoreKey, log: log, durable: o.Durable && !o.Exclusive}
+		q.budget = o.Budget
+		q.tails = make([]tail, len(q.levels))
 	}
 	q.lastUsed = q.now()
 	if q.Config().Expires > 0 {
@@ -157,14 +182,8 @@ func (q *Queue) SetConfig(c Config) {
 	var b *storage.Batch
 	q.mu.Lock()
 	q.armExpiryLocked()
-	for !q.deleted && c.Overflow == DropHead && q.overLocked() {
-		head, level := q.headLocked(&b, &dls)
-		if head == nil {
-			break
-		}
-		dropped := q.takeLocked(level)
-		q.forget(&b, dropped.msg, dropped.seq)
-		dls = append(dls, DeadLetter{Message: dropped.msg, Reason: MaxLen})
+	if !q.deleted {
+		q.dropHeadLocked(&b, &dls)
 	}
 	q.mu.Unlock()
 	q.deadLetter(dls)
@@ -178,15 +197,21 @@ func (q *Queue) SetConfig(c Config) {
 func (q *Queue) Push(m *Message, b *storage.Batch) PushResult {
 	var dls []DeadLetter
 	var own *storage.Batch
+	var release *Message
 	q.mu.Lock()
-	res := q.pushLocked(m, b, &own, &dls)
+	res := q.pushLocked(m, b, &own, &dls, &release)
 	q.mu.Unlock()
 	q.deadLetter(dls)
 	q.submit(own)
+	if release != nil {
+		q.mu.Lock()
+		q.releaseTailLocked(release)
+		q.mu.Unlock()
+	}
 	return res
 }
 
-func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dls *[]DeadLetter) PushResult {
+func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dls *[]DeadLetter, selfRelease **Message) PushResult {
 	if q.deleted {
 		return Gone
 	}
@@ -216,9 +241,28 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 		defer func() { q.pushClock = 0 }()
 		e.deadline = q.pushClock + ttl
 	}
-	deferDispatch := b != nil && q.journaled(m)
+	if q.toTailLocked(level) {
+		e.stored = true
+		if b != nil && q.persists(m) {
+			q.recordLocked(b, &e, level) // the caller submits b, then calls Release
+		} else {
+			// A message that is not stored here (transient) is written
+			// too, to keep its place behind the tail; Push releases it
+			// once its batch is submitted.
+			if *own == nil {
+				*own = new(storage.Batch)
+			}
+			e.msg = q.storeTransientLocked(*own, m)
+			q.recordLocked(*own, &e, level)
+			*selfRelease = e.msg
+		}
+		q.pushTailLocked(level, &e)
+		q.dropHeadLocked(own, dls)
+		return Accepted
+	}
+	deferDispatch := b != nil && q.persists(m)
 	if deferDispatch {
-		m.refs.Add(1)
+		e.stored = true
 		q.recordLocked(b, &e, level)
 		own = &b // removals below belong with the entry's own batch
 		e.pending = true
@@ -234,16 +278,22 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 			q.expireTailLocked(level, e.seq, own, dls)
 		}
 	}
-	for c.Overflow == DropHead && q.overLocked() {
-		head, lvl := q.headLocked(own, dls)
+	q.dropHeadLocked(own, dls)
+	return Accepted
+}
+
+// dropHeadLocked applies a drop-head length limit: the oldest messages go,
+// dead-lettered as maxlen. A head still on disk is dropped once read back.
+func (q *Queue) dropHeadLocked(b **storage.Batch, dls *[]DeadLetter) {
+	for q.Config().Overflow == DropHead && q.overLocked() {
+		head, lvl := q.headLocked(b, dls)
 		if head == nil {
-			break
+			return
 		}
 		dropped := q.takeLocked(lvl)
-		q.forget(own, dropped.msg, dropped.seq)
+		q.forget(b, dropped.stored, dropped.seq)
 		*dls = append(*dls, DeadLetter{Message: dropped.msg, Reason: MaxLen})
 	}
-	return Accepted
 }
 
 // level is the priority level a message goes to: above the maximum counts
@@ -262,10 +312,11 @@ func (q *Queue) expireTailLocked(level uint8, seq uint64, b **storage.Batch, dls
 	if e.seq != seq || e.expired {
 		return
 	}
-	q.forget(b, e.msg, e.seq)
+	q.forget(b, e.stored, e.seq)
 	*dls = append(*dls, DeadLetter{Message: e.msg, Reason: Expired})
 	q.ready--
 	q.readyBytes -= int64(e.msg.Size())
+	q.chargeLocked(e.msg, -1)
 	e.expired, e.msg = true, nil
 	q.timed--
 	for r.len() > 0 && r.front().expired {
@@ -299,6 +350,7 @@ func (q *Queue) addLocked(level uint8, e entry) {
 	q.nonEmpty[level>>6] |= 1 << (level & 63)
 	q.ready++
 	q.readyBytes += int64(e.msg.Size())
+	q.chargeLocked(e.msg, 1)
 	if e.deadline != 0 {
 		q.timed++
 		q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
@@ -355,6 +407,12 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 		}
 		level := uint8(l)
 		r := &q.levels[level]
+		if r.len() == 0 {
+			// The level's next messages are on disk: wait for them rather
+			// than serve a lower priority first.
+			q.maybeLoadLocked()
+			return nil, 0
+		}
 		e := r.front()
 		if e.expired {
 			q.popLocked(level)
@@ -374,7 +432,7 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 			// right now take the message, as RabbitMQ does.
 			if e.deadline < now {
 				expired := q.takeLocked(level)
-				q.forget(b, expired.msg, expired.seq)
+				q.forget(b, expired.stored, expired.seq)
 				*dls = append(*dls, DeadLetter{Message: expired.msg, Reason: Expired})
 				continue
 			}
@@ -383,11 +441,26 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 	}
 }
 
+// headPendingLocked reports whether the next message is waiting for its
+// write to be submitted (see Release).
+func (q *Queue) headPendingLocked() bool {
+	l := q.highestLocked()
+	if l < 0 {
+		return false
+	}
+	r := &q.levels[l]
+	return r.len() > 0 && r.front().pending
+}
+
 // popLocked removes the head of a level, keeping the non-empty bits right.
 func (q *Queue) popLocked(level uint8) entry {
 	r := &q.levels[level]
 	e := r.popFront()
-	if r.len() == 0 {
+	if q.tails != nil && q.tails[level].count > 0 {
+		if r.len() < pageLow {
+			q.maybeLoadLocked()
+		}
+	} else if r.len() == 0 {
 		q.nonEmpty[level>>6] &^= 1 << (level & 63)
 	}
 	return e
@@ -398,6 +471,7 @@ func (q *Queue) takeLocked(level uint8) entry {
 	e := q.popLocked(level)
 	q.ready--
 	q.readyBytes -= int64(e.msg.Size())
+	q.chargeLocked(e.msg, -1)
 	if e.deadline != 0 {
 		q.timed--
 	}
@@ -410,14 +484,14 @@ func (q *Queue) takeLocked(level uint8) entry {
 func (q *Queue) dispatchLocked(b **storage.Batch, dls *[]DeadLetter) {
 	for len(q.consumers) > 0 {
 		e, level := q.headLocked(b, dls)
-		if e == nil || !q.offerLocked(e, level) {
+		if e == nil || !q.offerLocked(e, level, b) {
 			return
 		}
 	}
 }
 
-func (q *Queue) offerLocked(e *entry, level uint8) bool {
-	d := Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
+func (q *Queue) offerLocked(e *entry, level uint8, b **storage.Batch) bool {
+	d := Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 	if q.Config().SingleActiveConsumer {
 		active := 0
 		for i := range q.consumers {
@@ -425,14 +499,14 @@ func (q *Queue) offerLocked(e *entry, level uint8) bool {
 				active = i
 			}
 		}
-		return q.tryLocked(active, level, d)
+		return q.tryLocked(active, level, d, b)
 	}
 	for gi := range q.groups {
 		g := &q.groups[gi]
 		n := g.end - g.start
 		for i := 0; i < n; i++ {
 			off := (g.next + i) % n
-			if q.tryLocked(g.start+off, level, d) {
+			if q.tryLocked(g.start+off, level, d, b) {
 				g.next = (off + 1) % n
 				return true
 			}
@@ -470,7 +544,7 @@ func (q *Queue) regroupLocked(changedPrio, removed int) {
 	}
 }
 
-func (q *Queue) tryLocked(idx int, level uint8, d Delivery) bool {
+func (q *Queue) tryLocked(idx int, level uint8, d Delivery, b **storage.Batch) bool {
 	ce := &q.consumers[idx]
 	if !ce.c.Deliver(q, d) {
 		return false
@@ -481,6 +555,7 @@ func (q *Queue) tryLocked(idx int, level uint8, d Delivery) bool {
 		q.unacked++
 	} else {
 		q.acked++
+		q.forget(b, d.stored, d.seq) // settled as it leaves
 	}
 	return true
 }
@@ -492,18 +567,38 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 	var dls []DeadLetter
 	var b *storage.Batch
 	q.mu.Lock()
+	// The next message may be on disk, or its write not yet submitted:
+	// wait for it to be read back or released (that takes milliseconds;
+	// the bound keeps a failing disk from hanging the channel).
+	for tries := 0; !q.deleted && tries < 100; tries++ {
+		if e, _ := q.headLocked(&b, &dls); e != nil {
+			break
+		}
+		wait, ok := q.waitLoadLocked()
+		if !ok && !q.headPendingLocked() {
+			break
+		}
+		q.mu.Unlock()
+		if wait != nil {
+			<-wait
+		} else {
+			time.Sleep(10 * time.Millisecond) // a purge or a pending write is in the way
+		}
+		q.mu.Lock()
+	}
 	if !q.deleted {
 		if q.Config().Expires > 0 {
 			q.lastUsed = q.now()
 		}
 		if e, level := q.headLocked(&b, &dls); e != nil {
-			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level}
+			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 			q.takeLocked(level)
 			q.delivered++
 			if !noAck {
 				q.unacked++
 			} else {
 				q.acked++
+				q.forget(&b, d.stored, d.seq)
 			}
 			ok = true
 		}
@@ -580,7 +675,11 @@ func (q *Queue) Release(m *Message) {
 	var dls []DeadLetter
 	var b *storage.Batch
 	q.mu.Lock()
-	if !q.deleted {
+	if len(q.pend) > 0 && q.releaseTailLocked(m) {
+		if !q.deleted {
+			q.dispatchLocked(&b, &dls)
+		}
+	} else if !q.deleted {
 		// It was pushed moments ago: look from the tail of its level.
 		level := q.level(m)
 		r := &q.levels[level]
@@ -620,30 +719,17 @@ func (q *Queue) Kick() {
 func (q *Queue) Ack(ds []Delivery) {
 	var b *storage.Batch
 	q.mu.Lock()
+	// On a deleted queue there is nothing to settle: its entries (and their
+	// references) went with it.
 	if !q.deleted {
 		q.unacked -= len(ds)
 		q.acked += uint64(len(ds))
 		for _, d := range ds {
-			q.forget(&b, d.Message, d.seq)
+			q.forget(&b, d.stored, d.seq)
 		}
-	} else {
-		q.releaseDeletedLocked(&b, ds)
 	}
 	q.mu.Unlock()
 	q.submit(b)
-}
-
-// releaseDeletedLocked lets go of deliveries that come back to a deleted
-// queue: their entries went with the queue, but a body may now be unused.
-func (q *Queue) releaseDeletedLocked(b **storage.Batch, ds []Delivery) {
-	for _, d := range ds {
-		if q.journaled(d.Message) && d.Message.refs.Add(-1) == 0 {
-			if *b == nil {
-				*b = new(storage.Batch)
-			}
-			(*b).DeleteMessage(d.Message.ID)
-		}
-	}
 }
 
 // Reject settles deliveries that consumers refused without requeue: they are
@@ -651,17 +737,14 @@ func (q *Queue) releaseDeletedLocked(b **storage.Batch, ds []Delivery) {
 func (q *Queue) Reject(ds []Delivery) {
 	q.mu.Lock()
 	if q.deleted {
-		var b *storage.Batch
-		q.releaseDeletedLocked(&b, ds)
 		q.mu.Unlock()
-		q.submit(b)
 		return
 	}
 	q.unacked -= len(ds)
 	var b *storage.Batch
 	dls := make([]DeadLetter, len(ds))
 	for i, d := range ds {
-		q.forget(&b, d.Message, d.seq)
+		q.forget(&b, d.stored, d.seq)
 		dls[i] = DeadLetter{Message: d.Message, Reason: Rejected}
 	}
 	q.mu.Unlock()
@@ -679,20 +762,18 @@ func (q *Queue) Requeue(ds []Delivery) {
 	var b *storage.Batch
 	q.mu.Lock()
 	if q.deleted {
-		q.releaseDeletedLocked(&b, ds)
 		q.mu.Unlock()
-		q.submit(b)
 		return
 	}
 	q.unacked -= len(ds)
 	for _, d := range ds {
-		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true}
+		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true, stored: d.stored}
 		if limit := q.Config().DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
-			q.forget(&b, d.Message, d.seq)
+			q.forget(&b, d.stored, d.seq)
 			dls = append(dls, DeadLetter{Message: d.Message, Reason: DeliveryLimit})
 			continue
 		}
-		if q.journaled(e.msg) {
+		if e.stored {
 			// Keep the delivery count across a restart, for the delivery limit.
 			if b == nil {
 				b = new(storage.Batch)
@@ -708,7 +789,8 @@ func (q *Queue) Requeue(ds []Delivery) {
 }
 
 // Purge drops every ready message and returns how many there were. Unacked
-// messages are not touched, as in RabbitMQ.
+// messages are not touched, as in RabbitMQ. A paged-out backlog is deleted
+// from disk before Purge returns, in chunks, without the queue's lock.
 func (q *Queue) Purge() int {
 	q.mu.Lock()
 	// A message still pending (its write not yet submitted) arrived as the
@@ -719,70 +801,126 @@ func (q *Queue) Purge() int {
 		e     entry
 	}
 	var pending []kept
+	var seqs []uint64
 	for level := range q.levels {
 		r := &q.levels[level]
 		for i := 0; i < r.len(); i++ {
-			if e := r.at(i); e.pending {
+			switch e := r.at(i); {
+			case e.pending:
 				pending = append(pending, kept{uint8(level), *e})
+			case !e.expired && e.stored:
+				seqs = append(seqs, e.seq)
 			}
 		}
 	}
-	seqs, orphans := q.releaseReadyLocked(true)
-	n := q.ready - len(pending)
+	n := q.ready - len(pending) - len(q.pend)
+	var job *tailPurge
+	if q.pagedLocked() > len(q.pend) {
+		job = q.tailPurgeLocked()
+	}
 	q.clearLocked()
 	for _, k := range pending {
 		q.addLocked(k.level, k.e)
 	}
 	q.mu.Unlock()
-	q.submitChunked(seqs, orphans)
+	q.deleteEntries(seqs)
+	if job != nil {
+		// The paged-out part is deleted before purge-ok: a purge that a
+		// restart could undo would not be one. The queue serves meanwhile.
+		q.purgeTail(job)
+	}
 	return n
 }
 
-// releaseReadyLocked lets go of every ready stored message: it returns the
-// entries to delete (when keepEntries is false the caller drops the whole
-// bucket) and the bodies no other queue references any more.
-func (q *Queue) releaseReadyLocked(withEntries bool) (seqs, orphans []uint64) {
-	if q.journal == nil {
-		return nil, nil
-	}
-	for i := range q.levels {
-		r := &q.levels[i]
-		for j := 0; j < r.len(); j++ {
-			e := r.at(j)
-			if e.expired || e.pending || !q.journaled(e.msg) {
-				continue
-			}
-			if withEntries {
-				seqs = append(seqs, e.seq)
-			}
-			if e.msg.refs.Add(-1) == 0 {
-				orphans = append(orphans, e.msg.ID)
-			}
-		}
-	}
-	return seqs, orphans
+// tailPurge is a purge's work on disk: every entry of a level's tail from
+// its from seq up to upTo, except the pending ones, which stay queued.
+type tailPurge struct {
+	from []uint64 // by level; MaxUint64 for levels without a tail
+	upTo uint64
+	keep map[uint64]bool
 }
 
-// chunkOps bounds one batch of a purge or delete, so that dropping a
-// million stored messages is many modest transactions, not one huge one.
+// tailPurgeLocked empties the tails except for their pending messages and
+// returns the deletes to do on disk. Loads wait until they are done.
+func (q *Queue) tailPurgeLocked() *tailPurge {
+	job := &tailPurge{from: make([]uint64, len(q.tails)), upTo: q.nextSeq, keep: make(map[uint64]bool)}
+	for l := range q.tails {
+		job.from[l] = ^uint64(0)
+		if q.tails[l].count > 0 {
+			job.from[l] = q.tails[l].from
+		}
+	}
+	for _, p := range q.pend {
+		job.keep[p.seq] = true
+	}
+	q.purging++
+	q.gen++
+	return job
+}
+
+// purgeTail deletes a purge's paged-out entries, in chunks.
+func (q *Queue) purgeTail(job *tailPurge) {
+	store := q.journal.store
+	err := store.Flush()
+	start := slices.Min(job.from)
+	for err == nil && start <= job.upTo {
+		var b storage.Batch
+		next := job.upTo + 1
+		var derr error
+		err = store.Scan(q.journal.key, start, func(seq uint64, ent []byte, _ func(uint64) []byte) bool {
+			if seq > job.upTo {
+				return false
+			}
+			if b.Len() >= chunkOps {
+				next = seq
+				return false
+			}
+			rec, ok := decodeEntry(ent)
+			if !ok {
+				derr = fmt.Errorf("entry %d: %w", seq, errBadRecord)
+				return false
+			}
+			level := min(rec.level, q.Config().MaxPriority)
+			if seq >= job.from[level] && !job.keep[seq] {
+				b.DeleteEntry(q.journal.key, seq)
+			}
+			return true
+		})
+		if err == nil {
+			err = derr
+		}
+		if err == nil && b.Len() > 0 {
+			err = store.Commit(&b)
+		}
+		start = next
+	}
+	if err != nil {
+		q.journal.log.Error("purging a queue's paged-out messages failed", "queue", q.Name, "err", err)
+	}
+	q.mu.Lock()
+	q.purging--
+	q.maybeLoadLocked()
+	q.mu.Unlock()
+}
+
+// chunkOps bounds one batch of a purge, so that dropping a million stored
+// messages is many modest transactions, not one huge one.
 const chunkOps = 10000
 
-// submitChunked deletes entries and bodies in batches of chunkOps.
-func (q *Queue) submitChunked(seqs, orphans []uint64) {
-	for len(seqs) > 0 || len(orphans) > 0 {
+// deleteEntries deletes entries in batches of chunkOps.
+func (q *Queue) deleteEntries(seqs []uint64) {
+	for len(seqs) > 0 {
 		b := new(storage.Batch)
 		for b.Len() < chunkOps && len(seqs) > 0 {
 			b.DeleteEntry(q.journal.key, seqs[0])
 			seqs = seqs[1:]
 		}
-		for b.Len() < chunkOps && len(orphans) > 0 {
-			b.DeleteMessage(orphans[0])
-			orphans = orphans[1:]
-		}
 		q.submit(b)
 	}
 }
 
+// clearLocked empties the queue's ready messages, in memory and (counts
+// only) on disk, except for tail messages still pending.
 func (q *Queue) clearLocked() {
 	for i := range q.levels {
 		q.levels[i] = ring{}
@@ -790,6 +928,24 @@ func (q *Queue) clearLocked() {
 	q.nonEmpty = [4]uint64{}
 	q.ready, q.readyBytes = 0, 0
 	q.deadlines, q.timed = nil, 0
+	if q.tails == nil {
+		return
+	}
+	if q.budget != nil {
+		q.budget.used.Add(-q.charged)
+	}
+	q.charged = 0
+	for l := range q.tails {
+		q.tails[l].count, q.tails[l].bytes = 0, 0
+	}
+	for _, p := range q.pend {
+		t := &q.tails[p.level]
+		t.count++
+		t.bytes += int64(p.msg.Size())
+		q.ready++
+		q.readyBytes += int64(p.msg.Size())
+		q.nonEmpty[p.level>>6] |= 1 << (p.level & 63)
+	}
 }
 
 // Touch records a use of the queue (a redeclare), which resets x-expires.
@@ -801,24 +957,36 @@ func (q *Queue) Touch() {
 
 // Delete marks the queue deleted, tells its consumers and returns the number
 // of ready messages it held. Later calls return 0. The queue's stored
-// entries are dropped in b; the bodies no other queue references follow in
-// batches of their own.
-func (q *Queue) Delete(b *storage.Batch) int {
+// entries, and with them its references to stored messages, are deleted in
+// the background, in chunks; its storage key is never reused.
+func (q *Queue) Delete() int {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
 		return 0
 	}
 	q.deleted = true
+	q.gen++
 	n := q.ready
-	var orphans []uint64
-	if q.journal != nil && b != nil {
-		_, orphans = q.releaseReadyLocked(false)
-		b.DeleteQueue(q.journal.key)
+	// Pending messages, in memory or in a tail, delete their entries again
+	// when released, in case their write lands after the drop.
+	for level := range q.levels {
+		r := &q.levels[level]
+		for i := 0; i < r.len(); i++ {
+			if e := r.at(i); e.pending {
+				q.pend = append(q.pend, pendingTail{seq: e.seq, msg: e.msg, level: uint8(level)})
+			}
+		}
 	}
-	defer q.submitChunked(nil, orphans)
 	defer q.mu.Unlock()
 	q.clearLocked()
+	if q.journal != nil && q.wrote {
+		go func() {
+			if err := q.journal.store.DropEntries(q.journal.key); err != nil {
+				q.journal.log.Error("deleting a deleted queue's entries failed", "queue", q.Name, "err", err)
+			}
+		}()
+	}
 	if q.ttlTimer != nil {
 		q.ttlTimer.Stop()
 	}
@@ -902,10 +1070,11 @@ func (q *Queue) expireDue() {
 		if e.pending {
 			continue // Release puts its deadline back
 		}
-		q.forget(&b, e.msg, e.seq)
+		q.forget(&b, e.stored, e.seq)
 		dls = append(dls, DeadLetter{Message: e.msg, Reason: Expired})
 		q.ready--
 		q.readyBytes -= int64(e.msg.Size())
+		q.chargeLocked(e.msg, -1)
 		e.expired, e.msg = true, nil
 		q.timed--
 		if i == 0 {

@@ -388,7 +388,7 @@ func TestAutoDeleteNeedsAConsumerFirst(t *testing.T) {
 	c := newConsumer(-1)
 	require.NoError(t, q.AddConsumer(c, false, false, 0))
 	assert.True(t, q.RemoveConsumer(c))
-	q.Delete(nil)
+	q.Delete()
 	assert.False(t, q.RemoveConsumer(c), "deleted queue is not deleted again")
 }
 
@@ -442,10 +442,10 @@ func TestDelete(t *testing.T) {
 	require.NoError(t, q.AddConsumer(b, false, false, 0))
 	pushN(t, q, "1", "2", "3")
 
-	assert.Equal(t, 3, q.Delete(nil))
+	assert.Equal(t, 3, q.Delete())
 	assert.Equal(t, 1, a.cancels())
 	assert.Equal(t, 1, b.cancels())
-	assert.Zero(t, q.Delete(nil), "second delete")
+	assert.Zero(t, q.Delete(), "second delete")
 	assert.Equal(t, 1, a.cancels(), "consumers cancelled once")
 
 	assert.Equal(t, Gone, q.Push(msg("4"), nil))

@@ -15,6 +15,8 @@ type entry struct {
 	// is not handed out until Release, so no ack can overtake its entry on
 	// the way to disk.
 	pending bool
+	// stored: the queue has an entry on disk for the message.
+	stored bool
 }
 
 // ring is a growable deque of entries kept in seq order. A slice-backed ring

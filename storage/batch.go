@@ -53,6 +53,7 @@ const (
 // definition key, n the message id or entry seq.
 type op struct {
 	kind  opKind
+	refs  uint32 // opPutMsg: the entries that will reference the message
 	n     uint64
 	name  string
 	key   string
@@ -112,34 +113,59 @@ func (b *Batch) DeleteDefinition(kind, key string) {
 	b.ops = append(b.ops, op{kind: opDelDef, name: kind, key: key})
 }
 
-// PutMessage stores a message body (or any encoding of the message) under id.
-// Store it once and reference it from each queue's entry.
+// PutMessage stores a message body (or any encoding of the message) under id,
+// referenced by one entry unless SetMessageRefs says otherwise. Store it once
+// and reference it from each queue's entry: the message is deleted with the
+// last entry that references it.
 func (b *Batch) PutMessage(id uint64, value []byte) {
 	b.checkValue(value)
-	b.ops = append(b.ops, op{kind: opPutMsg, n: id, value: value})
+	b.ops = append(b.ops, op{kind: opPutMsg, refs: 1, n: id, value: value})
 }
 
-// DeleteMessage removes the message stored under id.
+// SetMessageRefs sets how many entries will reference the message put under
+// id in this batch, once the queues it went to are known (a fan-out, or a
+// queue refusing it). With 0 the message is not stored at all.
+func (b *Batch) SetMessageRefs(id uint64, refs int) {
+	for i := range b.ops {
+		if o := &b.ops[i]; o.kind == opPutMsg && o.n == id {
+			o.refs = uint32(refs)
+			return
+		}
+	}
+	b.fail("no message %d in the batch", id)
+}
+
+// DeleteMessage removes the message stored under id whatever references it;
+// entries still naming it will find it missing.
 func (b *Batch) DeleteMessage(id uint64) {
 	b.ops = append(b.ops, op{kind: opDelMsg, n: id})
 }
 
-// PutEntry stores a queue's entry under seq: a small record such as the
-// message id and flags. Entries are read back in seq order.
+// PutEntry stores a queue's entry under seq. Its value starts with the
+// big-endian id of the message it references (8 bytes); the rest is the
+// caller's (flags, deadline...). Entries are read back in seq order.
+// Putting an entry that exists replaces its value and keeps its reference.
 func (b *Batch) PutEntry(queue string, seq uint64, value []byte) {
 	b.checkQueue(queue)
 	b.checkValue(value)
+	if len(value) < 8 {
+		b.fail("entry value of %d bytes has no message id", len(value))
+	}
 	b.ops = append(b.ops, op{kind: opPutEntry, name: queue, n: seq, value: value})
 }
 
-// DeleteEntry removes a queue's entry (ack, reject, expiry, dead-lettering).
+// DeleteEntry removes a queue's entry (ack, reject, expiry, dead-lettering)
+// and drops its reference to its message. Deleting an entry that is gone
+// (deleted twice, or by DeleteQueue) does nothing, so the reference is
+// dropped exactly once however the deletes race.
 func (b *Batch) DeleteEntry(queue string, seq uint64) {
 	b.checkQueue(queue)
 	b.ops = append(b.ops, op{kind: opDelEntry, name: queue, n: seq})
 }
 
-// DeleteQueue drops all of a queue's entries (purge, queue deletion). It does
-// not touch the queue's definition nor the messages the entries referenced.
+// DeleteQueue drops all of a queue's entries and their references. It does
+// not touch the queue's definition. Every entry is visited in one
+// transaction: delete a large queue's entries in chunks first (DropEntries).
 func (b *Batch) DeleteQueue(queue string) {
 	b.checkQueue(queue)
 	b.ops = append(b.ops, op{kind: opDelQueue, name: queue})

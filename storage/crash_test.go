@@ -54,7 +54,7 @@ func TestHelperProcess(t *testing.T) {
 				b.PutEntry("q", seq, binary.BigEndian.AppendUint64(nil, id))
 				// Churn that frees pages: publish to a scratch queue and ack an
 				// older one, so the freelist is exercised too.
-				b.PutEntry("scratch", seq, nil)
+				b.PutEntry("scratch", seq, u64(0))
 				if seq > 5 {
 					b.DeleteEntry("scratch", seq-5)
 				}

@@ -14,7 +14,12 @@
 //	meta/last-id          uint64 high-water mark of NextMessageID
 //	definitions/<kind>/<key>  opaque definition value
 //	messages/<id>         message value
-//	entries/<queue>/<seq> entry value
+//	refs/<id>             uint32 entries referencing the message, when more than one
+//	entries/<queue>/<seq> entry value: the referenced message id, then the caller's bytes
+//
+// A message lives as long as entries reference it: deleting an entry drops
+// its reference in the same transaction, and the last one deletes the
+// message, so a crash can neither orphan a message nor lose a shared one.
 package storage
 
 import (
@@ -35,7 +40,11 @@ import (
 
 // FormatVersion is the storage format this package writes and reads. Open
 // refuses a file with a newer version rather than misread it.
-const FormatVersion = 1
+const FormatVersion = 2
+
+// Format 1 kept no reference counts: the broker counted references in memory
+// and collected unreferenced messages at start. Open upgrades such a file by
+// counting the entries once.
 
 // FileName is the name of the database file inside the data directory.
 const FileName = "warren.db"
@@ -62,6 +71,7 @@ var (
 	bucketDefinitions = []byte("definitions")
 	bucketMessages    = []byte("messages")
 	bucketEntries     = []byte("entries")
+	bucketRefs        = []byte("refs")
 
 	keyFormat = []byte("format")
 	keyLastID = []byte("last-id")
@@ -118,6 +128,7 @@ type request struct {
 	b    *Batch
 	done func(error)
 	ch   chan error // Commit's waiter; avoids a closure allocation per call
+	seq  uint64     // submission number, see Submitted
 }
 
 // Store is Warren's durable store. All methods are safe for concurrent use.
@@ -129,11 +140,13 @@ type Store struct {
 	path string
 	opts Options
 
-	mu         sync.Mutex // guards pending, pendingOps, want, closing
-	pending    []request  // batches waiting for the next group commit, in submission order
-	pendingOps int        // writes in pending
-	want       int        // while the committer waits: the pending count that ends the wait; else 0
-	closing    bool       // Close has begun; Submit refuses
+	mu         sync.Mutex // guards pending, pendingOps, want, closing, submitted
+	submitted  uint64     // batches submitted so far
+	committed  atomic.Uint64
+	pending    []request // batches waiting for the next group commit, in submission order
+	pendingOps int       // writes in pending
+	want       int       // while the committer waits: the pending count that ends the wait; else 0
+	closing    bool      // Close has begun; Submit refuses
 
 	kick    chan struct{} // cap 1: pending went from empty to non-empty
 	full    chan struct{} // cap 1: pending reached want, or pendingOps reached MaxBatchOps
@@ -144,6 +157,9 @@ type Store struct {
 	closeErr  error
 
 	nextID atomic.Uint64 // last id handed out by NextMessageID
+	// scanned counts the bytes Scan has read since the mapping's resident
+	// pages were last released (see releaseMapped).
+	scanned atomic.Int64
 
 	// Owned by the committer goroutine; no lock needed.
 	spare     []request               // the previous pending slice, reused
@@ -151,7 +167,13 @@ type Store struct {
 	queues    map[string]*bolt.Bucket // per-transaction cache of queue buckets
 	dels      map[opKey]int           // per-transaction: last index of a delete of each key
 	drops     map[string]int          // per-transaction: last index of a DeleteQueue of each queue
-	keyBuf    []byte                  // per-transaction arena for 8-byte keys
+	// Per transaction: the entries whose put was skipped because a delete
+	// follows, with the message each referenced (the delete drops that
+	// reference), and the messages whose put is skipped because every entry
+	// referencing them is.
+	cancelledEntries map[opKey]uint64
+	cancelledMsgs    map[uint64]bool
+	keyBuf           []byte // per-transaction arena for 8-byte keys
 
 	chans sync.Pool // chan error for Commit, reused
 
@@ -205,6 +227,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		queues:  make(map[string]*bolt.Bucket),
 		dels:    make(map[opKey]int),
 		drops:   make(map[string]int),
+
+		cancelledEntries: make(map[opKey]uint64),
+		cancelledMsgs:    make(map[uint64]bool),
 	}
 	s.chans.New = func() any { return make(chan error, 1) }
 	if err := s.init(); err != nil {
@@ -286,7 +311,8 @@ func (s *Store) init() (err error) {
 		if len(v) != 4 {
 			return fmt.Errorf("%w: %s: bad format record", ErrCorrupt, s.path)
 		}
-		if ver := binary.BigEndian.Uint32(v); ver > FormatVersion {
+		ver := binary.BigEndian.Uint32(v)
+		if ver > FormatVersion {
 			return fmt.Errorf("%w: %s has format %d, this Warren reads up to %d", ErrNewerFormat, s.path, ver, FormatVersion)
 		}
 		defs, err := tx.CreateBucketIfNotExists(bucketDefinitions)
@@ -304,6 +330,17 @@ func (s *Store) init() (err error) {
 		}
 		if _, err := tx.CreateBucketIfNotExists(bucketEntries); err != nil {
 			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketRefs); err != nil {
+			return err
+		}
+		if ver < 2 {
+			if err := upgradeRefs(tx); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, FormatVersion)); err != nil {
+				return err
+			}
 		}
 		var last uint64
 		if v := meta.Get(keyLastID); len(v) == 8 {
@@ -424,14 +461,23 @@ func (s *Store) Messages(fn func(id uint64) error) error {
 // copy of value. A queue without entries is not an error. Like Definitions,
 // fn must not call Commit.
 func (s *Store) Entries(queue string, fn func(seq uint64, value []byte) error) error {
-	return s.EntriesWithMessages(queue, nil, func(seq uint64, value, _ []byte) error { return fn(seq, value) })
+	var ferr error
+	err := s.Scan(queue, 0, func(seq uint64, entry []byte, _ func(uint64) []byte) bool {
+		ferr = fn(seq, clone(entry))
+		return ferr == nil
+	})
+	if ferr != nil {
+		return ferr
+	}
+	return err
 }
 
-// EntriesWithMessages is Entries that also reads, in the same transaction,
-// the message each entry names: msgID extracts the id from an entry value
-// (nil: no message is read), and fn gets the message's value, or nil when it
-// is missing. At start this replaces a read transaction per message.
-func (s *Store) EntriesWithMessages(queue string, msgID func(entry []byte) (uint64, bool), fn func(seq uint64, entry, message []byte) error) error {
+// Scan walks queue's entries in seq order from seq from, in one read
+// transaction, until fn returns false. fn gets each entry and a lookup of
+// stored messages by id (nil when missing); the bytes of both are valid only
+// during fn, so copy what is kept. A queue without entries is not an error.
+// Like Definitions, fn must not call Commit.
+func (s *Store) Scan(queue string, from uint64, fn func(seq uint64, entry []byte, message func(id uint64) []byte) bool) error {
 	return s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries).Bucket([]byte(queue))
 		if b == nil {
@@ -439,24 +485,97 @@ func (s *Store) EntriesWithMessages(queue string, msgID func(entry []byte) (uint
 		}
 		msgs := tx.Bucket(bucketMessages)
 		var key [8]byte
+		message := func(id uint64) []byte {
+			binary.BigEndian.PutUint64(key[:], id)
+			return msgs.Get(key[:])
+		}
+		var start [8]byte
+		binary.BigEndian.PutUint64(start[:], from)
+		read := int64(0)
+		defer func() {
+			if s.scanned.Add(read) > releaseEvery {
+				s.scanned.Store(0)
+				s.releaseMapped(tx)
+			}
+		}()
+		lookup := func(id uint64) []byte {
+			m := message(id)
+			read += int64(len(m))
+			return m
+		}
 		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
 			if len(k) != 8 {
 				return fmt.Errorf("%w: %s: entry key of %d bytes in %q", ErrCorrupt, s.path, len(k), queue)
 			}
-			var m []byte
-			if msgID != nil {
-				if id, ok := msgID(v); ok {
-					binary.BigEndian.PutUint64(key[:], id)
-					m = clone(msgs.Get(key[:]))
-				}
-			}
-			if err := fn(binary.BigEndian.Uint64(k), clone(v), m); err != nil {
-				return err
+			read += int64(len(v)) + 16
+			if !fn(binary.BigEndian.Uint64(k), v, lookup) {
+				return nil
 			}
 		}
 		return nil
 	})
+}
+
+// releaseEvery is how many bytes Scan reads between releases of the
+// mapping's resident pages.
+const releaseEvery = 64 << 20
+
+// releaseMapped unmaps the file pages that reads have made resident in the
+// process. bbolt reads through a shared read-only mmap, so every page a scan
+// touches counts in the broker's RSS until the kernel needs the memory:
+// draining a 10 GB backlog would show 10 GB of RSS that is really page
+// cache. Unmapping keeps the pages in the page cache; they fault back in if
+// read again. It runs inside a read transaction (tx), during which bbolt
+// cannot remap the file, so the range is the live mapping.
+func (s *Store) releaseMapped(tx *bolt.Tx) {
+	unmapResident(s.db.Info().Data, uintptr(tx.Size()))
+}
+
+// DropEntries deletes all of queue's entries, and with them their references,
+// in transactions of at most MaxBatchOps deletes, then the queue's bucket. It
+// waits for each; run it off any hot path. Entries put meanwhile are deleted
+// too.
+func (s *Store) DropEntries(queue string) error {
+	for {
+		var b Batch
+		err := s.Scan(queue, 0, func(seq uint64, _ []byte, _ func(uint64) []byte) bool {
+			b.DeleteEntry(queue, seq)
+			return b.Len() < s.opts.MaxBatchOps
+		})
+		if err != nil {
+			return err
+		}
+		if b.Len() == 0 {
+			break
+		}
+		if err := s.Commit(&b); err != nil {
+			return err
+		}
+	}
+	var b Batch
+	b.DeleteQueue(queue)
+	return s.Commit(&b)
+}
+
+// Flush returns once every batch submitted before it is on disk (or failed).
+func (s *Store) Flush() error { return s.Commit(&Batch{}) }
+
+// Submitted returns how many batches have been submitted so far; pass it to
+// WaitCommitted to wait for those.
+func (s *Store) Submitted() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.submitted
+}
+
+// WaitCommitted returns once the first n submitted batches have been
+// committed (or failed): at once if they have, else like Flush.
+func (s *Store) WaitCommitted(n uint64) error {
+	if s.committed.Load() >= n {
+		return nil
+	}
+	return s.Flush()
 }
 
 // Queues returns the names of the queues that have stored entries, sorted.
@@ -472,29 +591,6 @@ func (s *Store) Queues() ([]string, error) {
 		})
 	})
 	return out, err
-}
-
-// CollectGarbage deletes every stored message for which ref returns false,
-// i.e. that no queue entry references (after a crash between writes, or a
-// queue dropped without deleting its messages). The broker calls it at start,
-// after recovery and before traffic. It returns how many were removed.
-func (s *Store) CollectGarbage(ref func(id uint64) bool) (int, error) {
-	var b Batch
-	if err := s.Messages(func(id uint64) error {
-		if !ref(id) {
-			b.DeleteMessage(id)
-		}
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	if b.Len() == 0 {
-		return 0, nil
-	}
-	if err := s.Commit(&b); err != nil {
-		return 0, err
-	}
-	return b.Len(), nil
 }
 
 // Submit queues b for the next group commit and returns at once. done(err)
@@ -536,6 +632,8 @@ func (s *Store) enqueue(r request) error {
 	}
 	wasEmpty := len(s.pending) == 0
 	before := s.pendingOps
+	s.submitted++
+	r.seq = s.submitted
 	s.pending = append(s.pending, r)
 	s.pendingOps += len(r.b.ops)
 	after := s.pendingOps
@@ -645,6 +743,7 @@ func (s *Store) commitAll(reqs []request) {
 		if err != nil {
 			s.stats.failures.Add(1)
 		}
+		s.committed.Store(chunk[len(chunk)-1].seq)
 		for _, r := range chunk {
 			if r.ch != nil {
 				r.ch <- err
@@ -678,6 +777,7 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 		msgs := tx.Bucket(bucketMessages)
 		msgs.FillPercent = fillPercent
 		entries := tx.Bucket(bucketEntries)
+		refs := tx.Bucket(bucketRefs)
 		i := -1
 		for _, r := range reqs {
 			for j := range r.b.ops {
@@ -697,15 +797,25 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 						return err
 					}
 				case opPutMsg:
-					if s.superseded(i, o) {
+					if o.refs == 0 || s.cancelledMsgs[o.n] {
 						cancelled++
 						continue
 					}
-					if err := msgs.Put(s.key(o.n), o.value); err != nil {
+					k := s.key(o.n)
+					if err := msgs.Put(k, o.value); err != nil {
 						return err
 					}
+					if o.refs > 1 {
+						if err := refs.Put(k, binary.BigEndian.AppendUint32(nil, o.refs)); err != nil {
+							return err
+						}
+					}
 				case opDelMsg:
-					if err := msgs.Delete(s.key(o.n)); err != nil {
+					k := s.key(o.n)
+					if err := msgs.Delete(k); err != nil {
+						return err
+					}
+					if err := refs.Delete(k); err != nil {
 						return err
 					}
 				case opPutEntry:
@@ -725,13 +835,31 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 					if err != nil {
 						return err
 					}
-					if q != nil {
-						if err := q.Delete(s.key(o.n)); err != nil {
-							return err
-						}
+					if err := s.deleteEntry(q, msgs, refs, o); err != nil {
+						return err
 					}
 				case opDelQueue:
 					delete(s.queues, o.name)
+					if q := entries.Bucket([]byte(o.name)); q != nil {
+						if err := q.ForEach(func(_, v []byte) error {
+							if len(v) < 8 {
+								return nil
+							}
+							return s.unref(msgs, refs, binary.BigEndian.Uint64(v))
+						}); err != nil {
+							return err
+						}
+					}
+					// Entries put earlier in this group were skipped, not
+					// written: their references go here.
+					for ck, id := range s.cancelledEntries {
+						if ck.name == o.name {
+							delete(s.cancelledEntries, ck)
+							if err := s.unref(msgs, refs, id); err != nil {
+								return err
+							}
+						}
+					}
 					err := entries.DeleteBucket([]byte(o.name))
 					if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 						return err
@@ -768,14 +896,57 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 	return nil
 }
 
+// deleteEntry deletes o's entry and drops the reference it held: the one
+// on disk, or, when the entry's put was skipped in this group, the one the
+// put would have written.
+func (s *Store) deleteEntry(q, msgs, refs *bolt.Bucket, o *op) error {
+	ck := opKey{kind: opDelEntry, name: o.name, n: o.n}
+	id, skipped := s.cancelledEntries[ck]
+	if q != nil {
+		c := q.Cursor()
+		k := s.key(o.n)
+		if ek, v := c.Seek(k); ek != nil && string(ek) == string(k) {
+			if len(v) >= 8 {
+				id, skipped = binary.BigEndian.Uint64(v), true
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	if !skipped {
+		return nil // gone already: its reference went with it
+	}
+	delete(s.cancelledEntries, ck)
+	return s.unref(msgs, refs, id)
+}
+
+// unref drops one reference to message id, deleting it with the last. A
+// message referenced once has no refs record.
+func (s *Store) unref(msgs, refs *bolt.Bucket, id uint64) error {
+	k := s.key(id)
+	if v := refs.Get(k); len(v) == 4 {
+		if n := binary.BigEndian.Uint32(v); n > 2 {
+			return refs.Put(k, binary.BigEndian.AppendUint32(nil, n-1))
+		}
+		return refs.Delete(k)
+	}
+	return msgs.Delete(k)
+}
+
 // markCancelled records, for this group, where each key is last deleted and
 // each queue last dropped. A put followed later in the group by a delete of
 // the same key (publish then ack before the commit) need not be written: the
 // delete is still applied, so the result is the same as applying every op.
+// A message put in the group is skipped when every entry that references it
+// is.
 func (s *Store) markCancelled(reqs []request) {
 	clear(s.dels)
 	clear(s.drops)
+	clear(s.cancelledEntries)
+	clear(s.cancelledMsgs)
 	i := -1
+	puts := 0
 	for _, r := range reqs {
 		for j := range r.b.ops {
 			i++
@@ -785,6 +956,46 @@ func (s *Store) markCancelled(reqs []request) {
 				s.dels[opKey{kind: o.kind, name: o.name, key: o.key, n: o.n}] = i
 			case opDelQueue:
 				s.drops[o.name] = i
+			case opPutMsg:
+				puts++
+			}
+		}
+	}
+	if len(s.dels) == 0 && len(s.drops) == 0 {
+		return
+	}
+	// Which entry puts are skipped, and how many skipped entries reference
+	// each message.
+	var skipped map[uint64]uint32
+	if puts > 0 {
+		skipped = make(map[uint64]uint32)
+	}
+	i = -1
+	for _, r := range reqs {
+		for j := range r.b.ops {
+			i++
+			o := &r.b.ops[j]
+			if o.kind != opPutEntry || !s.superseded(i, o) {
+				continue
+			}
+			ck := opKey{kind: opDelEntry, name: o.name, n: o.n}
+			if _, seen := s.cancelledEntries[ck]; seen {
+				continue // a second put of the same entry (a requeue)
+			}
+			id := binary.BigEndian.Uint64(o.value)
+			s.cancelledEntries[ck] = id
+			if skipped != nil {
+				skipped[id]++
+			}
+		}
+	}
+	if len(skipped) == 0 {
+		return
+	}
+	for _, r := range reqs {
+		for j := range r.b.ops {
+			if o := &r.b.ops[j]; o.kind == opPutMsg && o.refs > 0 && skipped[o.n] >= o.refs {
+				s.cancelledMsgs[o.n] = true
 			}
 		}
 	}
@@ -799,8 +1010,6 @@ func (s *Store) superseded(i int, o *op) bool {
 	switch o.kind {
 	case opPutDef:
 		del = opDelDef
-	case opPutMsg:
-		del = opDelMsg
 	case opPutEntry:
 		if d, ok := s.drops[o.name]; ok && d > i {
 			return true
@@ -811,9 +1020,14 @@ func (s *Store) superseded(i int, o *op) bool {
 	return ok && d > i
 }
 
-// key returns n as an 8-byte big-endian key from the transaction's arena.
+// key returns n as an 8-byte big-endian key from the transaction's arena,
+// or a fresh slice once the arena is full (bbolt keeps keys until the commit,
+// so the arena must never move).
 func (s *Store) key(n uint64) []byte {
 	l := len(s.keyBuf)
+	if l+8 > cap(s.keyBuf) {
+		return binary.BigEndian.AppendUint64(make([]byte, 0, 8), n)
+	}
 	s.keyBuf = binary.BigEndian.AppendUint64(s.keyBuf, n)
 	return s.keyBuf[l : l+8 : l+8]
 }
@@ -843,4 +1057,44 @@ func clone(v []byte) []byte {
 		return nil
 	}
 	return append(make([]byte, 0, len(v)), v...)
+}
+
+// upgradeRefs turns a format 1 file into format 2: it counts the entries
+// referencing each message, records the counts above one and deletes the
+// messages nothing references (format 1 left those to a collection at start).
+func upgradeRefs(tx *bolt.Tx) error {
+	counts := make(map[uint64]uint32)
+	err := tx.Bucket(bucketEntries).ForEachBucket(func(name []byte) error {
+		return tx.Bucket(bucketEntries).Bucket(name).ForEach(func(_, v []byte) error {
+			if len(v) >= 8 {
+				counts[binary.BigEndian.Uint64(v)]++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	msgs, refs := tx.Bucket(bucketMessages), tx.Bucket(bucketRefs)
+	var orphans [][]byte
+	c := msgs.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) != 8 {
+			continue
+		}
+		switch n := counts[binary.BigEndian.Uint64(k)]; {
+		case n == 0:
+			orphans = append(orphans, clone(k))
+		case n > 1:
+			if err := refs.Put(clone(k), binary.BigEndian.AppendUint32(nil, n)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range orphans {
+		if err := msgs.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

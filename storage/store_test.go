@@ -35,6 +35,9 @@ func reopen(t testing.TB, s *Store, dir string, opts Options) *Store {
 
 func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
+// ev is an entry value that references no stored message, with payload s.
+func ev(s string) []byte { return append(u64(0), s...) }
+
 func definitions(t *testing.T, s *Store, kind string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
@@ -51,7 +54,7 @@ func entries(t *testing.T, s *Store, queue string) ([]uint64, []string) {
 	var vals []string
 	require.NoError(t, s.Entries(queue, func(seq uint64, v []byte) error {
 		seqs = append(seqs, seq)
-		vals = append(vals, string(v))
+		vals = append(vals, string(v[8:]))
 		return nil
 	}))
 	return seqs, vals
@@ -102,9 +105,9 @@ func TestEntriesOrderAfterReopen(t *testing.T) {
 	seqs := []uint64{300, 2, 1 << 40, 255, 256, 1, 70000}
 	var b Batch
 	for _, seq := range seqs {
-		b.PutEntry("q1", seq, []byte(fmt.Sprint("v", seq)))
+		b.PutEntry("q1", seq, ev(fmt.Sprint("v", seq)))
 	}
-	b.PutEntry("q2", 7, []byte("other"))
+	b.PutEntry("q2", 7, ev("other"))
 	require.NoError(t, s.Commit(&b))
 
 	s = reopen(t, s, dir, Options{NoSync: true})
@@ -158,9 +161,9 @@ func TestDeleteQueue(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{NoSync: true})
 	var b Batch
-	b.PutEntry("a", 1, []byte("x"))
-	b.PutEntry("a", 2, []byte("y"))
-	b.PutEntry("b", 1, []byte("z"))
+	b.PutEntry("a", 1, ev("x"))
+	b.PutEntry("a", 2, ev("y"))
+	b.PutEntry("b", 1, ev("z"))
 	require.NoError(t, s.Commit(&b))
 	b.Reset()
 	b.DeleteQueue("a")
@@ -168,9 +171,9 @@ func TestDeleteQueue(t *testing.T) {
 	require.NoError(t, s.Commit(&b))
 	b.Reset()
 	// Same batch: drop, then new entries recreate the bucket.
-	b.PutEntry("b", 2, []byte("gone"))
+	b.PutEntry("b", 2, ev("gone"))
 	b.DeleteQueue("b")
-	b.PutEntry("b", 3, []byte("new"))
+	b.PutEntry("b", 3, ev("new"))
 	require.NoError(t, s.Commit(&b))
 
 	s = reopen(t, s, dir, Options{NoSync: true})
@@ -273,13 +276,13 @@ func TestCancelPairs(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{NoSync: true})
 	var base Batch
-	base.PutEntry("q", 1, []byte("old"))
+	base.PutEntry("q", 1, ev("old"))
 	base.PutDefinition(KindQueue, "d", []byte("old"))
 	require.NoError(t, s.Commit(&base))
 
 	started, release := holdCommits(t, s)
 	var first Batch
-	first.PutEntry("other", 1, []byte("x"))
+	first.PutEntry("other", 1, ev("x"))
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
 	submit := func(b *Batch) {
@@ -296,14 +299,14 @@ func TestCancelPairs(t *testing.T) {
 	b2.DeleteEntry("q", 2)
 	b2.DeleteMessage(10)
 	// Overwrite of an existing key then delete: the delete must still apply.
-	b3.PutEntry("q", 1, []byte("new"))
+	b3.PutEntry("q", 1, ev("new"))
 	b3.DeleteEntry("q", 1)
 	b3.PutDefinition(KindQueue, "d", []byte("new"))
 	b3.DeleteDefinition(KindQueue, "d")
 	// Delete then put again: the put must survive.
 	b4.DeleteEntry("q", 3)
-	b4.PutEntry("q", 3, []byte("kept"))
-	b4.PutEntry("dropped", 1, []byte("x"))
+	b4.PutEntry("q", 3, ev("kept"))
+	b4.PutEntry("dropped", 1, ev("x"))
 	b4.DeleteQueue("dropped")
 	for _, b := range []*Batch{&b1, &b2, &b3, &b4} {
 		submit(b)
@@ -395,8 +398,8 @@ func TestMaxBatchOpsSplits(t *testing.T) {
 	before := s.Stats().Commits
 	batches := make([]Batch, 6)
 	for i := range batches {
-		batches[i].PutEntry("q", uint64(2*i), nil)
-		batches[i].PutEntry("q", uint64(2*i+1), nil)
+		batches[i].PutEntry("q", uint64(2*i), u64(0))
+		batches[i].PutEntry("q", uint64(2*i+1), u64(0))
 		wg.Add(1)
 		s.Submit(&batches[i], func(err error) { assert.NoError(t, err); wg.Done() })
 	}
@@ -418,7 +421,7 @@ func TestMaxBatchDelay(t *testing.T) {
 		var b Batch
 		for i := range 20 {
 			b.Reset()
-			b.PutEntry("q", uint64(i), nil)
+			b.PutEntry("q", uint64(i), u64(0))
 			require.NoError(t, s.Commit(&b))
 		}
 		assert.Less(t, time.Since(start), 10*delay)
@@ -435,7 +438,7 @@ func TestMaxBatchDelay(t *testing.T) {
 				var b Batch
 				for i := range rounds {
 					b.Reset()
-					b.PutEntry(fmt.Sprint(w), uint64(i), nil)
+					b.PutEntry(fmt.Sprint(w), uint64(i), u64(0))
 					assert.NoError(t, s.Commit(&b))
 				}
 			}()
@@ -490,7 +493,7 @@ func TestCommitFailure(t *testing.T) {
 	// The store keeps serving; the next commit is tried normally.
 	s.beforeCommit.Store(nil)
 	var ok Batch
-	ok.PutEntry("q", 100, []byte("after"))
+	ok.PutEntry("q", 100, ev("after"))
 	require.NoError(t, s.Commit(&ok))
 
 	s = reopen(t, s, dir, Options{NoSync: true})
@@ -510,7 +513,7 @@ func TestCloseFlushesPending(t *testing.T) {
 	batches := make([]Batch, n)
 	var wg sync.WaitGroup
 	for i := range batches {
-		batches[i].PutEntry("q", uint64(i), nil)
+		batches[i].PutEntry("q", uint64(i), u64(0))
 		wg.Add(1)
 		s.Submit(&batches[i], func(err error) { assert.NoError(t, err); wg.Done() })
 	}
@@ -526,7 +529,7 @@ func TestCloseFlushesPending(t *testing.T) {
 	require.NoError(t, s.Close(), "second Close")
 
 	var b Batch
-	b.PutEntry("q", 1000, nil)
+	b.PutEntry("q", 1000, u64(0))
 	var got error
 	s.Submit(&b, func(err error) { got = err })
 	assert.ErrorIs(t, got, ErrClosed)
@@ -552,7 +555,7 @@ func TestCloseWhileSubmitting(t *testing.T) {
 			var b Batch
 			for i := 0; ; i++ {
 				b.Reset()
-				b.PutEntry(fmt.Sprint(w), uint64(i), nil)
+				b.PutEntry(fmt.Sprint(w), uint64(i), u64(0))
 				err := s.Commit(&b)
 				mu.Lock()
 				results[fmt.Sprint(err)]++
@@ -649,36 +652,146 @@ func writeRandom(t *testing.T, path string, n int) {
 	require.NoError(t, os.WriteFile(path, buf, 0o600))
 }
 
-func TestCollectGarbage(t *testing.T) {
+func messageIDs(t *testing.T, s *Store) []uint64 {
+	t.Helper()
+	var ids []uint64
+	require.NoError(t, s.Messages(func(id uint64) error { ids = append(ids, id); return nil }))
+	return ids
+}
+
+// A message lives exactly as long as some entry references it, whichever
+// way the entries go, and however often a delete is repeated.
+func TestReferences(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{NoSync: true})
 	var b Batch
-	for id := uint64(1); id <= 10; id++ {
-		b.PutMessage(id, []byte("m"))
+	b.PutMessage(1, []byte("fanned out"))
+	b.SetMessageRefs(1, 3)
+	b.PutMessage(2, []byte("single"))
+	b.PutMessage(3, []byte("refused everywhere"))
+	b.SetMessageRefs(3, 0)
+	for _, q := range []string{"a", "b", "c"} {
+		b.PutEntry(q, 1, u64(1))
 	}
-	b.PutEntry("q", 1, u64(2))
-	b.PutEntry("q", 2, u64(4))
-	b.PutEntry("r", 1, u64(4))
+	b.PutEntry("a", 2, u64(2))
 	require.NoError(t, s.Commit(&b))
+	assert.Equal(t, []uint64{1, 2}, messageIDs(t, s))
+
+	steps := []struct {
+		name string
+		do   func(b *Batch)
+		want []uint64
+	}{
+		{"one of three entries", func(b *Batch) { b.DeleteEntry("a", 1) }, []uint64{1, 2}},
+		{"the same entry again", func(b *Batch) { b.DeleteEntry("a", 1) }, []uint64{1, 2}},
+		{"a whole queue", func(b *Batch) { b.DeleteQueue("b") }, []uint64{1, 2}},
+		{"the last entry", func(b *Batch) { b.DeleteEntry("c", 1); b.DeleteEntry("c", 1) }, []uint64{2}},
+		{"an entry rewritten, then deleted", func(b *Batch) {
+			b.PutEntry("a", 2, append(u64(2), "count 1"...))
+			b.DeleteEntry("a", 2)
+		}, nil},
+	}
+	for _, st := range steps {
+		var b Batch
+		st.do(&b)
+		require.NoError(t, s.Commit(&b), st.name)
+		assert.Equal(t, st.want, messageIDs(t, s), st.name)
+	}
+
+	// Within one group: a put entry deleted before it is written still
+	// drops its reference, and a message is not written at all when every
+	// entry referencing it goes the same way.
+	started, release := holdCommits(t, s)
+	var first Batch
+	first.PutEntry("other", 1, u64(0))
+	s.Submit(&first, func(error) {})
+	<-started
+	var p, d Batch
+	p.PutMessage(10, []byte("acked in both queues"))
+	p.SetMessageRefs(10, 2)
+	p.PutMessage(11, []byte("acked in one"))
+	p.SetMessageRefs(11, 2)
+	p.PutEntry("x", 1, u64(10))
+	p.PutEntry("y", 1, u64(10))
+	p.PutEntry("x", 2, u64(11))
+	p.PutEntry("y", 2, u64(11))
+	d.DeleteEntry("x", 1)
+	d.DeleteEntry("y", 1)
+	d.DeleteEntry("x", 2)
+	cancelled := s.Stats().Cancelled
+	var wg sync.WaitGroup
+	for _, b := range []*Batch{&p, &d} {
+		wg.Add(1)
+		s.Submit(b, func(err error) { assert.NoError(t, err); wg.Done() })
+	}
+	waitPending(t, s, 2)
+	release()
+	wg.Wait()
+	assert.Equal(t, uint64(4), s.Stats().Cancelled-cancelled, "message 10 and three entries")
+	assert.Equal(t, []uint64{11}, messageIDs(t, s))
+	var last Batch
+	last.DeleteQueue("y")
+	require.NoError(t, s.Commit(&last))
+	assert.Empty(t, messageIDs(t, s))
 
 	s = reopen(t, s, dir, Options{NoSync: true})
-	refs := map[uint64]bool{}
-	for _, q := range []string{"q", "r"} {
-		require.NoError(t, s.Entries(q, func(_ uint64, v []byte) error {
-			refs[binary.BigEndian.Uint64(v)] = true
-			return nil
-		}))
-	}
-	n, err := s.CollectGarbage(func(id uint64) bool { return refs[id] })
-	require.NoError(t, err)
-	assert.Equal(t, 8, n)
-	var left []uint64
-	require.NoError(t, s.Messages(func(id uint64) error { left = append(left, id); return nil }))
-	assert.Equal(t, []uint64{2, 4}, left)
+	assert.Empty(t, messageIDs(t, s))
+}
 
-	n, err = s.CollectGarbage(func(id uint64) bool { return refs[id] })
+// A format 1 file kept no reference counts; opening it counts them once
+// and drops the messages nothing references.
+func TestUpgradeFormat1(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{NoSync: true})
+	var b Batch
+	for id := uint64(1); id <= 4; id++ {
+		b.PutMessage(id, []byte("m"))
+	}
+	b.PutEntry("q", 1, u64(1))
+	b.PutEntry("r", 1, u64(1))
+	b.PutEntry("q", 2, u64(2))
+	require.NoError(t, s.Commit(&b))
+	require.NoError(t, s.Close())
+
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
 	require.NoError(t, err)
-	assert.Zero(t, n)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketRefs); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, 1))
+	}))
+	require.NoError(t, db.Close())
+
+	s = open(t, dir, Options{NoSync: true})
+	assert.Equal(t, []uint64{1, 2}, messageIDs(t, s))
+	b.Reset()
+	b.DeleteEntry("q", 1)
+	require.NoError(t, s.Commit(&b))
+	assert.Equal(t, []uint64{1, 2}, messageIDs(t, s), "message 1 is still referenced by r")
+	b.Reset()
+	b.DeleteEntry("r", 1)
+	require.NoError(t, s.Commit(&b))
+	assert.Equal(t, []uint64{2}, messageIDs(t, s))
+}
+
+func TestDropEntries(t *testing.T) {
+	s := open(t, t.TempDir(), Options{NoSync: true, MaxBatchOps: 10})
+	var b Batch
+	for i := uint64(1); i <= 55; i++ {
+		b.PutMessage(i, []byte("m"))
+		b.PutEntry("q", i, u64(i))
+	}
+	b.PutMessage(100, []byte("kept"))
+	b.PutEntry("r", 1, u64(100))
+	require.NoError(t, s.Commit(&b))
+	commits := s.Stats().Commits
+	require.NoError(t, s.DropEntries("q"))
+	assert.GreaterOrEqual(t, s.Stats().Commits-commits, uint64(6), "chunks of MaxBatchOps")
+	assert.Equal(t, []uint64{100}, messageIDs(t, s))
+	queues, err := s.Queues()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"r"}, queues)
 }
 
 func TestConcurrentReadsAndWrites(t *testing.T) {

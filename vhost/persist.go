@@ -2,6 +2,7 @@ package vhost
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
@@ -13,8 +14,19 @@ import (
 // binding is durable when both its ends are, as in RabbitMQ; its key holds
 // the whole binding, since RabbitMQ identifies bindings by all their parts.
 
-// key is a stored definition's key, and a durable queue's storage key.
+// key is a stored definition's key.
 func (v *VHost) key(name string) string { return v.Name + "\x00" + name }
+
+// newStoreKey names a new durable queue's entries in storage. Each queue
+// gets its own, never reused: a deleted queue's entries are dropped in the
+// background, and a queue declared again under the same name must not see
+// them.
+func (v *VHost) newStoreKey(name string) string {
+	if v.store == nil {
+		return ""
+	}
+	return v.key(name) + "\x00" + strconv.FormatUint(v.store.NextMessageID(), 36)
+}
 
 func (v *VHost) storeExchange(b *storage.Batch, e *exchange.Exchange) {
 	if v.store == nil || !e.Durable {
@@ -38,6 +50,7 @@ func (v *VHost) storeQueue(b *storage.Batch, q *queue.Queue) {
 	}
 	b.PutDefinition(storage.KindQueue, v.key(q.Name), v.codec.EncodeTable(map[string]any{
 		"name": q.Name, "durable": true, "auto_delete": q.AutoDelete, "arguments": q.Args,
+		"storage_key": q.StoreKey(),
 	}))
 }
 
@@ -100,10 +113,14 @@ func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, onDisk func(error))
 			}
 		}
 	}
+	refs := 0 // entries that reference the stored message
 	for _, q := range qs {
 		switch q.Push(m, b) {
 		case queue.Accepted:
 			r.Queues++
+			if b != nil && q.Durable && !q.Exclusive {
+				refs++
+			}
 		case queue.Refused:
 			r.Refused++
 		}
@@ -111,9 +128,7 @@ func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, onDisk func(error))
 	if b == nil {
 		return r
 	}
-	if !m.Stored() {
-		b.DeleteMessage(m.ID) // every durable queue refused it
-	}
+	b.SetMessageRefs(m.ID, refs)
 	r.Stored = true
 	if onDisk == nil {
 		onDisk = v.logFailure
@@ -139,20 +154,13 @@ func (v *VHost) logFailure(err error) {
 	}
 }
 
-// MessageCache shares the messages recovered at start between the queues
-// that hold them, across virtual hosts: a fanned-out body is read once.
-type MessageCache interface {
-	// Get returns a message already recovered, or nil.
-	Get(id uint64) *queue.Message
-	// Add decodes a stored message record; a nil record is a missing body.
-	Add(id uint64, record []byte) (*queue.Message, error)
-}
-
 // Recover rebuilds the virtual host's durable definitions and messages from
-// storage, at start.
-func (v *VHost) Recover(cache MessageCache) error {
+// storage, at start. It returns the storage keys of the queues it
+// recovered, so that the caller can drop entries nothing owns, and the
+// number of messages.
+func (v *VHost) Recover() (keys []string, messages int, err error) {
 	if v.store == nil {
-		return nil
+		return nil, 0, nil
 	}
 	prefix := v.Name + "\x00"
 	var records [4][][]byte
@@ -168,7 +176,7 @@ func (v *VHost) Recover(cache MessageCache) error {
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 	}
 	decode := func(b []byte) (map[string]any, error) {
@@ -185,59 +193,46 @@ func (v *VHost) Recover(cache MessageCache) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err := v.recoverPoliciesLocked(records[3]); err != nil {
-		return err
+		return nil, 0, err
 	}
 	for _, rec := range records[0] {
 		t, err := decode(rec)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		kind, ok := exchange.ParseKind(str(t, "type"))
 		if !ok {
-			return fmt.Errorf("vhost %s: stored exchange %q has unknown type %q", v.Name, str(t, "name"), str(t, "type"))
+			return nil, 0, fmt.Errorf("vhost %s: stored exchange %q has unknown type %q", v.Name, str(t, "name"), str(t, "type"))
 		}
 		v.exchanges[str(t, "name")] = exchange.New(str(t, "name"), kind, true, flag(t, "auto_delete"), flag(t, "internal"), args(t))
 	}
 	for _, rec := range records[1] {
 		t, err := decode(rec)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		op := DeclareQueue{Name: str(t, "name"), Durable: true, AutoDelete: flag(t, "auto_delete"), Args: args(t)}
 		cfg, err := queue.ParseArgs(op.Args)
 		if err != nil {
-			return fmt.Errorf("vhost %s: stored queue %q: %w", v.Name, op.Name, err)
+			return nil, 0, fmt.Errorf("vhost %s: stored queue %q: %w", v.Name, op.Name, err)
 		}
-		q := v.newQueue(op, 0, v.queueConfigLocked(op.Name, op.Args, cfg))
-		// One read transaction per queue reads entries and bodies together;
-		// a body another queue already brought back is not read again.
-		unseen := func(entry []byte) (uint64, bool) {
-			id, ok := queue.EntryMessageID(entry)
-			return id, ok && cache.Get(id) == nil
+		key := str(t, "storage_key")
+		if key == "" {
+			key = v.key(op.Name) // stored before queues had keys of their own
 		}
-		err = v.store.EntriesWithMessages(v.key(op.Name), unseen, func(seq uint64, entry, record []byte) error {
-			id, _ := queue.EntryMessageID(entry)
-			m := cache.Get(id)
-			if m == nil {
-				var err error
-				if m, err = cache.Add(id, record); err != nil {
-					return err
-				}
-			}
-			if m == nil {
-				return nil // its body is gone: a crash in the middle of a delete
-			}
-			return q.Restore(seq, entry, m)
-		})
+		q := v.newQueue(op, 0, v.queueConfigLocked(op.Name, op.Args, cfg), key)
+		n, err := q.Recover()
 		if err != nil {
-			return fmt.Errorf("vhost %s: queue %q: %w", v.Name, op.Name, err)
+			return nil, 0, fmt.Errorf("vhost %s: queue %q: %w", v.Name, op.Name, err)
 		}
+		messages += n
+		keys = append(keys, key)
 		v.queues[op.Name] = q
 	}
 	for _, rec := range records[2] {
 		t, err := decode(rec)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		src := v.exchanges[str(t, "source")]
 		if src == nil {
@@ -246,5 +241,5 @@ func (v *VHost) Recover(cache MessageCache) error {
 		dest := exchange.Destination{Name: str(t, "destination"), Exchange: str(t, "destination_type") == "exchange"}
 		_, _ = src.Bind(dest, str(t, "routing_key"), args(t))
 	}
-	return nil
+	return keys, messages, nil
 }

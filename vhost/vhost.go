@@ -45,6 +45,7 @@ type VHost struct {
 
 	codec  Codec
 	store  *storage.Store
+	budget *queue.Budget
 	log    *slog.Logger
 	limits Limits
 	// conns counts open connections, for Limits.MaxConnections.
@@ -65,7 +66,10 @@ type Options struct {
 	Codec Codec
 	// Store keeps durable definitions and persistent messages; nil keeps
 	// everything in memory.
-	Store  *storage.Store
+	Store *storage.Store
+	// Budget bounds the memory of durable queues' backlogs, shared by every
+	// virtual host of a server; nil keeps every backlog in memory.
+	Budget *queue.Budget
 	Log    *slog.Logger
 	Limits Limits
 }
@@ -83,6 +87,7 @@ func New(name string, o Options) *VHost {
 		codec:     o.Codec,
 		limits:    o.Limits,
 		store:     o.Store,
+		budget:    o.Budget,
 		log:       o.Log,
 		exchanges: make(map[string]*exchange.Exchange),
 		policies:  make(map[string]*policy),
@@ -302,7 +307,7 @@ func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 	if op.Exclusive {
 		owner = op.Owner
 	}
-	q := v.newQueue(op, owner, v.queueConfigLocked(op.Name, op.Args, cfg))
+	q := v.newQueue(op, owner, v.queueConfigLocked(op.Name, op.Args, cfg), v.newStoreKey(op.Name))
 	v.queues[op.Name] = q
 	v.storeQueue(b, q)
 	// Every queue is bound to the default exchange by its name; that binding
@@ -311,15 +316,17 @@ func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 }
 
 // newQueue makes a queue wired to this virtual host. Exclusive queues die
-// with their connection, so they are never stored.
-func (v *VHost) newQueue(op DeclareQueue, owner uint64, cfg queue.Config) *queue.Queue {
+// with their connection, so their definitions are never stored.
+func (v *VHost) newQueue(op DeclareQueue, owner uint64, cfg queue.Config, storeKey string) *queue.Queue {
 	o := queue.Options{
 		Durable: op.Durable, Exclusive: op.Exclusive, AutoDelete: op.AutoDelete,
 		Args: op.Args, Owner: owner, Config: cfg, Log: v.log,
 		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue},
 	}
-	if op.Durable && !op.Exclusive {
-		o.Store, o.StoreKey = v.store, v.key(op.Name)
+	if v.store != nil {
+		// Every queue may page its backlog out; durable ones also keep
+		// their persistent messages.
+		o.Store, o.StoreKey, o.Budget = v.store, storeKey, v.budget
 	}
 	return queue.New(op.Name, o)
 }
@@ -406,7 +413,7 @@ func (v *VHost) deleteQueue(op DeleteQueue, b *storage.Batch) (int, error) {
 	v.mu.Unlock()
 	// Outside the vhost lock: Delete calls consumers, which take their
 	// channels' locks.
-	return q.Delete(b), nil
+	return q.Delete(), nil
 }
 
 func (v *VHost) bind(op Bind, b *storage.Batch) error {

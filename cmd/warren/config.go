@@ -42,6 +42,7 @@ var settings = []setting{
 	{"amqp.tls.verify_peer", "boolean", "ask TLS clients for a certificate and verify it; enables EXTERNAL"},
 	{"amqp.tls.fail_if_no_peer_cert", "boolean", "refuse TLS clients without a valid certificate (needs verify_peer)"},
 	{"storage.dir", "string", "directory for durable state, created if missing"},
+	{"storage.memory_budget", "bytes", "memory for messages of durable queues kept in memory; beyond it backlogs stay on disk; 0: no limit"},
 	{"http.listen", "string", "management HTTP API address; empty disables it"},
 	{"prometheus.listen", "string", "Prometheus /metrics address; empty disables it"},
 	{"definitions.import_file", "file", "definitions (RabbitMQ's JSON export) to import at start; empty: none"},
@@ -307,6 +308,11 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (config, e
 		return config{}, bad("amqp.tls.fail_if_no_peer_cert", "needs amqp.tls.verify_peer: true")
 	}
 	cfg.DataDir = get("storage.dir")
+	budget, msg := parseInt(get("storage.memory_budget"), 0, 1<<62)
+	if msg != "" {
+		return config{}, bad("storage.memory_budget", "%s", msg)
+	}
+	cfg.QueueMemoryBudget = budget
 	if cfg.DataDir == "" {
 		return config{}, bad("storage.dir", "must not be empty")
 	}

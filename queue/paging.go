@@ -1,0 +1,424 @@
+package queue
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenmq/warren/storage"
+)
+
+// Paging: a queue's backlog need not live in memory. Once the server's
+// memory budget is spent, new messages stay on disk only: each priority
+// level then has a tail, a count and a byte total of messages that sit on
+// disk after the ones in memory. A persistent message in a durable queue is
+// on disk anyway; any other message is written when it has to join a tail
+// (in its own record, flagged transient, dropped at the next start, as
+// RabbitMQ pages transient messages out under memory pressure). When a
+// level's messages in memory run low, a loader reads the next ones back in
+// one read transaction, off the queue's lock. A tail costs no memory per
+// message, so a backlog of ten million messages costs what a few thousand
+// do.
+//
+// A tail message expires or is dropped only once it is read back, as
+// RabbitMQ's classic queues expire messages at the head.
+
+// Budget is the memory that queues may spend on messages kept in memory;
+// beyond it their backlogs stay on disk. One Budget is shared by all
+// the queues of a server. A nil *Budget never pages.
+type Budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// NewBudget returns a budget of limit bytes; limit <= 0 is unlimited.
+func NewBudget(limit int64) *Budget {
+	if limit <= 0 {
+		return nil
+	}
+	return &Budget{limit: limit}
+}
+
+// Used is the memory charged to the budget now, in bytes.
+func (b *Budget) Used() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+func (b *Budget) over() bool { return b != nil && b.used.Load() >= b.limit }
+
+// messageCost estimates what a message in memory costs: its bytes plus the
+// message struct, its ring slot and allocation overhead.
+func messageCost(m *Message) int64 { return int64(len(m.Body)+len(m.Properties)) + 192 }
+
+// Paging thresholds, per priority level of a paged queue: a load starts when
+// fewer than pageLow messages are in memory, and reads up to pageBatch
+// messages or pageBytes of bodies.
+const (
+	pageLow   = 2048
+	pageBatch = 4096
+	pageBytes = 8 << 20
+)
+
+// tail is a priority level's messages kept on disk only: those of the level
+// with a seq of at least from (every message of the level in memory, ready
+// or unacked, has a lower seq).
+type tail struct {
+	count int
+	bytes int64
+	from  uint64
+}
+
+// pendingTail is a tail message whose write is not yet submitted to
+// storage, so a load must not read past it (its entry may be missing from
+// the disk while later ones are there).
+type pendingTail struct {
+	seq   uint64
+	msg   *Message
+	level uint8
+}
+
+// chargeLocked adds (sign 1) or removes (-1) a message in memory from the
+// budget.
+func (q *Queue) chargeLocked(m *Message, sign int64) {
+	if q.budget == nil || m == nil {
+		return
+	}
+	c := sign * messageCost(m)
+	q.charged += c
+	q.budget.used.Add(c)
+}
+
+// pagedLocked is the number of messages in tails.
+func (q *Queue) pagedLocked() int {
+	n := 0
+	for i := range q.tails {
+		n += q.tails[i].count
+	}
+	return n
+}
+
+// toTailLocked decides whether a message pushed to level goes to the tail:
+// when the level already has one (order), or when the budget is spent and
+// the level has enough in memory for its consumers.
+func (q *Queue) toTailLocked(level uint8) bool {
+	if q.tails == nil {
+		return false
+	}
+	return q.tails[level].count > 0 || (q.budget.over() && q.levels[level].len() >= pageLow)
+}
+
+// pushTailLocked adds e to its level's tail. Its entry is in b, which the
+// caller submits; until then the message is pending.
+func (q *Queue) pushTailLocked(level uint8, e *entry) {
+	t := &q.tails[level]
+	if t.count == 0 {
+		t.from = e.seq
+	}
+	t.count++
+	t.bytes += int64(e.msg.Size())
+	q.ready++
+	q.readyBytes += int64(e.msg.Size())
+	q.nonEmpty[level>>6] |= 1 << (level & 63)
+	q.pend = append(q.pend, pendingTail{seq: e.seq, msg: e.msg, level: level})
+	q.maybeLoadLocked()
+}
+
+// storeTransientLocked writes a transient message that must queue behind a
+// tail: it gets an id and a record of its own in this queue (it is not
+// shared: other queues keep it in memory), flagged so that it is dropped at
+// the next start.
+func (q *Queue) storeTransientLocked(b *storage.Batch, m *Message) *Message {
+	c := *m
+	c.ID = q.journal.store.NextMessageID()
+	b.PutMessage(c.ID, EncodeMessage(&c))
+	return &c
+}
+
+// releaseTailLocked marks the tail message m written (its batch submitted);
+// on a deleted queue its entry is deleted again, after the write.
+func (q *Queue) releaseTailLocked(m *Message) bool {
+	for i := range q.pend {
+		if q.pend[i].msg != m {
+			continue
+		}
+		p := q.pend[i]
+		q.pend = slices.Delete(q.pend, i, i+1)
+		q.tailSubmitted = q.journal.store.Submitted()
+		if q.deleted {
+			var b storage.Batch
+			b.DeleteEntry(q.journal.key, p.seq)
+			q.submit(&b)
+			return true
+		}
+		q.maybeLoadLocked()
+		return true
+	}
+	return false
+}
+
+// maybeLoadLocked starts a load for the levels whose memory runs low.
+func (q *Queue) maybeLoadLocked() {
+	if q.tails == nil || q.loading || q.deleted || q.purging > 0 {
+		return
+	}
+	var reqs []loadReq
+	for l := range q.tails {
+		t := &q.tails[l]
+		if t.count > 0 && q.levels[l].len() < pageLow {
+			reqs = append(reqs, loadReq{level: uint8(l), from: t.from})
+		}
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	horizon := q.nextSeq + 1
+	for _, p := range q.pend {
+		horizon = min(horizon, p.seq)
+	}
+	q.loading = true
+	q.loadDone = make(chan struct{})
+	go q.load(q.gen, horizon, q.tailSubmitted, reqs)
+}
+
+type loadReq struct {
+	level uint8
+	from  uint64
+}
+
+// loaded is one message read back from a tail.
+type loaded struct {
+	e     entry
+	level uint8
+	size  int64
+}
+
+// load reads tail messages back for reqs, without the queue's lock, and
+// hands them to the queue. Entries from horizon on may be pending and are
+// left for a later load.
+func (q *Queue) load(gen, horizon, submitted uint64, reqs []loadReq) {
+	// Everything below the horizon was submitted; wait until it is written.
+	err := q.journal.store.WaitCommitted(submitted)
+	var got []loaded
+	next := make([]uint64, len(reqs))
+	var missing []loaded // entries whose message is gone; e.msg is nil
+	for i, r := range reqs {
+		if err != nil {
+			break
+		}
+		next[i] = horizon
+		n, bytes := 0, int64(0)
+		var derr error
+		err = q.journal.store.Scan(q.journal.key, r.from, func(seq uint64, ent []byte, message func(uint64) []byte) bool {
+			if seq >= horizon {
+				return false
+			}
+			rec, ok := decodeEntry(ent)
+			if !ok {
+				derr = fmt.Errorf("entry %d: %w", seq, errBadRecord)
+				return false
+			}
+			if min(rec.level, q.Config().MaxPriority) != r.level {
+				return true
+			}
+			if rec.flags&flagTransient != 0 && seq <= q.recoveredUpTo {
+				return true // from before the restart; being deleted
+			}
+			if n >= pageBatch || bytes >= pageBytes {
+				next[i] = seq
+				return false
+			}
+			raw := message(rec.id)
+			if raw == nil {
+				missing = append(missing, loaded{e: entry{seq: seq}, level: r.level, size: max(rec.size, 0)})
+				return true
+			}
+			m, err := DecodeMessage(rec.id, slices.Clone(raw))
+			if err != nil {
+				derr = fmt.Errorf("message %d: %w", rec.id, err)
+				return false
+			}
+			m.Persistent = rec.flags&flagTransient == 0
+			got = append(got, loaded{
+				e:     entry{msg: m, seq: seq, deadline: rec.deadline, deliveries: rec.deliveries, redelivered: seq <= q.recoveredUpTo, stored: true},
+				level: r.level, size: int64(len(m.Body)),
+			})
+			n++
+			bytes += int64(len(m.Body))
+			return true
+		})
+		if err == nil {
+			err = derr
+		}
+	}
+
+	var dls []DeadLetter
+	var b *storage.Batch
+	q.mu.Lock()
+	done := q.loadDone
+	q.loading, q.loadDone = false, nil
+	if err != nil {
+		q.journal.log.Error("reading a queue's paged-out messages failed", "queue", q.Name, "err", err)
+	}
+	if gen == q.gen && !q.deleted && err == nil {
+		q.applyLoadLocked(reqs, next, got, missing, &b)
+		q.dispatchLocked(&b, &dls)
+		q.dropHeadLocked(&b, &dls)
+		if err == nil {
+			q.maybeLoadLocked()
+		}
+	}
+	q.mu.Unlock()
+	close(done)
+	q.deadLetter(dls)
+	q.submit(b)
+	if err != nil {
+		// Try again later rather than spin on a failing disk.
+		time.AfterFunc(time.Second, q.Kick)
+	}
+}
+
+// applyLoadLocked moves loaded messages from their tails to memory.
+func (q *Queue) applyLoadLocked(reqs []loadReq, next []uint64, got, missing []loaded, b **storage.Batch) {
+	for _, l := range got {
+		t := &q.tails[l.level]
+		t.count--
+		t.bytes -= l.size
+		q.ready--
+		q.readyBytes -= l.size
+		q.addLocked(l.level, l.e)
+	}
+	for _, l := range missing {
+		// The message is gone (a format 1 file that lost it in a crash):
+		// the entry goes too.
+		t := &q.tails[l.level]
+		t.count--
+		t.bytes -= l.size
+		q.ready--
+		q.readyBytes -= l.size
+		if *b == nil {
+			*b = new(storage.Batch)
+		}
+		(*b).DeleteEntry(q.journal.key, l.e.seq)
+	}
+	for i, r := range reqs {
+		t := &q.tails[r.level]
+		t.from = max(t.from, next[i])
+		if t.count > 0 && !q.pendingInLocked(r.level) && t.from >= q.nextSeq+1 {
+			// Counted but not on disk: an entry lost to a crash between
+			// writes. Do not wait for it forever.
+			q.journal.log.Warn("queue tail shorter than counted", "queue", q.Name, "missing", t.count)
+			q.ready -= t.count
+			q.readyBytes -= t.bytes
+			t.count, t.bytes = 0, 0
+		}
+		if t.count == 0 {
+			t.bytes = 0
+			if q.levels[r.level].len() == 0 {
+				q.nonEmpty[r.level>>6] &^= 1 << (r.level & 63)
+			}
+		}
+	}
+}
+
+func (q *Queue) pendingInLocked(level uint8) bool {
+	for _, p := range q.pend {
+		if p.level == level {
+			return true
+		}
+	}
+	return false
+}
+
+// waitLoad waits until a load that may bring back a ready message has run;
+// false when none can (nothing paged out, or the queue is gone).
+func (q *Queue) waitLoadLocked() (wait <-chan struct{}, ok bool) {
+	if q.tails == nil || q.deleted || q.pagedLocked() == 0 {
+		return nil, false
+	}
+	q.maybeLoadLocked()
+	return q.loadDone, true
+}
+
+// Recover reads the queue's stored entries back at start, in seq order:
+// into memory while the budget lasts, the rest counted in tails. Every
+// recovered message is marked redelivered (it may have been delivered
+// before the restart), deadlines stay as they were (a message that expired
+// meanwhile expires now), and transient messages that were written only for
+// paging are deleted. It returns the number of messages recovered.
+func (q *Queue) Recover() (int, error) {
+	if q.journal == nil || !q.journal.durable {
+		return 0, nil
+	}
+	q.wrote = true // whatever is there goes when the queue is deleted
+	var drop []uint64
+	var derr error
+	n := 0
+	maxPrio := q.Config().MaxPriority
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	err := q.journal.store.Scan(q.journal.key, 0, func(seq uint64, ent []byte, message func(uint64) []byte) bool {
+		rec, ok := decodeEntry(ent)
+		if !ok {
+			derr = fmt.Errorf("entry %d: %w", seq, errBadRecord)
+			return false
+		}
+		q.nextSeq = max(q.nextSeq, seq)
+		q.recoveredUpTo = q.nextSeq
+		if rec.flags&flagTransient != 0 {
+			drop = append(drop, seq)
+			return true
+		}
+		level := min(rec.level, maxPrio)
+		t := &q.tails[level]
+		var m *Message
+		if t.count == 0 && !q.budget.over() || rec.size < 0 {
+			raw := message(rec.id)
+			if raw == nil {
+				drop = append(drop, seq) // a format 1 file that lost the body in a crash
+				return true
+			}
+			var err error
+			if m, err = DecodeMessage(rec.id, slices.Clone(raw)); err != nil {
+				derr = fmt.Errorf("message %d: %w", rec.id, err)
+				return false
+			}
+			rec.size = int64(len(m.Body))
+		}
+		n++
+		if t.count == 0 && !q.budget.over() {
+			q.addLocked(level, entry{msg: m, seq: seq, deadline: rec.deadline, deliveries: rec.deliveries, redelivered: true, stored: true})
+			return true
+		}
+		if t.count == 0 {
+			t.from = seq
+		}
+		t.count++
+		t.bytes += rec.size
+		q.ready++
+		q.readyBytes += rec.size
+		q.nonEmpty[level>>6] |= 1 << (level & 63)
+		return true
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return n, err
+	}
+	q.deleteEntries(drop)
+	q.tailSubmitted = q.journal.store.Submitted() // loads wait for the deletes
+	return n, nil
+}
+
+// StoreKey names the queue's entries in storage; "" for queues that keep
+// nothing.
+func (q *Queue) StoreKey() string {
+	if q.journal == nil {
+		return ""
+	}
+	return q.journal.key
+}
