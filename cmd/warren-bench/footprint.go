@@ -45,12 +45,12 @@ var footRows = [nFoot]footRow{
 	footDeclTime:      {"declare %d queues, s", true},
 	footDeclRSS:       {"RSS with %d queues, MiB", true},
 	footDelTime:       {"delete %d queues, s", true},
-	footBacklogPub:    {"backlog %d × 16 B transient: publish msg/s (confirms)", false},
-	footBacklogRSS:    {"backlog %d × 16 B transient: RSS, MiB", true},
-	footBacklogDrain:  {"backlog %d × 16 B transient: drain msg/s", false},
-	footBacklogPubP:   {"backlog %d × 16 B persistent: publish msg/s (confirms)", false},
-	footBacklogRSSP:   {"backlog %d × 16 B persistent: RSS, MiB", true},
-	footBacklogDrainP: {"backlog %d × 16 B persistent: drain msg/s", false},
+	footBacklogPub:    {"backlog %d × SIZE transient: publish msg/s (confirms)", false},
+	footBacklogRSS:    {"backlog %d × SIZE transient: RSS, MiB", true},
+	footBacklogDrain:  {"backlog %d × SIZE transient: drain msg/s", false},
+	footBacklogPubP:   {"backlog %d × SIZE persistent: publish msg/s (confirms)", false},
+	footBacklogRSSP:   {"backlog %d × SIZE persistent: RSS, MiB", true},
+	footBacklogDrainP: {"backlog %d × SIZE persistent: drain msg/s", false},
 }
 
 // measure is one footprint number, or why there is none.
@@ -148,11 +148,20 @@ func dial(url, name string) (*amqp091.Connection, error) {
 }
 
 func (o *options) runFootprint(ctx context.Context, rep *report, stderr io.Writer) {
-	steps := []func(broker, *report, io.Writer){o.footConns, o.footQueues,
-		func(b broker, r *report, w io.Writer) { o.footBacklog(b, r, w, false) },
-		func(b broker, r *report, w io.Writer) { o.footBacklog(b, r, w, true) },
+	steps := []struct {
+		name string
+		run  func(broker, *report, io.Writer)
+	}{
+		{"conns", o.footConns},
+		{"queues", o.footQueues},
+		{"backlog", func(b broker, r *report, w io.Writer) { o.footBacklog(b, r, w, false) }},
+		{"backlog-persistent", func(b broker, r *report, w io.Writer) { o.footBacklog(b, r, w, true) }},
 	}
-	for _, step := range steps {
+	for _, st := range steps {
+		if o.footOnly != nil && !o.footOnly[st.name] {
+			continue
+		}
+		step := st.run
 		for _, b := range o.brokers {
 			if ctx.Err() != nil {
 				return
@@ -278,7 +287,7 @@ func (o *options) footQueues(b broker, rep *report, stderr io.Writer) {
 	fmt.Fprintf(stderr, "    declared in %.2f s, deleted in %.2f s\n", decl.Seconds(), time.Since(start).Seconds())
 }
 
-// footBacklog publishes o.backlog 16 B messages with confirms into a queue
+// footBacklog publishes o.backlog messages of o.backlogSize bytes with confirms into a queue
 // with no consumer, measures RSS, then drains the queue with an autoack
 // consumer.
 func (o *options) footBacklog(b broker, rep *report, stderr io.Writer, persistent bool) {
@@ -329,7 +338,7 @@ func (o *options) footBacklog(b broker, rep *report, stderr io.Writer, persisten
 
 	const window = 1000
 	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, window+1))
-	msg := amqp091.Publishing{Body: make([]byte, 16)}
+	msg := amqp091.Publishing{Body: make([]byte, o.backlogSize)}
 	if persistent {
 		msg.DeliveryMode = amqp091.Persistent
 	}

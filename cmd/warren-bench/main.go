@@ -34,14 +34,18 @@ type broker struct {
 }
 
 type options struct {
-	brokers    []broker
-	duration   time.Duration
-	warmup     time.Duration
-	pause      time.Duration
-	scenarios  map[string]bool // empty: all
-	footprint  bool
-	perf       string
-	backlog    int
+	brokers   []broker
+	duration  time.Duration
+	warmup    time.Duration
+	pause     time.Duration
+	scenarios map[string]bool // empty: all
+	footprint bool
+	perf      string
+	backlog   int
+	// backlogSize is the body size of backlog messages.
+	backlogSize int
+	// footOnly selects footprint steps by name; nil runs all.
+	footOnly   map[string]bool
 	conns      int
 	declQueues int
 	verbose    bool
@@ -79,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, s := range scenarios {
-		if len(o.scenarios) > 0 && !o.scenarios[s.id] {
+		if o.scenarios != nil && !o.scenarios[s.id] {
 			continue
 		}
 		for _, b := range o.brokers {
@@ -123,10 +127,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "time", 10*time.Second, "duration of each scenario run, warmup included")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warmup excluded from each scenario's window")
 	fs.DurationVar(&o.pause, "pause", 2*time.Second, "pause between runs, for the broker to settle")
-	only := fs.String("scenarios", "", "comma-separated scenario ids to run (a..h); empty: all")
+	only := fs.String("scenarios", "", "comma-separated scenario ids to run (a..h); empty: all; none: only footprint")
 	noFoot := fs.Bool("no-footprint", false, "skip the footprint rows (idle RSS, connections, queues, backlog)")
 	fs.StringVar(&o.perf, "perf", "", "warren-perf binary (default: next to this binary, in PATH, or built from ./cmd/warren-perf)")
 	fs.IntVar(&o.backlog, "backlog", 1_000_000, "messages in the backlog footprint rows")
+	fs.IntVar(&o.backlogSize, "backlog-size", 16, "body size of the backlog messages, bytes")
+	footOnly := fs.String("footprint", "", "comma-separated footprint steps to run (conns, queues, backlog, backlog-persistent); empty: all")
 	fs.IntVar(&o.conns, "conns", 1000, "idle connections in the connections footprint row")
 	fs.IntVar(&o.declQueues, "decl-queues", 10_000, "queues in the declaration footprint row")
 	fs.BoolVar(&o.verbose, "v", false, "show warren-perf's progress lines")
@@ -138,6 +144,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.footprint = !*noFoot
+	if *footOnly != "" {
+		o.footOnly = map[string]bool{}
+		for name := range strings.SplitSeq(*footOnly, ",") {
+			switch name = strings.TrimSpace(name); name {
+			case "conns", "queues", "backlog", "backlog-persistent":
+				o.footOnly[name] = true
+			default:
+				return nil, fmt.Errorf("unknown footprint step %q", name)
+			}
+		}
+	}
 	o.brokers = []broker{{name: *name1, url: *url1, pid: *pid1}}
 	if *url2 != "" {
 		o.brokers = append(o.brokers, broker{name: *name2, url: *url2, pid: *pid2})
@@ -145,6 +162,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if *only != "" {
 		o.scenarios = map[string]bool{}
 		for id := range strings.SplitSeq(*only, ",") {
+			if id == "none" {
+				continue
+			}
 			id = strings.TrimSpace(id)
 			if scenarioByID(id) == nil {
 				return nil, fmt.Errorf("unknown scenario %q", id)

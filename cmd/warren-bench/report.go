@@ -181,6 +181,7 @@ func (rep *report) markdown(w io.Writer, o *options) {
 			}
 			title = fmt.Sprintf(title, n)
 		}
+		title = strings.Replace(title, "SIZE", byteSize(o.backlogSize), 1)
 		if footRows[row].lowerIsBetter {
 			title += " (lower is better)"
 		}
@@ -206,4 +207,12 @@ func (rep *report) markdown(w io.Writer, o *options) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// byteSize renders a message size as the table's titles do: 16 B, 1 KiB.
+func byteSize(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
 }
