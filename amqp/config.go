@@ -36,9 +36,9 @@ type Config struct {
 	// VHostLimits apply to every virtual host (RabbitMQ's per-vhost
 	// max-connections and max-queues); zero is unlimited.
 	VHostLimits vhost.Limits
-	// QueueMemoryBudget is the memory (bytes) that durable queues may use
-	// for messages kept in memory; beyond it their backlogs stay on disk and
-	// are read back as consumers drain them. 0 keeps everything in memory.
+	// QueueMemoryBudget is the memory (bytes) that queues may use for
+	// messages kept in memory; beyond it their backlogs stay on disk and are
+	// read back as consumers drain them. 0 keeps everything in memory.
 	QueueMemoryBudget int64
 	// MemoryHighWatermark is the resident memory (bytes) above which
 	// publishers are blocked (RabbitMQ's vm_memory_high_watermark); 0: off.
@@ -104,7 +104,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            ":5672",
 		DataDir:           "./data",
-		QueueMemoryBudget: 256 << 20,
+		QueueMemoryBudget: 64 << 20,
 		FrameMax:          131072,
 		ChannelMax:        2047,
 		Heartbeat:         60 * time.Second,

@@ -42,7 +42,7 @@ var settings = []setting{
 	{"amqp.tls.verify_peer", "boolean", "ask TLS clients for a certificate and verify it; enables EXTERNAL"},
 	{"amqp.tls.fail_if_no_peer_cert", "boolean", "refuse TLS clients without a valid certificate (needs verify_peer)"},
 	{"storage.dir", "string", "directory for durable state, created if missing"},
-	{"storage.memory_budget", "bytes", "memory for messages of durable queues kept in memory; beyond it backlogs stay on disk; 0: no limit"},
+	{"storage.memory_budget", "bytes", "memory for messages queues keep in memory; beyond it backlogs stay on disk; 0: no limit"},
 	{"http.listen", "string", "management HTTP API address; empty disables it"},
 	{"prometheus.listen", "string", "Prometheus /metrics address; empty disables it"},
 	{"definitions.import_file", "file", "definitions (RabbitMQ's JSON export) to import at start; empty: none"},
