@@ -104,7 +104,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            ":5672",
 		DataDir:           "./data",
-		QueueMemoryBudget: 64 << 20,
+		QueueMemoryBudget: 32 << 20,
 		FrameMax:          131072,
 		ChannelMax:        2047,
 		Heartbeat:         60 * time.Second,

@@ -56,12 +56,24 @@ func messageCost(m *Message) int64 { return int64(len(m.Body)+len(m.Properties))
 
 // Paging thresholds, per priority level of a paged queue: a load starts when
 // fewer than pageLow messages are in memory, and reads up to pageBatch
-// messages or pageBytes of bodies.
+// messages or pageBytes of bodies. While the budget is spent, levels keep
+// only pageMin messages and loads read pageMin at a time, so that many
+// backlogged queues together stay near the budget.
 const (
 	pageLow   = 2048
 	pageBatch = 4096
+	pageMin   = 128
 	pageBytes = 8 << 20
 )
+
+// lowWater is the number of messages below which a level's memory is
+// refilled from its tail.
+func (q *Queue) lowWater() int {
+	if q.budget.over() {
+		return pageMin
+	}
+	return pageLow
+}
 
 // tail is a priority level's messages kept on disk only: those of the level
 // with a seq of at least from (every message of the level in memory, ready
@@ -108,7 +120,7 @@ func (q *Queue) toTailLocked(level uint8) bool {
 	if q.tails == nil {
 		return false
 	}
-	return q.tails[level].count > 0 || (q.budget.over() && q.levels[level].len() >= pageLow)
+	return q.tails[level].count > 0 || (q.budget.over() && q.levels[level].len() >= pageMin)
 }
 
 // pushTailLocked adds e to its level's tail. Its entry is in b, which the
@@ -168,7 +180,7 @@ func (q *Queue) maybeLoadLocked() {
 	var reqs []loadReq
 	for l := range q.tails {
 		t := &q.tails[l]
-		if t.count > 0 && q.levels[l].len() < pageLow {
+		if t.count > 0 && q.levels[l].len() < q.lowWater() {
 			reqs = append(reqs, loadReq{level: uint8(l), from: t.from})
 		}
 	}
@@ -179,9 +191,13 @@ func (q *Queue) maybeLoadLocked() {
 	for _, p := range q.pend {
 		horizon = min(horizon, p.seq)
 	}
+	batch := pageBatch
+	if q.budget.over() {
+		batch = pageMin
+	}
 	q.loading = true
 	q.loadDone = make(chan struct{})
-	go q.load(q.gen, horizon, q.tailSubmitted, reqs)
+	go q.load(q.gen, horizon, q.tailSubmitted, batch, reqs)
 }
 
 type loadReq struct {
@@ -199,7 +215,7 @@ type loaded struct {
 // load reads tail messages back for reqs, without the queue's lock, and
 // hands them to the queue. Entries from horizon on may be pending and are
 // left for a later load.
-func (q *Queue) load(gen, horizon, submitted uint64, reqs []loadReq) {
+func (q *Queue) load(gen, horizon, submitted uint64, batch int, reqs []loadReq) {
 	// Everything below the horizon was submitted; wait until it is written.
 	err := q.journal.store.WaitCommitted(submitted)
 	var got []loaded
@@ -227,7 +243,7 @@ func (q *Queue) load(gen, horizon, submitted uint64, reqs []loadReq) {
 			if rec.flags&flagTransient != 0 && seq <= q.recoveredUpTo {
 				return true // from before the restart; being deleted
 			}
-			if n >= pageBatch || bytes >= pageBytes {
+			if n >= batch || bytes >= pageBytes {
 				next[i] = seq
 				return false
 			}

@@ -255,3 +255,34 @@ func TestPagedConcurrent(t *testing.T) {
 	assert.Zero(t, entries)
 	assert.Zero(t, messages)
 }
+
+// Many backlogged queues share one budget: while it is spent each keeps only
+// a small window in memory, so together they stay near it.
+func TestPagedManyQueuesShareBudget(t *testing.T) {
+	store, err := storage.Open(t.TempDir(), storage.Options{NoSync: true})
+	require.NoError(t, err)
+	defer store.Close()
+	budget := NewBudget(256 << 10)
+	const queues, each = 40, 2000
+	qs := make([]*pagedQueue, queues)
+	for i := range qs {
+		q := New(fmt.Sprint("q", i), Options{Store: store, StoreKey: fmt.Sprint("q", i), Budget: budget, Config: defaultConfig()})
+		qs[i] = &pagedQueue{Queue: q, store: store, budget: budget, key: fmt.Sprint("q", i)}
+	}
+	for i := range each {
+		for _, q := range qs {
+			q.publish(t, fmt.Sprint(i), 0, false)
+		}
+	}
+	perMessage := messageCost(&Message{Body: []byte("1999")})
+	assert.Less(t, budget.Used(), 256<<10+int64(queues)*pageMin*perMessage, "about the budget, plus a small window per queue")
+	for _, q := range qs {
+		require.Equal(t, each, q.Stats().Ready)
+		for i := range each {
+			d, _, ok := q.Get(true)
+			require.True(t, ok)
+			require.Equal(t, fmt.Sprint(i), string(d.Message.Body))
+		}
+	}
+	assert.Zero(t, budget.Used())
+}

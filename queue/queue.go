@@ -457,7 +457,7 @@ func (q *Queue) popLocked(level uint8) entry {
 	r := &q.levels[level]
 	e := r.popFront()
 	if q.tails != nil && q.tails[level].count > 0 {
-		if r.len() < pageLow {
+		if r.len() < q.lowWater() {
 			q.maybeLoadLocked()
 		}
 	} else if r.len() == 0 {
