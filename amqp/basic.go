@@ -1,6 +1,9 @@
 package amqp
 
 import (
+	"encoding/binary"
+	"slices"
+
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
@@ -104,7 +107,7 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 	if props.Present&wire.FlagUserID != 0 && props.UserID != ch.c.user.name {
 		return newError(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, ch.c.user.name)
 	}
-	p := vhost.Publishing{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, Message: msg}
+	p := vhost.Publishing{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, Message: msg, Owner: ch}
 	rewrite := false
 	if props.Headers != nil {
 		p.Headers = props.Headers
@@ -159,15 +162,60 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 // is where it must be (on disk, for persistent messages in durable queues),
 // nack if a full queue refused it or the disk write failed. It may run on the
 // storage committer goroutine.
+//
+// Consecutive acks coalesce, as RabbitMQ's do: when the last frame waiting
+// to be written is this channel's ack and every tag up to seq is settled,
+// that frame becomes basic.ack(seq, multiple). A publisher with a window of
+// unconfirmed messages then learns of a whole group commit in one frame and
+// refills its window in one burst.
 func (ch *channel) confirmPublish(seq uint64, err error) {
 	if ch.closing.Load() {
 		return
 	}
-	if err != nil {
-		ch.c.sendRaw(&wire.BasicNack{DeliveryTag: seq}, ch.id)
+	c := ch.c
+	c.outMu.Lock()
+	if !c.outClosed {
+		ch.settleLocked(seq)
+		switch {
+		case err != nil:
+			c.out = wire.AppendMethodFrame(c.out, ch.id, &wire.BasicNack{DeliveryTag: seq})
+		case c.lastAck == len(c.out) && c.lastAckChannel == ch.id && seq <= ch.confirmedTo:
+			extendAck(c.out[c.lastAck-ackFrameLen:c.lastAck], seq)
+		default:
+			c.out = wire.AppendMethodFrame(c.out, ch.id, &wire.BasicAck{DeliveryTag: seq})
+			c.lastAck, c.lastAckChannel = len(c.out), ch.id
+		}
+	}
+	c.outMu.Unlock()
+	c.signal()
+}
+
+// settleLocked records that seq's confirm is going out.
+func (ch *channel) settleLocked(seq uint64) {
+	if seq != ch.confirmedTo+1 {
+		ch.early = append(ch.early, seq)
 		return
 	}
-	ch.c.sendRaw(&wire.BasicAck{DeliveryTag: seq}, ch.id)
+	ch.confirmedTo = seq
+	for len(ch.early) > 0 {
+		i := slices.Index(ch.early, ch.confirmedTo+1)
+		if i < 0 {
+			return
+		}
+		ch.early = slices.Delete(ch.early, i, i+1)
+		ch.confirmedTo++
+	}
+}
+
+// ackFrameLen is the size of a basic.ack frame: frame header (7), class and
+// method (4), delivery tag (8), flags (1), frame end (1).
+const ackFrameLen = 21
+
+// extendAck rewrites an encoded basic.ack frame in place as
+// basic.ack(tag, multiple).
+func extendAck(frame []byte, tag uint64) {
+	binary.BigEndian.PutUint64(frame[11:19], tag)
+	frame[19] |= 1 // multiple
 }
 
 // route delivers one publish to its queues and returns it if it was

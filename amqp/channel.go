@@ -29,9 +29,13 @@ type channel struct {
 	scratch    vhost.Scratch
 	confirm    bool
 	publishSeq uint64
-	tx         *txState
-	prefetch   int    // basic.qos global=false: limit for consumers made after it
-	lastQueue  string // the "current queue" of queue.declare, for empty names
+	// Publisher confirms settled, guarded by the connection's outMu: every
+	// tag up to confirmedTo, and those above it in early (out of order).
+	confirmedTo uint64
+	early       []uint64
+	tx          *txState
+	prefetch    int    // basic.qos global=false: limit for consumers made after it
+	lastQueue   string // the "current queue" of queue.declare, for empty names
 
 	mu        sync.Mutex // guards the fields below
 	consumers map[string]*consumer

@@ -74,6 +74,11 @@ type conn struct {
 	needKick  bool // a delivery was refused for a full buffer; kick queues once drained
 	deliver   wire.BasicDeliver
 	lastWrite time.Time
+	// lastAck is where the publisher confirm (basic.ack) appended last ends
+	// in out, -1 when out holds none that may be extended; see
+	// channel.confirmPublish.
+	lastAck        int
+	lastAckChannel uint16
 
 	wake chan struct{} // capacity 1: tells the writer there is output
 	done chan struct{} // closed when the reader ends; the writer then flushes and exits
@@ -92,6 +97,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		wake:          make(chan struct{}, 1),
 		unblockReader: make(chan struct{}, 1),
 		done:          make(chan struct{}),
+		lastAck:       -1,
 	}
 }
 
@@ -453,6 +459,7 @@ func (c *conn) writeLoop() {
 		c.outMu.Lock()
 		buf := c.out
 		c.out = spare[:0]
+		c.lastAck = -1
 		kick := c.needKick && len(buf) > 0
 		c.needKick = false
 		c.outMu.Unlock()

@@ -92,7 +92,7 @@ func (q *Queue) submit(b *storage.Batch) {
 	if b == nil || b.Len() == 0 || q.journal == nil {
 		return
 	}
-	q.journal.store.Submit(b, func(err error) {
+	q.journal.store.SubmitBackground(b, func(err error) {
 		if err != nil {
 			q.journal.log.Error("storage write failed", "queue", q.Name, "err", err)
 		}

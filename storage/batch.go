@@ -67,8 +67,20 @@ type op struct {
 // Values are kept by reference, not copied: the caller must not modify a
 // value slice, nor reuse the Batch, until the batch's callback has run.
 type Batch struct {
+	// Owner identifies who waits for the batch (a publishing channel), so
+	// that group commit waits for the owners it expects, not for a number
+	// of batches; nil: the batch is its own owner.
+	Owner any
+
 	ops []op
 	err error // first invalid argument; reported by Submit
+}
+
+func (b *Batch) owner() any {
+	if b.Owner != nil {
+		return b.Owner
+	}
+	return b
 }
 
 func (b *Batch) fail(format string, args ...any) {

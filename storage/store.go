@@ -81,6 +81,9 @@ var (
 // the same directory should fail fast, not hang.
 const lockTimeout = 200 * time.Millisecond
 
+// idBlock is how many message ids one write of meta/last-id reserves.
+const idBlock = 1 << 16
+
 // Defaults of Options.
 const (
 	DefaultMaxBatchDelay = time.Millisecond
@@ -129,6 +132,9 @@ type request struct {
 	done func(error)
 	ch   chan error // Commit's waiter; avoids a closure allocation per call
 	seq  uint64     // submission number, see Submitted
+	// background requests (SubmitBackground) have nobody waiting for them,
+	// so the committer does not wait for more of them either.
+	background bool
 }
 
 // Store is Warren's durable store. All methods are safe for concurrent use.
@@ -140,13 +146,19 @@ type Store struct {
 	path string
 	opts Options
 
-	mu         sync.Mutex // guards pending, pendingOps, want, closing, submitted
-	submitted  uint64     // batches submitted so far
-	committed  atomic.Uint64
-	pending    []request // batches waiting for the next group commit, in submission order
-	pendingOps int       // writes in pending
-	want       int       // while the committer waits: the pending count that ends the wait; else 0
-	closing    bool      // Close has begun; Submit refuses
+	mu        sync.Mutex // guards pending, pendingOps, want, closing, submitted
+	submitted uint64     // batches submitted so far
+	// owners are the distinct owners (Batch.Owner) of the pending batches
+	// that are not background; lastOwners those of the group being
+	// committed. The committer waits for the owners it expects, not for a
+	// count of batches: a publisher with 100 unconfirmed messages is one
+	// owner, and waiting for 100 batches from it only adds latency.
+	owners, lastOwners map[any]struct{}
+	committed          atomic.Uint64
+	pending            []request // batches waiting for the next group commit, in submission order
+	pendingOps         int       // writes in pending
+	want               int       // while the committer waits: the pending count that ends the wait; else 0
+	closing            bool      // Close has begun; Submit refuses
 
 	kick    chan struct{} // cap 1: pending went from empty to non-empty
 	full    chan struct{} // cap 1: pending reached want, or pendingOps reached MaxBatchOps
@@ -163,7 +175,7 @@ type Store struct {
 
 	// Owned by the committer goroutine; no lock needed.
 	spare     []request               // the previous pending slice, reused
-	lastIDOut uint64                  // last-id value known to be on disk
+	lastIDOut uint64                  // last-id value known to be on disk: ids up to it may be in use
 	queues    map[string]*bolt.Bucket // per-transaction cache of queue buckets
 	dels      map[opKey]int           // per-transaction: last index of a delete of each key
 	drops     map[string]int          // per-transaction: last index of a DeleteQueue of each queue
@@ -226,7 +238,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		stopped: make(chan struct{}),
 		queues:  make(map[string]*bolt.Bucket),
 		dels:    make(map[opKey]int),
-		drops:   make(map[string]int),
+		owners:  make(map[any]struct{}),
+
+		lastOwners: make(map[any]struct{}),
+		drops:      make(map[string]int),
 
 		cancelledEntries: make(map[opKey]uint64),
 		cancelledMsgs:    make(map[uint64]bool),
@@ -607,6 +622,15 @@ func (s *Store) Submit(b *Batch, done func(error)) {
 	}
 }
 
+// SubmitBackground is Submit for writes nobody waits for (acks, expiry,
+// deletes): they join the next group like any other, but the committer does
+// not delay a commit expecting more of them.
+func (s *Store) SubmitBackground(b *Batch, done func(error)) {
+	if err := s.enqueue(request{b: b, done: done, background: true}); err != nil {
+		done(err)
+	}
+}
+
 // Commit submits b and waits until it is on disk or has failed. Committing an
 // empty Batch is a barrier: it returns once everything submitted before it is
 // on disk.
@@ -637,7 +661,10 @@ func (s *Store) enqueue(r request) error {
 	s.pending = append(s.pending, r)
 	s.pendingOps += len(r.b.ops)
 	after := s.pendingOps
-	signal := (s.want > 0 && len(s.pending) >= s.want) ||
+	if !r.background {
+		s.owners[r.b.owner()] = struct{}{}
+	}
+	signal := (s.want > 0 && len(s.owners) >= s.want) ||
 		(before < s.opts.MaxBatchOps && after >= s.opts.MaxBatchOps)
 	s.mu.Unlock()
 	if wasEmpty {
@@ -670,7 +697,7 @@ func (s *Store) run() {
 		}
 		if d := s.opts.MaxBatchDelay; d > 0 && !closing && expect > 1 {
 			s.mu.Lock()
-			wait := len(s.pending) < expect && s.pendingOps < s.opts.MaxBatchOps
+			wait := len(s.owners) < expect && s.pendingOps < s.opts.MaxBatchOps
 			if wait {
 				s.want = expect
 			}
@@ -701,6 +728,8 @@ func (s *Store) run() {
 			reqs := s.pending
 			s.pending = s.spare[:0]
 			s.pendingOps = 0
+			s.owners, s.lastOwners = s.lastOwners, s.owners
+			clear(s.owners)
 			s.mu.Unlock()
 			if len(reqs) == 0 {
 				break
@@ -709,9 +738,15 @@ func (s *Store) run() {
 			// The callers just released will mostly submit again soon (a
 			// publisher waiting for each confirm); together with those that
 			// arrived during the commit they are the next group worth
-			// waiting for. A lone publisher gives expect 1: no wait at all.
+			// waiting for. A lone publisher, however many messages it has
+			// in flight, gives expect 1: no wait at all.
 			s.mu.Lock()
-			expect = len(reqs) + len(s.pending)
+			expect = len(s.lastOwners)
+			for o := range s.owners {
+				if _, ok := s.lastOwners[o]; !ok {
+					expect++
+				}
+			}
 			s.mu.Unlock()
 			clear(reqs) // drop batch references
 			s.spare = reqs[:0]
@@ -868,6 +903,10 @@ func (s *Store) commit(reqs []request, nops int) (err error) {
 			}
 		}
 		if id := s.nextID.Load(); id > s.lastIDOut {
+			// Reserve a block of ids, so that most commits leave the meta
+			// bucket alone (one page less to write); a restart skips the
+			// rest of the block.
+			id += idBlock
 			if err := tx.Bucket(bucketMeta).Put(keyLastID, binary.BigEndian.AppendUint64(nil, id)); err != nil {
 				return err
 			}

@@ -68,7 +68,7 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 			}
 			kept = append(kept, target)
 		}
-		v.enqueue(kept, p.Message, nil)
+		v.enqueue(kept, p.Message, nil, nil)
 	}
 }
 

@@ -101,12 +101,12 @@ func (v *VHost) forgetBinding(b *storage.Batch, bd exchange.Binding) {
 // stored (body once, an entry per queue) and is released to consumers and
 // basic.get only after the write is submitted, so no ack can overtake it;
 // onDisk, if given, learns when it is there (publisher confirms).
-func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, onDisk func(error)) (r Routed) {
+func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, owner any, onDisk func(error)) (r Routed) {
 	var b *storage.Batch
 	if m.Persistent && v.store != nil {
 		for _, q := range qs {
 			if q.Durable && !q.Exclusive {
-				b = new(storage.Batch)
+				b = &storage.Batch{Owner: owner}
 				m.ID = v.store.NextMessageID()
 				b.PutMessage(m.ID, queue.EncodeMessage(m))
 				break

@@ -27,6 +27,9 @@ type Publishing struct {
 	// CC and BCC are the sender-selected extra routing keys.
 	CC, BCC []string
 	Message *queue.Message
+	// Owner identifies the publisher (its channel) to storage's group
+	// commit; nil is fine.
+	Owner any
 }
 
 // Scratch holds buffers one publisher reuses between publishes, so routing
@@ -74,7 +77,7 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 	v.routeLocked(src, p, s)
 	v.mu.RUnlock()
 
-	r := v.enqueue(s.queues, p.Message, onDisk)
+	r := v.enqueue(s.queues, p.Message, p.Owner, onDisk)
 	clear(s.queues)
 	return r, nil
 }
