@@ -45,6 +45,7 @@ var settings = []setting{
 	{"storage.memory_budget", "bytes", "memory for messages queues keep in memory; beyond it backlogs stay on disk; 0: no limit"},
 	{"http.listen", "string", "management HTTP API address; empty disables it"},
 	{"prometheus.listen", "string", "Prometheus /metrics address; empty disables it"},
+	{"pprof.listen", "string", "Go profiler (/debug/pprof/) address, for profiling; empty disables it"},
 	{"definitions.import_file", "file", "definitions (RabbitMQ's JSON export) to import at start; empty: none"},
 	{"limits.frame_max", "bytes", "largest frame offered in connection.tune, 8192..1048576"},
 	{"limits.channel_max", "number", "highest channel number a connection may open, 1..65535"},
@@ -177,6 +178,9 @@ type config struct {
 	// HTTPListen and PrometheusListen are the management API's and the
 	// metrics' addresses; empty turns them off.
 	HTTPListen, PrometheusListen string
+	// PprofListen serves net/http/pprof; empty (the default) turns it off,
+	// since profiles expose the process's internals.
+	PprofListen string
 	// DefinitionsFile is imported at start, as RabbitMQ's
 	// load_definitions does.
 	DefinitionsFile string
@@ -317,7 +321,7 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (config, e
 		return config{}, bad("storage.dir", "must not be empty")
 	}
 	// An empty address turns the management API or the metrics off.
-	for _, key := range []string{"http.listen", "prometheus.listen"} {
+	for _, key := range []string{"http.listen", "prometheus.listen", "pprof.listen"} {
 		if addr := get(key); addr != "" {
 			if msg := checkListen(addr); msg != "" {
 				return config{}, bad(key, "%s", msg)
@@ -396,7 +400,7 @@ func decode(v *viper.Viper, lists *yamlLists, from map[string]string) (config, e
 		return config{}, err
 	}
 	return config{Broker: cfg, Level: level, HTTPListen: get("http.listen"), PrometheusListen: get("prometheus.listen"),
-		DefinitionsFile: get("definitions.import_file")}, nil
+		PprofListen: get("pprof.listen"), DefinitionsFile: get("definitions.import_file")}, nil
 }
 
 var logLevels = map[string]slog.Level{

@@ -180,6 +180,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"amqp.listen no port", []string{"--amqp.listen", "localhost"}, nil, "", "amqp.listen: must be host:port"},
 		{"amqp.listen bad port", nil, env{"WARREN_AMQP_LISTEN": ":amqp"}, "", "amqp.listen: port must be a number"},
 		{"http.listen", []string{"--http.listen", "15672"}, nil, "", "http.listen: must be host:port"},
+		{"pprof.listen", []string{"--pprof.listen", "6060"}, nil, "", "pprof.listen: must be host:port"},
 		{"storage.dir empty", []string{"--storage.dir", ""}, nil, "", "storage.dir: must not be empty"},
 		{"log.level", []string{"--log.level", "verbose"}, nil, "", `log.level: must be debug, info, warn or error (got "verbose")`},
 		{"unknown top-level key", nil, nil, "amqp:\n  listen: :1\nstorge:\n  dir: x\n", "storge: unknown key"},

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -118,7 +119,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	for _, h := range []struct {
 		key, addr string
 		handler   http.Handler
-	}{{"http", conf.HTTPListen, api}, {"prometheus", conf.PrometheusListen, mux}} {
+	}{{"http", conf.HTTPListen, api}, {"prometheus", conf.PrometheusListen, mux}, {"pprof", conf.PprofListen, pprofHandler()}} {
 		if h.addr == "" {
 			continue
 		}
@@ -187,4 +188,16 @@ func importDefinitions(api *management.API, path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return api.Import(&d, "")
+}
+
+// pprofHandler serves the Go profiler on its own listener (pprof.listen),
+// so that it is never reachable through the management port by accident.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
