@@ -84,6 +84,9 @@ func (ch *channel) handleContent(f wire.Frame) error {
 		}
 		ch.fail(pe)
 	}
+	// Flow control: a publisher whose messages the disk cannot keep up
+	// with is read no faster than it can (see storage.Store.Throttle).
+	ch.c.srv.store.Throttle()
 	return nil
 }
 

@@ -468,15 +468,28 @@ func TestMaxLengthDropHead(t *testing.T) {
 
 func TestMaxLengthZero(t *testing.T) {
 	b := startBroker(t)
-	_, ch := b.channel(t)
-	q := declareQueue(t, b, ch, "q", amqp091.Table{"x-max-length": int32(0)})
-	publish(t, ch, "", q, "dropped")
-	requireQueueLen(t, ch, q, 0)
+	// Persistent messages in a durable queue are written before they are
+	// queued; the limit must apply to them all the same.
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprint("durable=", durable), func(t *testing.T) {
+			_, ch := b.channel(t)
+			q := uniqueName(t, "q")
+			_, err := ch.QueueDeclare(q, durable, false, false, false, amqp091.Table{"x-max-length": int32(0)})
+			require.NoError(t, err)
+			b.cleanupQueue(t, q)
+			mode := amqp091.Transient
+			if durable {
+				mode = amqp091.Persistent
+			}
+			publishMsg(t, ch, "", q, amqp091.Publishing{DeliveryMode: mode, Body: []byte("dropped")})
+			requireQueueLen(t, ch, q, 0)
 
-	// A waiting consumer still gets messages: they never enter the queue.
-	d := consume(t, ch, q, nil)
-	publish(t, ch, "", q, "delivered")
-	require.Equal(t, "delivered", string(recv(t, d).Body))
+			// A waiting consumer still gets messages: they never enter the queue.
+			d := consume(t, ch, q, nil)
+			publishMsg(t, ch, "", q, amqp091.Publishing{DeliveryMode: mode, Body: []byte("delivered")})
+			require.Equal(t, "delivered", string(recv(t, d).Body))
+		})
+	}
 }
 
 func TestMaxLengthBytes(t *testing.T) {

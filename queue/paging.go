@@ -84,13 +84,18 @@ type tail struct {
 	from  uint64
 }
 
-// pendingTail is a tail message whose write is not yet submitted to
-// storage, so a load must not read past it (its entry may be missing from
-// the disk while later ones are there).
-type pendingTail struct {
-	seq   uint64
-	msg   *Message
-	level uint8
+// recentTail is a tail message whose write may not be on disk yet: not
+// submitted (sub 0: pending, not to be handed out before Release) or
+// submitted as storage submission sub but perhaps not committed. A load must
+// not read past the first of them (its entry may be missing while later ones
+// are there); a level whose committed tail has all been read takes its recent
+// messages straight from memory instead of waiting for the commit.
+type recentTail struct {
+	seq      uint64
+	sub      uint64
+	deadline int64
+	msg      *Message
+	level    uint8
 }
 
 // chargeLocked adds (sign 1) or removes (-1) a message in memory from the
@@ -135,7 +140,7 @@ func (q *Queue) pushTailLocked(level uint8, e *entry) {
 	q.ready++
 	q.readyBytes += int64(e.msg.Size())
 	q.nonEmpty[level>>6] |= 1 << (level & 63)
-	q.pend = append(q.pend, pendingTail{seq: e.seq, msg: e.msg, level: level})
+	q.recent = append(q.recent, recentTail{seq: e.seq, msg: e.msg, level: level, deadline: e.deadline})
 	q.maybeLoadLocked()
 }
 
@@ -150,22 +155,22 @@ func (q *Queue) storeTransientLocked(b *storage.Batch, m *Message) *Message {
 	return &c
 }
 
-// releaseTailLocked marks the tail message m written (its batch submitted);
-// on a deleted queue its entry is deleted again, after the write.
+// releaseTailLocked marks the tail message m submitted to storage; on a
+// deleted queue its entry is deleted again, after the write.
 func (q *Queue) releaseTailLocked(m *Message) bool {
-	for i := range q.pend {
-		if q.pend[i].msg != m {
+	for i := len(q.recent) - 1; i >= 0; i-- {
+		r := &q.recent[i]
+		if r.msg != m || r.sub != 0 {
 			continue
 		}
-		p := q.pend[i]
-		q.pend = slices.Delete(q.pend, i, i+1)
-		q.tailSubmitted = q.journal.store.Submitted()
 		if q.deleted {
 			var b storage.Batch
-			b.DeleteEntry(q.journal.key, p.seq)
+			b.DeleteEntry(q.journal.key, r.seq)
 			q.submit(&b)
+			q.recent = slices.Delete(q.recent, i, i+1)
 			return true
 		}
+		r.sub = q.journal.store.Submitted()
 		q.maybeLoadLocked()
 		return true
 	}
@@ -178,26 +183,58 @@ func (q *Queue) maybeLoadLocked() {
 		return
 	}
 	var reqs []loadReq
+	starved := false
 	for l := range q.tails {
 		t := &q.tails[l]
 		if t.count > 0 && q.levels[l].len() < q.lowWater() {
 			reqs = append(reqs, loadReq{level: uint8(l), from: t.from})
+			starved = starved || q.levels[l].len() == 0
 		}
 	}
 	if len(reqs) == 0 {
 		return
 	}
-	horizon := q.nextSeq + 1
-	for _, p := range q.pend {
-		horizon = min(horizon, p.seq)
+	// The horizon is the first tail entry that may be missing from the
+	// disk. Everything below it is there.
+	committed := q.journal.store.Committed()
+	n := 0
+	for n < len(q.recent) && q.recent[n].sub != 0 && q.recent[n].sub <= committed {
+		n++
 	}
+	q.recent = slices.Delete(q.recent, 0, n)
+	horizon, horizonSub := q.nextSeq+1, uint64(0)
+	if len(q.recent) > 0 {
+		horizon, horizonSub = q.recent[0].seq, q.recent[0].sub
+	}
+	// A level that has read all of its tail on disk takes the rest, still
+	// on its way there, from memory.
+	caughtUp := false
+	for _, r := range reqs {
+		if r.from >= horizon {
+			q.catchUpLocked(r.level)
+			caughtUp = true
+		}
+	}
+	if caughtUp {
+		reqs = reqs[:0]
+		for l := range q.tails {
+			if t := &q.tails[l]; t.count > 0 && q.levels[l].len() < q.lowWater() && t.from < horizon {
+				reqs = append(reqs, loadReq{level: uint8(l), from: t.from})
+			}
+		}
+		if len(reqs) == 0 {
+			return
+		}
+	}
+	// A spent budget reads little at a time, unless consumers already
+	// wait: then a small batch would make them wait again at once.
 	batch := pageBatch
-	if q.budget.over() {
+	if q.budget.over() && !starved {
 		batch = pageMin
 	}
 	q.loading = true
 	q.loadDone = make(chan struct{})
-	go q.load(q.gen, horizon, q.tailSubmitted, batch, reqs)
+	go q.load(q.gen, horizon, horizonSub, batch, reqs)
 }
 
 type loadReq struct {
@@ -213,11 +250,12 @@ type loaded struct {
 }
 
 // load reads tail messages back for reqs, without the queue's lock, and
-// hands them to the queue. Entries from horizon on may be pending and are
-// left for a later load.
-func (q *Queue) load(gen, horizon, submitted uint64, batch int, reqs []loadReq) {
-	// Everything below the horizon was submitted; wait until it is written.
-	err := q.journal.store.WaitCommitted(submitted)
+// hands them to the queue. Entries from horizon on may not be on disk yet and
+// are left for a later load; when nothing below the horizon was found and
+// the horizon's write is submitted (horizonSub), the load waits for that
+// commit so that the next one finds it.
+func (q *Queue) load(gen, horizon, horizonSub uint64, batch int, reqs []loadReq) {
+	var err error
 	var got []loaded
 	next := make([]uint64, len(reqs))
 	var missing []loaded // entries whose message is gone; e.msg is nil
@@ -271,6 +309,11 @@ func (q *Queue) load(gen, horizon, submitted uint64, batch int, reqs []loadReq) 
 		}
 	}
 
+	retry := err == nil && len(got) == 0 && len(missing) == 0
+	if retry && horizonSub > 0 {
+		err = q.journal.store.WaitCommitted(horizonSub)
+	}
+
 	var dls []DeadLetter
 	var b *storage.Batch
 	q.mu.Lock()
@@ -283,7 +326,9 @@ func (q *Queue) load(gen, horizon, submitted uint64, batch int, reqs []loadReq) 
 		q.applyLoadLocked(reqs, next, got, missing, &b)
 		q.dispatchLocked(&b, &dls)
 		q.dropHeadLocked(&b, &dls)
-		if err == nil {
+		if !retry || horizonSub > 0 {
+			// Otherwise the horizon is a write not yet submitted; its
+			// Release starts the next load.
 			q.maybeLoadLocked()
 		}
 	}
@@ -341,12 +386,33 @@ func (q *Queue) applyLoadLocked(reqs []loadReq, next []uint64, got, missing []lo
 }
 
 func (q *Queue) pendingInLocked(level uint8) bool {
-	for _, p := range q.pend {
-		if p.level == level {
+	for _, r := range q.recent {
+		if r.level == level {
 			return true
 		}
 	}
 	return false
+}
+
+// catchUpLocked moves a level's recent tail messages to memory: its tail on
+// disk has been read up to them. Those not yet submitted stay pending.
+func (q *Queue) catchUpLocked(level uint8) {
+	t := &q.tails[level]
+	kept := q.recent[:0]
+	for _, r := range q.recent {
+		if r.level != level {
+			kept = append(kept, r)
+			continue
+		}
+		size := int64(r.msg.Size())
+		t.count--
+		t.bytes -= size
+		q.ready--
+		q.readyBytes -= size
+		q.addLocked(level, entry{msg: r.msg, seq: r.seq, deadline: r.deadline, stored: true, pending: r.sub == 0})
+	}
+	clear(q.recent[len(kept):])
+	q.recent = kept
 }
 
 // waitLoad waits until a load that may bring back a ready message has run;
@@ -425,8 +491,7 @@ func (q *Queue) Recover() (int, error) {
 	if err != nil {
 		return n, err
 	}
-	q.deleteEntries(drop)
-	q.tailSubmitted = q.journal.store.Submitted() // loads wait for the deletes
+	q.deleteEntries(drop) // loads skip these meanwhile (recoveredUpTo)
 	return n, nil
 }
 

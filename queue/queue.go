@@ -107,14 +107,11 @@ type Queue struct {
 	budget   *Budget
 	charged  int64 // this queue's share of budget.used
 	tails    []tail
-	pend     []pendingTail
+	recent   []recentTail // tail messages maybe not yet on disk, in seq order
 	loading  bool
 	loadDone chan struct{} // closed when the running load ends
 	gen      uint64        // bumped by purge and delete: loads started before are void
 	purging  int           // purges still deleting paged-out entries; no load meanwhile
-	// tailSubmitted is the store's submission count when the last tail
-	// message was released: a load waits until those are committed.
-	tailSubmitted uint64
 	// wrote: the queue has put entries in storage, so deleting it must drop them.
 	wrote bool
 	// recoveredUpTo: entries up to this seq were on disk at start, so they
@@ -204,9 +201,13 @@ func (q *Queue) Push(m *Message, b *storage.Batch) PushResult {
 	q.deadLetter(dls)
 	q.submit(own)
 	if release != nil {
+		var later []DeadLetter
+		var b *storage.Batch
 		q.mu.Lock()
-		q.releaseTailLocked(release)
+		q.releaseLocked(release, &b, &later)
 		q.mu.Unlock()
+		q.deadLetter(later)
+		q.submit(b)
 	}
 	return res
 }
@@ -675,30 +676,42 @@ func (q *Queue) Release(m *Message) {
 	var dls []DeadLetter
 	var b *storage.Batch
 	q.mu.Lock()
-	if len(q.pend) > 0 && q.releaseTailLocked(m) {
-		if !q.deleted {
-			q.dispatchLocked(&b, &dls)
-		}
-	} else if !q.deleted {
-		// It was pushed moments ago: look from the tail of its level.
-		level := q.level(m)
-		r := &q.levels[level]
-		for i := r.len() - 1; i >= 0; i-- {
-			e := r.at(i)
-			if e.msg == m && e.pending {
-				e.pending = false
-				if e.deadline != 0 {
-					q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
-					q.armTTLLocked()
-				}
-				break
-			}
-		}
-		q.dispatchLocked(&b, &dls)
-	}
+	q.releaseLocked(m, &b, &dls)
 	q.mu.Unlock()
 	q.deadLetter(dls)
 	q.submit(b)
+}
+
+func (q *Queue) releaseLocked(m *Message, b **storage.Batch, dls *[]DeadLetter) {
+	if len(q.recent) > 0 && q.releaseTailLocked(m) {
+		if !q.deleted {
+			q.dispatchLocked(b, dls)
+			q.dropHeadLocked(b, dls)
+		}
+		return
+	}
+	if q.deleted {
+		return
+	}
+	// It was pushed moments ago: look from the tail of its level.
+	level := q.level(m)
+	r := &q.levels[level]
+	for i := r.len() - 1; i >= 0; i-- {
+		e := r.at(i)
+		if e.msg == m && e.pending {
+			e.pending = false
+			if e.deadline != 0 {
+				q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
+				q.armTTLLocked()
+			}
+			break
+		}
+	}
+	// A waiting consumer gets it first; then a drop-head length limit
+	// applies, which could not while the message was pending (x-max-length
+	// 0 still delivers to a ready consumer, as in RabbitMQ).
+	q.dispatchLocked(b, dls)
+	q.dropHeadLocked(b, dls)
 }
 
 // Kick retries dispatch, for when a consumer regained capacity (an ack, a
@@ -813,9 +826,15 @@ func (q *Queue) Purge() int {
 			}
 		}
 	}
-	n := q.ready - len(pending) - len(q.pend)
+	keep := 0 // tail messages not yet submitted stay, like pending ones in memory
+	for _, r := range q.recent {
+		if r.sub == 0 {
+			keep++
+		}
+	}
+	n := q.ready - len(pending) - keep
 	var job *tailPurge
-	if q.pagedLocked() > len(q.pend) {
+	if q.pagedLocked() > keep {
 		job = q.tailPurgeLocked()
 	}
 	q.clearLocked()
@@ -850,8 +869,10 @@ func (q *Queue) tailPurgeLocked() *tailPurge {
 			job.from[l] = q.tails[l].from
 		}
 	}
-	for _, p := range q.pend {
-		job.keep[p.seq] = true
+	for _, r := range q.recent {
+		if r.sub == 0 {
+			job.keep[r.seq] = true
+		}
 	}
 	q.purging++
 	q.gen++
@@ -938,14 +959,26 @@ func (q *Queue) clearLocked() {
 	for l := range q.tails {
 		q.tails[l].count, q.tails[l].bytes = 0, 0
 	}
-	for _, p := range q.pend {
-		t := &q.tails[p.level]
+	// Tail messages not yet submitted stay; submitted ones go with the
+	// rest (a purge deletes them on disk after a flush).
+	kept := q.recent[:0]
+	for _, r := range q.recent {
+		if r.sub != 0 {
+			continue
+		}
+		kept = append(kept, r)
+		t := &q.tails[r.level]
+		if t.count == 0 {
+			t.from = r.seq
+		}
 		t.count++
-		t.bytes += int64(p.msg.Size())
+		t.bytes += int64(r.msg.Size())
 		q.ready++
-		q.readyBytes += int64(p.msg.Size())
-		q.nonEmpty[p.level>>6] |= 1 << (p.level & 63)
+		q.readyBytes += int64(r.msg.Size())
+		q.nonEmpty[r.level>>6] |= 1 << (r.level & 63)
 	}
+	clear(q.recent[len(kept):])
+	q.recent = kept
 }
 
 // Touch records a use of the queue (a redeclare), which resets x-expires.
@@ -974,7 +1007,7 @@ func (q *Queue) Delete() int {
 		r := &q.levels[level]
 		for i := 0; i < r.len(); i++ {
 			if e := r.at(i); e.pending {
-				q.pend = append(q.pend, pendingTail{seq: e.seq, msg: e.msg, level: uint8(level)})
+				q.recent = append(q.recent, recentTail{seq: e.seq, msg: e.msg, level: uint8(level)})
 			}
 		}
 	}

@@ -110,6 +110,9 @@ type Options struct {
 	// never inside one) into transactions of about this size, which bounds
 	// the memory of one transaction. Default 10000.
 	MaxBatchOps int
+	// MaxPendingOps is how many writes may wait for the committer before
+	// Throttle holds publishers back. Default 5 × MaxBatchOps.
+	MaxPendingOps int
 	// NoSync skips fsync. For tests only: nothing is durable.
 	NoSync bool
 	// Fault, for tests, runs inside every commit before it is written; an
@@ -146,8 +149,13 @@ type Store struct {
 	path string
 	opts Options
 
-	mu        sync.Mutex // guards pending, pendingOps, want, closing, submitted
+	mu        sync.Mutex // guards pending, pendingOps, want, closing, submitted, throttled, drained
 	submitted uint64     // batches submitted so far
+	// backlog mirrors pendingOps for Throttle's lock-free fast path.
+	backlog atomic.Int64
+	// throttled: someone waits in Throttle for drained to close.
+	throttled bool
+	drained   chan struct{}
 	// owners are the distinct owners (Batch.Owner) of the pending batches
 	// that are not background; lastOwners those of the group being
 	// committed. The committer waits for the owners it expects, not for a
@@ -214,6 +222,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxBatchOps <= 0 {
 		opts.MaxBatchOps = DefaultMaxBatchOps
 	}
+	if opts.MaxPendingOps <= 0 {
+		opts.MaxPendingOps = 5 * opts.MaxBatchOps
+	}
 	switch {
 	case opts.MaxBatchDelay == 0:
 		opts.MaxBatchDelay = DefaultMaxBatchDelay
@@ -233,6 +244,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		path:    path,
 		opts:    opts,
 		kick:    make(chan struct{}, 1),
+		drained: make(chan struct{}),
 		full:    make(chan struct{}, 1),
 		closeCh: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -383,6 +395,8 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true
+		close(s.drained) // nobody waits in Throttle for a closed store
+		s.throttled = false
 		s.mu.Unlock()
 		close(s.closeCh)
 		<-s.stopped
@@ -584,6 +598,29 @@ func (s *Store) Submitted() uint64 {
 	return s.submitted
 }
 
+// Throttle blocks while more than MaxPendingOps writes wait for the
+// committer. Publishers call it so that they slow down to what the disk
+// takes, as RabbitMQ's flow control slows them, rather than queue writes in
+// memory without bound (a backlog paged to disk writes every message).
+func (s *Store) Throttle() {
+	if s.backlog.Load() <= int64(s.opts.MaxPendingOps) {
+		return
+	}
+	s.mu.Lock()
+	for s.pendingOps > s.opts.MaxPendingOps && !s.closing {
+		s.throttled = true
+		ch := s.drained
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+}
+
+// Committed returns how many of the submitted batches have been committed
+// (or failed).
+func (s *Store) Committed() uint64 { return s.committed.Load() }
+
 // WaitCommitted returns once the first n submitted batches have been
 // committed (or failed): at once if they have, else like Flush.
 func (s *Store) WaitCommitted(n uint64) error {
@@ -661,6 +698,7 @@ func (s *Store) enqueue(r request) error {
 	s.pending = append(s.pending, r)
 	s.pendingOps += len(r.b.ops)
 	after := s.pendingOps
+	s.backlog.Store(int64(after))
 	if !r.background {
 		s.owners[r.b.owner()] = struct{}{}
 	}
@@ -728,6 +766,12 @@ func (s *Store) run() {
 			reqs := s.pending
 			s.pending = s.spare[:0]
 			s.pendingOps = 0
+			s.backlog.Store(0)
+			if s.throttled {
+				close(s.drained) // publishers held by Throttle go on
+				s.drained = make(chan struct{})
+				s.throttled = false
+			}
 			s.owners, s.lastOwners = s.lastOwners, s.owners
 			clear(s.owners)
 			s.mu.Unlock()

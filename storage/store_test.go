@@ -841,3 +841,58 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// Throttle holds a publisher while too many writes wait for the committer,
+// and lets it go once the committer takes them.
+func TestThrottle(t *testing.T) {
+	s := open(t, t.TempDir(), Options{NoSync: true, MaxPendingOps: 10})
+	started, release := holdCommits(t, s)
+	var first Batch
+	first.PutEntry("q", 1, u64(0))
+	s.Submit(&first, func(error) {})
+	<-started // the committer is stuck in the first commit
+
+	s.Throttle() // nothing pending: no wait
+	var big Batch
+	for i := uint64(2); i < 20; i++ {
+		big.PutEntry("q", i, u64(0))
+	}
+	done := make(chan error, 1)
+	s.Submit(&big, func(err error) { done <- err })
+	held := make(chan struct{})
+	go func() { s.Throttle(); close(held) }()
+	select {
+	case <-held:
+		t.Fatal("Throttle returned with 18 writes pending and a limit of 10")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Throttle still holds after the committer took the writes")
+	}
+	require.NoError(t, <-done)
+
+	// Close lets anybody held go, even while a commit is still running.
+	s2 := open(t, t.TempDir(), Options{NoSync: true, MaxPendingOps: 10})
+	started, release = holdCommits(t, s2)
+	s2.Submit(&first, func(error) {})
+	<-started
+	var again Batch
+	for i := uint64(2); i < 20; i++ {
+		again.PutEntry("q", i, u64(0))
+	}
+	s2.Submit(&again, func(error) {})
+	held = make(chan struct{})
+	go func() { s2.Throttle(); close(held) }()
+	closed := make(chan error, 1)
+	go func() { closed <- s2.Close() }()
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Throttle holds after Close")
+	}
+	release()
+	require.NoError(t, <-closed)
+}
