@@ -171,10 +171,56 @@ func (q *Queue) releaseTailLocked(m *Message) bool {
 			return true
 		}
 		r.sub = q.journal.store.Submitted()
+		if q.pruneQueued.CompareAndSwap(false, true) {
+			// Once this write is committed the message need not stay in
+			// memory: an empty batch behind it says when.
+			q.journal.store.SubmitBackground(&storage.Batch{}, q.pruneAfterCommit)
+		}
 		q.maybeLoadLocked()
 		return true
 	}
 	return false
+}
+
+// pruneAfterCommit runs on the storage committer once the writes released
+// before it are on disk, or at once (on the submitter's goroutine, maybe
+// under the queue's lock) with an error when the store is closed: it must
+// not take the lock then.
+func (q *Queue) pruneAfterCommit(err error) {
+	if err != nil {
+		q.pruneQueued.Store(false) // the next release tries again
+		return
+	}
+	q.mu.Lock()
+	q.pruneRecentLocked()
+	again := false
+	for _, r := range q.recent {
+		if r.sub != 0 {
+			again = !q.deleted
+			break
+		}
+	}
+	if !again {
+		q.pruneQueued.Store(false)
+	}
+	q.mu.Unlock()
+	if again {
+		q.journal.store.SubmitBackground(&storage.Batch{}, q.pruneAfterCommit)
+	}
+}
+
+// pruneRecentLocked forgets the recent tail messages that are on disk now,
+// from the front: the horizon is the first that may not be.
+func (q *Queue) pruneRecentLocked() {
+	committed := q.journal.store.Committed()
+	n := 0
+	for n < len(q.recent) && q.recent[n].sub != 0 && q.recent[n].sub <= committed {
+		n++
+	}
+	if n > 0 {
+		clear(q.recent[:n]) // let the messages go
+		q.recent = slices.Delete(q.recent, 0, n)
+	}
 }
 
 // maybeLoadLocked starts a load for the levels whose memory runs low.
@@ -196,12 +242,7 @@ func (q *Queue) maybeLoadLocked() {
 	}
 	// The horizon is the first tail entry that may be missing from the
 	// disk. Everything below it is there.
-	committed := q.journal.store.Committed()
-	n := 0
-	for n < len(q.recent) && q.recent[n].sub != 0 && q.recent[n].sub <= committed {
-		n++
-	}
-	q.recent = slices.Delete(q.recent, 0, n)
+	q.pruneRecentLocked()
 	horizon, horizonSub := q.nextSeq+1, uint64(0)
 	if len(q.recent) > 0 {
 		horizon, horizonSub = q.recent[0].seq, q.recent[0].sub

@@ -79,6 +79,12 @@ func TestPagedFIFO(t *testing.T) {
 	inMemory := p.levels[0].len()
 	p.mu.Unlock()
 	assert.LessOrEqual(t, inMemory, pageLow+pageBatch)
+	// Once written, tail messages are not held in memory any more.
+	require.Eventually(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.recent) == 0
+	}, 5*time.Second, time.Millisecond)
 
 	for i := range n {
 		d, remaining, ok := p.Get(false)

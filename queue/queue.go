@@ -104,14 +104,16 @@ type Queue struct {
 	published, delivered, acked, deadLettered uint64
 
 	// Paging (paging.go); tails is nil for queues that keep nothing on disk.
-	budget   *Budget
-	charged  int64 // this queue's share of budget.used
-	tails    []tail
-	recent   []recentTail // tail messages maybe not yet on disk, in seq order
-	loading  bool
-	loadDone chan struct{} // closed when the running load ends
-	gen      uint64        // bumped by purge and delete: loads started before are void
-	purging  int           // purges still deleting paged-out entries; no load meanwhile
+	budget  *Budget
+	charged int64 // this queue's share of budget.used
+	tails   []tail
+	recent  []recentTail // tail messages maybe not yet on disk, in seq order
+	// pruneQueued: an empty background batch will call pruneAfterCommit.
+	pruneQueued atomic.Bool
+	loading     bool
+	loadDone    chan struct{} // closed when the running load ends
+	gen         uint64        // bumped by purge and delete: loads started before are void
+	purging     int           // purges still deleting paged-out entries; no load meanwhile
 	// wrote: the queue has put entries in storage, so deleting it must drop them.
 	wrote bool
 	// recoveredUpTo: entries up to this seq were on disk at start, so they

@@ -177,9 +177,11 @@ type Store struct {
 	closeErr  error
 
 	nextID atomic.Uint64 // last id handed out by NextMessageID
-	// scanned counts the bytes Scan has read since the mapping's resident
+	// touched estimates the bytes of the file that reads (Scan) and writes
+	// (commits read the pages they change through the map) have made
+	// resident since the mapping's pages were last released
 	// pages were last released (see releaseMapped).
-	scanned atomic.Int64
+	touched atomic.Int64
 
 	// Owned by the committer goroutine; no lock needed.
 	spare     []request               // the previous pending slice, reused
@@ -522,8 +524,8 @@ func (s *Store) Scan(queue string, from uint64, fn func(seq uint64, entry []byte
 		binary.BigEndian.PutUint64(start[:], from)
 		read := int64(0)
 		defer func() {
-			if s.scanned.Add(read) > releaseEvery {
-				s.scanned.Store(0)
+			if s.touched.Add(read) > releaseEvery {
+				s.touched.Store(0)
 				s.releaseMapped(tx)
 			}
 		}()
@@ -546,8 +548,8 @@ func (s *Store) Scan(queue string, from uint64, fn func(seq uint64, entry []byte
 	})
 }
 
-// releaseEvery is how many bytes Scan reads between releases of the
-// mapping's resident pages.
+// releaseEvery is how many bytes are read through the map between releases
+// of its resident pages.
 const releaseEvery = 64 << 20
 
 // releaseMapped unmaps the file pages that reads have made resident in the
@@ -816,6 +818,12 @@ func (s *Store) commitAll(reqs []request) {
 		chunk := reqs[:n]
 		reqs = reqs[n:]
 		err := s.commit(chunk, ops)
+		// A write reads the pages it changes through the map; count a page
+		// per op, generously, and let go of them now and then as Scan does.
+		if s.touched.Add(int64(ops)*512) > releaseEvery {
+			s.touched.Store(0)
+			_ = s.view(func(tx *bolt.Tx) error { s.releaseMapped(tx); return nil })
+		}
 		s.stats.commits.Add(1)
 		s.stats.batches.Add(uint64(len(chunk)))
 		s.stats.ops.Add(uint64(ops))
