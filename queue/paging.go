@@ -144,10 +144,11 @@ func (q *Queue) pushTailLocked(level uint8, e *entry) {
 	q.maybeLoadLocked()
 }
 
-// storeTransientLocked writes a transient message that must queue behind a
-// tail: it gets an id and a record of its own in this queue (it is not
-// shared: other queues keep it in memory), flagged so that it is dropped at
-// the next start.
+// storeTransientLocked writes a message that this queue would not store
+// otherwise (transient, or any message of a non-durable queue) but that must
+// queue behind a tail: it gets an id and a record of its own (other queues
+// keep their copy in memory). A transient one is flagged so that it is
+// dropped at the next start; a non-durable queue's entries all go then.
 func (q *Queue) storeTransientLocked(b *storage.Batch, m *Message) *Message {
 	c := *m
 	c.ID = q.journal.store.NextMessageID()
