@@ -7,6 +7,7 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,39 +80,59 @@ func TestConfirmTagsPerChannel(t *testing.T) {
 
 // TestConfirmRawTags reads the basic.ack frames themselves: delivery tags
 // start at 1 on each channel, and with multiple=true an ack covers every
-// tag up to its own.
+// tag up to its own. Persistent messages written in one group commit are
+// confirmed by few frames, as RabbitMQ coalesces them.
 func TestConfirmRawTags(t *testing.T) {
 	b := startBroker(t)
-	_, ch := b.channel(t)
-	q := declareQueue(t, b, ch, "q", nil)
+	for _, persistent := range []bool{false, true} {
+		t.Run(fmt.Sprint("persistent=", persistent), func(t *testing.T) {
+			_, ch := b.channel(t)
+			q := uniqueName(t, "q")
+			_, err := ch.QueueDeclare(q, persistent, false, false, false, nil)
+			require.NoError(t, err)
+			b.cleanupQueue(t, q)
 
-	r := dialRaw(t, b)
-	r.handshake()
-	r.openChannel(1)
-	r.send(methodFrame(1, 85, 10, octet(0))) // confirm.select, nowait=false
-	r.readMethod(85, 11)                     // select-ok
-	const n = 20
-	for i := range n {
-		r.send(methodFrame(1, 60, 40, short(0), shortStr(""), shortStr(q), octet(0))) // basic.publish
-		hdr := append(short(60), short(0)...)
-		hdr = binary.BigEndian.AppendUint64(hdr, 1) // body size
-		hdr = append(hdr, short(0)...)              // no properties
-		r.send(rawFrame{Type: frameHeader, Channel: 1, Payload: hdr})
-		r.send(rawFrame{Type: frameBody, Channel: 1, Payload: []byte{byte('a' + i)}})
+			r := dialRaw(t, b)
+			r.handshake()
+			r.openChannel(1)
+			r.send(methodFrame(1, 85, 10, octet(0))) // confirm.select, nowait=false
+			r.readMethod(85, 11)                     // select-ok
+			const n = 20
+			var burst []byte // one write, so that the publishes arrive together
+			for i := range n {
+				burst = append(burst, methodFrame(1, 60, 40, short(0), shortStr(""), shortStr(q), octet(0)).bytes()...) // basic.publish
+				hdr := append(short(60), short(0)...)
+				hdr = binary.BigEndian.AppendUint64(hdr, 1) // body size
+				if persistent {
+					hdr = append(hdr, short(0x1000)...) // delivery-mode present
+					hdr = append(hdr, 2)
+				} else {
+					hdr = append(hdr, short(0)...) // no properties
+				}
+				burst = append(burst, rawFrame{Type: frameHeader, Channel: 1, Payload: hdr}.bytes()...)
+				burst = append(burst, rawFrame{Type: frameBody, Channel: 1, Payload: []byte{byte('a' + i)}}.bytes()...)
+			}
+			r.write(burst)
+			var confirmed uint64
+			frames := 0
+			for confirmed < n {
+				f := r.readMethod(60, 80) // basic.ack
+				frames++
+				tag := binary.BigEndian.Uint64(f.Payload[4:])
+				multiple := f.Payload[12]&1 == 1
+				require.Greater(t, tag, confirmed, "acks only move forward")
+				if !multiple {
+					require.Equal(t, confirmed+1, tag, "a single ack confirms the next tag")
+				}
+				confirmed = tag
+			}
+			require.Equal(t, uint64(n), confirmed)
+			if persistent {
+				assert.LessOrEqual(t, frames, n/2, "confirms of one commit share a frame")
+			}
+			requireQueueLen(t, ch, q, n)
+		})
 	}
-	var confirmed uint64
-	for confirmed < n {
-		f := r.readMethod(60, 80) // basic.ack
-		tag := binary.BigEndian.Uint64(f.Payload[4:])
-		multiple := f.Payload[12]&1 == 1
-		require.Greater(t, tag, confirmed, "acks only move forward")
-		if !multiple {
-			require.Equal(t, confirmed+1, tag, "a single ack confirms the next tag")
-		}
-		confirmed = tag
-	}
-	require.Equal(t, uint64(n), confirmed)
-	requireQueueLen(t, ch, q, n)
 }
 
 func TestConfirmMandatoryReturnBeforeAck(t *testing.T) {
