@@ -128,18 +128,34 @@ func (q *Queue) toTailLocked(level uint8) bool {
 	return q.tails[level].count > 0 || (q.budget.over() && q.levels[level].len() >= pageMin)
 }
 
+// tailAddLocked counts a message of size bytes with seq into a level's tail
+// and the ready totals.
+func (q *Queue) tailAddLocked(level uint8, seq uint64, size int64) {
+	t := &q.tails[level]
+	if t.count == 0 {
+		t.from = seq
+	}
+	t.count++
+	t.bytes += size
+	q.ready++
+	q.readyBytes += size
+	q.nonEmpty[level>>6] |= 1 << (level & 63)
+}
+
+// tailTakeLocked counts a message of size bytes out of a level's tail and
+// the ready totals (read back, or gone).
+func (q *Queue) tailTakeLocked(level uint8, size int64) {
+	t := &q.tails[level]
+	t.count--
+	t.bytes -= size
+	q.ready--
+	q.readyBytes -= size
+}
+
 // pushTailLocked adds e to its level's tail. Its entry is in b, which the
 // caller submits; until then the message is pending.
 func (q *Queue) pushTailLocked(level uint8, e *entry) {
-	t := &q.tails[level]
-	if t.count == 0 {
-		t.from = e.seq
-	}
-	t.count++
-	t.bytes += int64(e.msg.Size())
-	q.ready++
-	q.readyBytes += int64(e.msg.Size())
-	q.nonEmpty[level>>6] |= 1 << (level & 63)
+	q.tailAddLocked(level, e.seq, int64(e.msg.Size()))
 	q.recent = append(q.recent, recentTail{seq: e.seq, msg: e.msg, level: level, deadline: e.deadline})
 	q.maybeLoadLocked()
 }
@@ -387,21 +403,13 @@ func (q *Queue) load(gen, horizon, horizonSub uint64, batch int, reqs []loadReq)
 // applyLoadLocked moves loaded messages from their tails to memory.
 func (q *Queue) applyLoadLocked(reqs []loadReq, next []uint64, got, missing []loaded, b **storage.Batch) {
 	for _, l := range got {
-		t := &q.tails[l.level]
-		t.count--
-		t.bytes -= l.size
-		q.ready--
-		q.readyBytes -= l.size
+		q.tailTakeLocked(l.level, l.size)
 		q.addLocked(l.level, l.e)
 	}
 	for _, l := range missing {
 		// The message is gone (a format 1 file that lost it in a crash):
 		// the entry goes too.
-		t := &q.tails[l.level]
-		t.count--
-		t.bytes -= l.size
-		q.ready--
-		q.readyBytes -= l.size
+		q.tailTakeLocked(l.level, l.size)
 		if *b == nil {
 			*b = new(storage.Batch)
 		}
@@ -439,26 +447,22 @@ func (q *Queue) pendingInLocked(level uint8) bool {
 // catchUpLocked moves a level's recent tail messages to memory: its tail on
 // disk has been read up to them. Those not yet submitted stay pending.
 func (q *Queue) catchUpLocked(level uint8) {
-	t := &q.tails[level]
 	kept := q.recent[:0]
 	for _, r := range q.recent {
 		if r.level != level {
 			kept = append(kept, r)
 			continue
 		}
-		size := int64(r.msg.Size())
-		t.count--
-		t.bytes -= size
-		q.ready--
-		q.readyBytes -= size
+		q.tailTakeLocked(level, int64(r.msg.Size()))
 		q.addLocked(level, entry{msg: r.msg, seq: r.seq, deadline: r.deadline, stored: true, pending: r.sub == 0})
 	}
 	clear(q.recent[len(kept):])
 	q.recent = kept
 }
 
-// waitLoad waits until a load that may bring back a ready message has run;
-// false when none can (nothing paged out, or the queue is gone).
+// waitLoadLocked starts a load if one is due and returns the channel that
+// closes when the running load ends (nil if none runs); ok is false when no
+// load can bring a message back (nothing paged out, or the queue is gone).
 func (q *Queue) waitLoadLocked() (wait <-chan struct{}, ok bool) {
 	if q.tails == nil || q.deleted || q.pagedLocked() == 0 {
 		return nil, false
@@ -517,14 +521,7 @@ func (q *Queue) Recover() (int, error) {
 			q.addLocked(level, entry{msg: m, seq: seq, deadline: rec.deadline, deliveries: rec.deliveries, redelivered: true, stored: true})
 			return true
 		}
-		if t.count == 0 {
-			t.from = seq
-		}
-		t.count++
-		t.bytes += rec.size
-		q.ready++
-		q.readyBytes += rec.size
-		q.nonEmpty[level>>6] |= 1 << (level & 63)
+		q.tailAddLocked(level, seq, rec.size)
 		return true
 	})
 	if err == nil {

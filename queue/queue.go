@@ -203,13 +203,7 @@ func (q *Queue) Push(m *Message, b *storage.Batch) PushResult {
 	q.deadLetter(dls)
 	q.submit(own)
 	if release != nil {
-		var later []DeadLetter
-		var b *storage.Batch
-		q.mu.Lock()
-		q.releaseLocked(release, &b, &later)
-		q.mu.Unlock()
-		q.deadLetter(later)
-		q.submit(b)
+		q.Release(release) // its own write is submitted now
 	}
 	return res
 }
@@ -969,15 +963,7 @@ func (q *Queue) clearLocked() {
 			continue
 		}
 		kept = append(kept, r)
-		t := &q.tails[r.level]
-		if t.count == 0 {
-			t.from = r.seq
-		}
-		t.count++
-		t.bytes += int64(r.msg.Size())
-		q.ready++
-		q.readyBytes += int64(r.msg.Size())
-		q.nonEmpty[r.level>>6] |= 1 << (r.level & 63)
+		q.tailAddLocked(r.level, r.seq, int64(r.msg.Size()))
 	}
 	clear(q.recent[len(kept):])
 	q.recent = kept
