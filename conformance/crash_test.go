@@ -25,7 +25,9 @@ import (
 // process with SIGKILL at a random moment, restarts it on the same data
 // directory and consumes everything: every confirmed message must be there
 // (duplicates are allowed: delivery is at-least-once). Three rounds, each
-// killing at a different moment and keeping what earlier rounds left.
+// killing at a different moment and keeping what earlier rounds left. It
+// runs with the default memory budget and with one so small that nearly
+// the whole backlog is paged out to disk, and recovered from there.
 func TestCrashLosesNoConfirmedMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the broker binary")
@@ -34,12 +36,24 @@ func TestCrashLosesNoConfirmedMessage(t *testing.T) {
 	build := exec.Command("go", "build", "-o", bin, "../cmd/warren")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"default budget", nil},
+		{"paged", []string{"--storage.memory_budget", "65536"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { crashRounds(t, bin, tc.args) })
+	}
+}
+
+func crashRounds(t *testing.T, bin string, args []string) {
 	dir := t.TempDir()
 
 	confirmed := map[string]bool{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for round := range 3 {
-		proc, url := startBinary(t, bin, dir)
+		proc, url := startBinary(t, bin, dir, args...)
 		ch := dialChannel(t, url)
 		_, err := ch.QueueDeclare("crash", true, false, false, false, nil)
 		require.NoError(t, err)
@@ -68,7 +82,7 @@ func TestCrashLosesNoConfirmedMessage(t *testing.T) {
 		mu.Unlock()
 	}
 
-	proc, url := startBinary(t, bin, dir)
+	proc, url := startBinary(t, bin, dir, args...)
 	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
 	ch := dialChannel(t, url)
 	got := map[string]bool{}
@@ -92,10 +106,12 @@ func TestCrashLosesNoConfirmedMessage(t *testing.T) {
 
 var startedRE = regexp.MustCompile(`amqp=(127\.0\.0\.1:\d+)`)
 
-// startBinary runs warren on a random port and waits for its start line.
-func startBinary(t *testing.T, bin, dir string) (*exec.Cmd, string) {
+// startBinary runs warren on a random port, with extra flags, and waits for
+// its start line.
+func startBinary(t *testing.T, bin, dir string, flags ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "--amqp.listen", "127.0.0.1:0", "--http.listen=", "--prometheus.listen=", "--storage.dir", dir, "--log.level", "info")
+	args := append([]string{"--amqp.listen", "127.0.0.1:0", "--http.listen=", "--prometheus.listen=", "--storage.dir", dir, "--log.level", "info"}, flags...)
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	cmd.Stdout = os.Stdout
