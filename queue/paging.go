@@ -336,9 +336,6 @@ func (q *Queue) load(gen, horizon, horizonSub uint64, batch int, reqs []loadReq)
 			if min(rec.level, q.Config().MaxPriority) != r.level {
 				return true
 			}
-			if rec.flags&flagTransient != 0 && seq <= q.recoveredUpTo {
-				return true // from before the restart; being deleted
-			}
 			if n >= batch || bytes >= pageBytes {
 				next[i] = seq
 				return false
@@ -481,13 +478,12 @@ func (q *Queue) Recover() (int, error) {
 	if q.journal == nil || !q.journal.durable {
 		return 0, nil
 	}
-	q.wrote = true // whatever is there goes when the queue is deleted
 	var drop []uint64
 	var derr error
 	n := 0
 	maxPrio := q.Config().MaxPriority
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.wrote = true // whatever is there goes when the queue is deleted
 	err := q.journal.store.Scan(q.journal.key, 0, func(seq uint64, ent []byte, message func(uint64) []byte) bool {
 		rec, ok := decodeEntry(ent)
 		if !ok {
@@ -527,10 +523,22 @@ func (q *Queue) Recover() (int, error) {
 	if err == nil {
 		err = derr
 	}
+	q.mu.Unlock()
 	if err != nil {
 		return n, err
 	}
-	q.deleteEntries(drop) // loads skip these meanwhile (recoveredUpTo)
+	// The dropped entries are gone before any load can read the tail past
+	// them.
+	for len(drop) > 0 {
+		var b storage.Batch
+		for b.Len() < chunkOps && len(drop) > 0 {
+			b.DeleteEntry(q.journal.key, drop[0])
+			drop = drop[1:]
+		}
+		if err := q.journal.store.Commit(&b); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 

@@ -149,8 +149,10 @@ type Store struct {
 	path string
 	opts Options
 
-	mu        sync.Mutex // guards pending, pendingOps, want, closing, submitted, throttled, drained
-	submitted uint64     // batches submitted so far
+	mu sync.Mutex // guards pending, pendingOps, want, closing, throttled, drained
+	// submitted counts the batches submitted so far; it changes under mu,
+	// so that it follows submission order, and is read without it.
+	submitted atomic.Uint64
 	// backlog mirrors pendingOps for Throttle's lock-free fast path.
 	backlog atomic.Int64
 	// throttled: someone waits in Throttle for drained to close.
@@ -594,11 +596,7 @@ func (s *Store) Flush() error { return s.Commit(&Batch{}) }
 
 // Submitted returns how many batches have been submitted so far; pass it to
 // WaitCommitted to wait for those.
-func (s *Store) Submitted() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.submitted
-}
+func (s *Store) Submitted() uint64 { return s.submitted.Load() }
 
 // Throttle blocks while more than MaxPendingOps writes wait for the
 // committer. Publishers call it so that they slow down to what the disk
@@ -695,8 +693,7 @@ func (s *Store) enqueue(r request) error {
 	}
 	wasEmpty := len(s.pending) == 0
 	before := s.pendingOps
-	s.submitted++
-	r.seq = s.submitted
+	r.seq = s.submitted.Add(1)
 	s.pending = append(s.pending, r)
 	s.pendingOps += len(r.b.ops)
 	after := s.pendingOps
@@ -817,19 +814,26 @@ func (s *Store) commitAll(reqs []request) {
 		}
 		chunk := reqs[:n]
 		reqs = reqs[n:]
-		err := s.commit(chunk, ops)
-		// A write reads the pages it changes through the map; count a page
-		// per op, generously, and let go of them now and then as Scan does.
-		if s.touched.Add(int64(ops)*512) > releaseEvery {
-			s.touched.Store(0)
-			_ = s.view(func(tx *bolt.Tx) error { s.releaseMapped(tx); return nil })
+		// Empty batches are barriers (Flush, WaitCommitted, a queue waiting
+		// for its writes): everything before them is committed already, so
+		// a group of nothing else needs no transaction, and no fsync.
+		var err error
+		if ops > 0 {
+			err = s.commit(chunk, ops)
+			// A write reads the pages it changes through the map; count a
+			// page per op, generously, and let go of them now and then as
+			// Scan does.
+			if s.touched.Add(int64(ops)*512) > releaseEvery {
+				s.touched.Store(0)
+				_ = s.view(func(tx *bolt.Tx) error { s.releaseMapped(tx); return nil })
+			}
+			s.stats.commits.Add(1)
+			if err != nil {
+				s.stats.failures.Add(1)
+			}
 		}
-		s.stats.commits.Add(1)
 		s.stats.batches.Add(uint64(len(chunk)))
 		s.stats.ops.Add(uint64(ops))
-		if err != nil {
-			s.stats.failures.Add(1)
-		}
 		s.committed.Store(chunk[len(chunk)-1].seq)
 		for _, r := range chunk {
 			if r.ch != nil {

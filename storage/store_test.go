@@ -896,3 +896,16 @@ func TestThrottle(t *testing.T) {
 	release()
 	require.NoError(t, <-closed)
 }
+
+// A barrier on its own needs no transaction: there is nothing to fsync.
+func TestFlushAloneCommitsNothing(t *testing.T) {
+	s := open(t, t.TempDir(), Options{NoSync: true})
+	var b Batch
+	b.PutEntry("q", 1, u64(0))
+	require.NoError(t, s.Commit(&b))
+	commits := s.Stats().Commits
+	require.NoError(t, s.Flush())
+	require.NoError(t, s.WaitCommitted(s.Submitted()))
+	assert.Equal(t, commits, s.Stats().Commits)
+	assert.Equal(t, s.Submitted(), s.Committed())
+}
