@@ -251,40 +251,42 @@ func (o *options) footQueues(b broker, rep *report, stderr io.Writer) {
 		return
 	}
 	name := func(i int) string { return "warren-bench-decl-" + strconv.Itoa(i) }
-	start := time.Now()
-	err = withTimeout(5*time.Minute, func() error {
-		for i := range o.declQueues {
-			if _, err := ch.QueueDeclare(name(i), false, false, false, false, nil); err != nil {
-				return fmt.Errorf("declare %s: %v", name(i), err)
+	// each applies op to every queue and returns how long that took.
+	each := func(verb string, op func(q string) error) (time.Duration, error) {
+		start := time.Now()
+		err := withTimeout(5*time.Minute, func() error {
+			for i := range o.declQueues {
+				if err := op(name(i)); err != nil {
+					return fmt.Errorf("%s %s: %v", verb, name(i), err)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
+		return time.Since(start), err
+	}
+	decl, err := each("declare", func(q string) error {
+		_, err := ch.QueueDeclare(q, false, false, false, false, nil)
+		return err
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "    %v\n", err)
 		rep.addFootprint(footDeclTime, b, na("failed"))
 		return
 	}
-	decl := time.Since(start)
 	rep.addFootprint(footDeclTime, b, measure{v: decl.Seconds()})
 	time.Sleep(time.Second)
 	rep.addFootprint(footDeclRSS, b, rss(b))
-	start = time.Now()
-	err = withTimeout(5*time.Minute, func() error {
-		for i := range o.declQueues {
-			if _, err := ch.QueueDelete(name(i), false, false, false); err != nil {
-				return fmt.Errorf("delete %s: %v", name(i), err)
-			}
-		}
-		return nil
+	del, err := each("delete", func(q string) error {
+		_, err := ch.QueueDelete(q, false, false, false)
+		return err
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "    %v\n", err)
 		rep.addFootprint(footDelTime, b, na("failed"))
 		return
 	}
-	rep.addFootprint(footDelTime, b, measure{v: time.Since(start).Seconds()})
-	fmt.Fprintf(stderr, "    declared in %.2f s, deleted in %.2f s\n", decl.Seconds(), time.Since(start).Seconds())
+	rep.addFootprint(footDelTime, b, measure{v: del.Seconds()})
+	fmt.Fprintf(stderr, "    declared in %.2f s, deleted in %.2f s\n", decl.Seconds(), del.Seconds())
 }
 
 // footBacklog publishes o.backlog messages of o.backlogSize bytes with confirms into a queue

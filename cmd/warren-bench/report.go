@@ -89,14 +89,7 @@ func (rep *report) markdown(w io.Writer, o *options) {
 	fmt.Fprintf(w, "Run %s on %s; each scenario %v with %v warmup excluded; runs alternate %s per scenario.\n\n",
 		rep.started.Format("2006-01-02 15:04 MST"), machine(), o.duration, o.warmup, strings.Join(names, ", "))
 
-	header := "| Scenario | Metric | " + strings.Join(names, " | ") + " |"
-	sep := "|---|---|" + strings.Repeat("---:|", len(names))
-	if len(names) == 2 {
-		header += fmt.Sprintf(" %s/%s |", names[0], names[1])
-		sep += "---:|"
-	}
-	fmt.Fprintln(w, header)
-	fmt.Fprintln(w, sep)
+	tableHead(w, "| Scenario | Metric |", "|---|---|", names)
 	for _, s := range scenarios {
 		var cells []string
 		var vals []float64
@@ -158,14 +151,7 @@ func (rep *report) markdown(w io.Writer, o *options) {
 		return
 	}
 	fmt.Fprintln(w)
-	fh := "| Footprint | " + strings.Join(names, " | ") + " |"
-	fs := "|---|" + strings.Repeat("---:|", len(names))
-	if len(names) == 2 {
-		fh += fmt.Sprintf(" %s/%s |", names[0], names[1])
-		fs += "---:|"
-	}
-	fmt.Fprintln(w, fh)
-	fmt.Fprintln(w, fs)
+	tableHead(w, "| Footprint |", "|---|", names)
 	for row, m := range rep.foot {
 		if m == nil {
 			continue
@@ -207,6 +193,19 @@ func (rep *report) markdown(w io.Writer, o *options) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// tableHead prints a comparison table's header and separator: the leading
+// columns, one column per broker and, for two brokers, their ratio.
+func tableHead(w io.Writer, head, sep string, names []string) {
+	head += " " + strings.Join(names, " | ") + " |"
+	sep += strings.Repeat("---:|", len(names))
+	if len(names) == 2 {
+		head += fmt.Sprintf(" %s/%s |", names[0], names[1])
+		sep += "---:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, sep)
 }
 
 // byteSize renders a message size as the table's titles do: 16 B, 1 KiB.

@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
@@ -30,75 +31,60 @@ type rawConsumer struct {
 	ch uint16
 }
 
-// connectRaw is connectClients for the raw client: the same connections,
-// channels and settings.
-func (b *bench) connectRaw(t *topology) error {
+// connectRaw is consumer.connect for the raw client: the same connection,
+// channel and settings.
+func (c *consumer) connectRaw(b *bench, role, q string) error {
 	cfg := b.cfg
-	for i := range cfg.consumers {
-		c := &consumer{id: i}
-		b.mu.Lock()
-		b.consumers = append(b.consumers, c)
-		b.mu.Unlock()
-		role := fmt.Sprintf("consumer %d", i)
-		conn, err := b.dialRaw(role)
-		if err != nil {
-			return err
-		}
-		conn.flushOnRead = true
-		c.raw = &rawConsumer{c: conn}
-		if c.raw.ch, err = conn.openChannel(); err != nil {
-			return fmt.Errorf("%w: %s: open channel: %v", errSetup, role, err)
-		}
-		if cfg.qos > 0 {
-			if _, err := conn.rpc(c.raw.ch, &wire.BasicQos{PrefetchCount: uint16(cfg.qos)}, 60, 11); err != nil {
-				return fmt.Errorf("%w: %s: basic.qos %d: %v", errSetup, role, cfg.qos, err)
-			}
-		}
-		q := t.queues[i%len(t.queues)]
-		if _, err := conn.rpc(c.raw.ch, &wire.BasicConsume{Queue: q, NoAck: cfg.autoack}, 60, 21); err != nil {
-			return fmt.Errorf("%w: %s: consume %q: %v", errSetup, role, q, err)
+	conn, err := b.dialRaw(role)
+	if err != nil {
+		return err
+	}
+	conn.flushOnRead = true
+	c.raw = &rawConsumer{c: conn}
+	if c.raw.ch, err = conn.openChannel(); err != nil {
+		return fmt.Errorf("%w: %s: open channel: %v", errSetup, role, err)
+	}
+	if cfg.qos > 0 {
+		if _, err := conn.rpc(c.raw.ch, &wire.BasicQos{PrefetchCount: uint16(cfg.qos)}, 60, 11); err != nil {
+			return fmt.Errorf("%w: %s: basic.qos %d: %v", errSetup, role, cfg.qos, err)
 		}
 	}
-	for _, c := range b.consumers {
-		c.raw.c.async = true
-		go c.runRaw(b)
+	if _, err := conn.rpc(c.raw.ch, &wire.BasicConsume{Queue: q, NoAck: cfg.autoack}, 60, 21); err != nil {
+		return fmt.Errorf("%w: %s: consume %q: %v", errSetup, role, q, err)
 	}
+	return nil
+}
 
-	for i := range cfg.producers {
-		p := &producer{id: i}
-		b.mu.Lock()
-		b.producers = append(b.producers, p)
-		b.mu.Unlock()
-		role := fmt.Sprintf("producer %d", i)
-		conn, err := b.dialRaw(role)
-		if err != nil {
-			return err
-		}
-		r := &rawProducer{c: conn, body: make([]byte, cfg.size), buf: make([]byte, 0, 2*cfg.size+512)}
-		p.raw = r
-		if r.ch, err = conn.openChannel(); err != nil {
-			return fmt.Errorf("%w: %s: open channel: %v", errSetup, role, err)
-		}
-		if cfg.confirm > 0 {
-			if _, err := conn.rpc(r.ch, &wire.ConfirmSelect{}, 85, 11); err != nil {
-				return fmt.Errorf("%w: %s: confirm.select: %v", errSetup, role, err)
-			}
-			r.confirms = newConfirmTracker(cfg.confirm)
-		}
-		exchange, key, headers := t.route(i)
-		p.exchange, p.key = exchange, key
-		r.pub = wire.BasicPublish{Exchange: exchange, RoutingKey: key}
-		props := wire.Properties{Headers: wire.Table(headers)}
-		if cfg.persistent {
-			props.DeliveryMode = 2
-		}
-		for prio := range cfg.priority + 1 {
-			props.Priority = uint8(prio)
-			r.props = append(r.props, props.Append(nil))
-		}
-		conn.async = true
-		go p.readRaw(b)
+// connectRaw is producer.connect for the raw client; it also starts the
+// connection's reader. p.exchange and p.key are set.
+func (p *producer) connectRaw(b *bench, role string, headers amqp091.Table) error {
+	cfg := b.cfg
+	conn, err := b.dialRaw(role)
+	if err != nil {
+		return err
 	}
+	r := &rawProducer{c: conn, body: make([]byte, cfg.size), buf: make([]byte, 0, 2*cfg.size+512)}
+	p.raw = r
+	if r.ch, err = conn.openChannel(); err != nil {
+		return fmt.Errorf("%w: %s: open channel: %v", errSetup, role, err)
+	}
+	if cfg.confirm > 0 {
+		if _, err := conn.rpc(r.ch, &wire.ConfirmSelect{}, 85, 11); err != nil {
+			return fmt.Errorf("%w: %s: confirm.select: %v", errSetup, role, err)
+		}
+		r.confirms = newConfirmTracker(cfg.confirm)
+	}
+	r.pub = wire.BasicPublish{Exchange: p.exchange, RoutingKey: p.key}
+	props := wire.Properties{Headers: wire.Table(headers)}
+	if cfg.persistent {
+		props.DeliveryMode = 2
+	}
+	for prio := range cfg.priority + 1 {
+		props.Priority = uint8(prio)
+		r.props = append(r.props, props.Append(nil))
+	}
+	conn.async = true
+	go p.readRaw(b)
 	return nil
 }
 
@@ -163,19 +149,9 @@ func (p *producer) runRaw(b *bench) {
 		case <-c.readerDone:
 		}
 	}()
-	var rng *rand.Rand
-	if cfg.priority > 0 {
-		rng = rand.New(rand.NewPCG(uint64(p.id), uint64(time.Now().UnixNano())))
-	}
-	var pace *time.Timer
-	var interval time.Duration
-	if cfg.rate > 0 {
-		interval = time.Duration(float64(time.Second) / cfg.rate)
-		pace = time.NewTimer(time.Hour)
-		defer pace.Stop()
-	}
+	rng := newPriorities(p.id, cfg.priority)
+	pace := newPacer(cfg.rate)
 	window := int64(cfg.confirm)
-	var published int64
 	var lastFlush time.Duration
 	flush := func() bool {
 		if err := c.flush(); err != nil {
@@ -199,7 +175,6 @@ func (p *producer) runRaw(b *bench) {
 		return false
 	}
 	defer func() { _ = c.flush() }()
-	next := time.Now()
 	for {
 		select {
 		case <-b.stop:
@@ -214,28 +189,14 @@ func (p *producer) runRaw(b *bench) {
 			}
 			continue
 		}
-		if window > 0 && published-p.confirmed.Load()-p.nacked.Load() >= window {
+		if window > 0 && p.outstanding() >= window {
 			if !wait() {
 				return
 			}
 			continue
 		}
-		if pace != nil {
-			now := time.Now()
-			if d := next.Sub(now); d > 0 {
-				if !flush() {
-					return
-				}
-				pace.Reset(d)
-				select {
-				case <-pace.C:
-				case <-b.stop:
-					return
-				}
-			} else if d < -time.Second {
-				next = now
-			}
-			next = next.Add(interval)
+		if !pace.wait(b.stop, flush) {
+			return
 		}
 		prio := 0
 		if rng != nil {
@@ -248,7 +209,6 @@ func (p *producer) runRaw(b *bench) {
 			b.fail(fmt.Errorf("producer %d: publish: %v", p.id, err))
 			return
 		}
-		published++
 		p.published.Add(1)
 		if now-lastFlush > rawFlushEvery && !flush() {
 			return
@@ -262,9 +222,8 @@ func (c *consumer) runRaw(b *bench) {
 	rc := c.raw
 	conn := rc.c
 	defer close(conn.readerDone)
-	multi := uint64(b.cfg.multiAck)
-	manual := !b.cfg.autoack
-	var n, tag, remaining uint64
+	acks := newAcker(b.cfg)
+	var tag, remaining uint64
 	var sent time.Duration
 	inBody, haveTS := false, false
 	deliver := func() bool {
@@ -272,21 +231,11 @@ func (c *consumer) runRaw(b *bench) {
 			c.lat.record(time.Since(b.base) - sent)
 		}
 		c.recv.Add(1)
-		if !manual || conn.closing.Load() {
-			return true
-		}
-		n++
-		var err error
-		if multi > 1 {
-			if n%multi == 0 {
-				err = conn.sendAck(rc.ch, tag, true)
+		if ack, multiple := acks.next(); ack && !conn.closing.Load() {
+			if err := conn.sendAck(rc.ch, tag, multiple); err != nil {
+				b.fail(fmt.Errorf("consumer %d: ack: %v", c.id, err))
+				return false
 			}
-		} else {
-			err = conn.sendAck(rc.ch, tag, false)
-		}
-		if err != nil {
-			b.fail(fmt.Errorf("consumer %d: ack: %v", c.id, err))
-			return false
 		}
 		return true
 	}
