@@ -43,7 +43,8 @@ func (ch *channel) handleContent(f wire.Frame) error {
 			return newError(wire.FrameError, "%v", err)
 		}
 		if classID != wire.ClassBasic {
-			return newError(wire.FrameError, "content header for class %d", classID)
+			// As rabbit_command_assembler: the header must be basic.publish's class.
+			return methodError(&wire.BasicPublish{}, wire.UnexpectedFrame, "expected content header for class %d, got one for class %d instead", wire.ClassBasic, classID)
 		}
 		if limit := ch.c.srv.cfg.MaxMessageSize; limit > 0 && size > limit {
 			pe := newError(wire.PreconditionFailed, "message size %d is larger than configured max size %d", size, limit)
@@ -172,17 +173,21 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 // unconfirmed messages then learns of a whole group commit in one frame and
 // refills its window in one burst.
 func (ch *channel) confirmPublish(seq uint64, err error) {
-	if ch.closing.Load() {
-		return
-	}
 	c := ch.c
 	c.outMu.Lock()
-	if !c.outClosed {
+	// closing is read under outMu: channel.close and close-ok are appended
+	// under it after closing is set, so no confirm can follow them onto a
+	// channel number the client may reuse.
+	if !c.outClosed && !ch.closing.Load() {
 		ch.settleLocked(seq)
 		switch {
 		case err != nil:
 			c.out = wire.AppendMethodFrame(c.out, ch.id, &wire.BasicNack{DeliveryTag: seq})
-		case c.lastAck == len(c.out) && c.lastAckChannel == ch.id && seq <= ch.confirmedTo:
+		case c.lastAck == len(c.out) && c.lastAckChannel == ch.id &&
+			max(seq, ackTag(c.out[c.lastAck-ackFrameLen:c.lastAck])) <= ch.confirmedTo:
+			// The frame may be a single ack for a tag that settled early,
+			// above seq: the extended ack must still cover it, and may only
+			// once every tag below it is settled.
 			extendAck(c.out[c.lastAck-ackFrameLen:c.lastAck], seq)
 		default:
 			c.out = wire.AppendMethodFrame(c.out, ch.id, &wire.BasicAck{DeliveryTag: seq})
@@ -215,11 +220,15 @@ func (ch *channel) settleLocked(seq uint64) {
 const ackFrameLen = 21
 
 // extendAck rewrites an encoded basic.ack frame in place as
-// basic.ack(tag, multiple).
+// basic.ack(max(its tag, tag), multiple). The caller has settled every tag
+// up to both.
 func extendAck(frame []byte, tag uint64) {
-	binary.BigEndian.PutUint64(frame[11:19], tag)
+	binary.BigEndian.PutUint64(frame[11:19], max(tag, ackTag(frame)))
 	frame[19] |= 1 // multiple
 }
+
+// ackTag is the delivery tag of an encoded basic.ack frame.
+func ackTag(frame []byte) uint64 { return binary.BigEndian.Uint64(frame[11:19]) }
 
 // route delivers one publish to its queues and returns it if it was
 // mandatory and unroutable.
@@ -296,6 +305,9 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	}
 	priority, ok := queue.IntArg(m.Arguments["x-priority"])
 	if v, set := m.Arguments["x-priority"]; set && !ok {
+		ch.mu.Lock()
+		delete(ch.consumers, tag)
+		ch.mu.Unlock()
 		return newError(wire.PreconditionFailed, `invalid arg 'x-priority' for queue '%s' in vhost '%s': "expected integer, got %s"`, name, ch.c.vh.Name, exchange.TypeName(v))
 	}
 	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck, int(priority)); err != nil {
