@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,6 +32,30 @@ type account struct {
 	perms atomic.Pointer[permissionSet] // never nil; replaced whole, never changed
 }
 
+// newAccount is a user with no permissions yet.
+func newAccount(name string, cr *credentials) *account {
+	a := &account{name: name}
+	a.creds.Store(cr)
+	a.perms.Store(&permissionSet{})
+	return a
+}
+
+// setPermissions replaces the account's permissions on vhost vh with p, or
+// removes them when p is nil, copying the set (it is never changed in
+// place, since permission checks read it with no lock). Only ops call it,
+// under Server.opMu.
+func (a *account) setPermissions(vh string, p *permissions) {
+	cur := *a.perms.Load()
+	next := make(permissionSet, len(cur)+1)
+	maps.Copy(next, cur)
+	if p == nil {
+		delete(next, vh)
+	} else {
+		next[vh] = p
+	}
+	a.perms.Store(&next)
+}
+
 // credentials are a user's password hash and tags; replaced whole.
 type credentials struct {
 	// hash is RabbitMQ's base64 salt ++ digest, as stored and exported; ""
@@ -38,7 +63,8 @@ type credentials struct {
 	hash string
 	// raw is hash decoded: 4 bytes of salt, then the digest.
 	raw       []byte
-	algorithm string // RabbitMQ's hashing module name
+	algorithm string           // RabbitMQ's hashing module name
+	newHash   func() hash.Hash // algorithm's hash, looked up once, not per login
 	tags      []string
 }
 
@@ -48,7 +74,9 @@ type permissionSet map[string]*permissions
 // permissions are a user's patterns on one vhost, as given and compiled.
 type permissions struct {
 	Permission
-	configure, write, read *regexp.Regexp
+	// re holds the compiled patterns, indexed by access (configure, write,
+	// read); nil for "", which matches nothing.
+	re [3]*regexp.Regexp
 }
 
 // RabbitMQ's password hashing modules; sha256 is its default since 3.6.
@@ -75,7 +103,7 @@ func newCredentials(passwordHash, algorithm string, tags []string) (*credentials
 	if !ok {
 		return nil, fmt.Errorf("unsupported hashing_algorithm '%s'", algorithm)
 	}
-	cr := &credentials{hash: passwordHash, algorithm: algorithm, tags: slices.Clone(tags)}
+	cr := &credentials{hash: passwordHash, algorithm: algorithm, newHash: h, tags: slices.Clone(tags)}
 	if passwordHash == "" {
 		return cr, nil
 	}
@@ -93,7 +121,7 @@ func (a *account) check(password string) bool {
 	if cr.raw == nil {
 		return false
 	}
-	d := hashings[cr.algorithm]()
+	d := cr.newHash()
 	d.Write(cr.raw[:4])
 	d.Write([]byte(password))
 	return subtle.ConstantTimeCompare(d.Sum(nil), cr.raw[4:]) == 1
@@ -107,18 +135,15 @@ func (a *account) tags() []string { return a.creds.Load().tags }
 // "" matches nothing.
 func compilePermissions(p Permission) (*permissions, error) {
 	ps := &permissions{Permission: p}
-	for _, x := range []struct {
-		dst **regexp.Regexp
-		src string
-	}{{&ps.configure, p.Configure}, {&ps.write, p.Write}, {&ps.read, p.Read}} {
-		if x.src == "" {
+	for i, src := range [...]string{configureAccess: p.Configure, writeAccess: p.Write, readAccess: p.Read} {
+		if src == "" {
 			continue
 		}
-		re, err := regexp.Compile(x.src)
+		re, err := regexp.Compile(src)
 		if err != nil {
-			return nil, fmt.Errorf("invalid regular expression '%s': %w", x.src, err)
+			return nil, fmt.Errorf("invalid regular expression '%s': %w", src, err)
 		}
-		*x.dst = re
+		ps.re[i] = re
 	}
 	return ps, nil
 }
@@ -191,6 +216,6 @@ func (a *account) allowed(vh string, what access, name string) bool {
 	if p == nil {
 		return false
 	}
-	re := [...]*regexp.Regexp{p.configure, p.write, p.read}[what]
+	re := p.re[what]
 	return re != nil && re.MatchString(name)
 }

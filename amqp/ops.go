@@ -3,8 +3,9 @@ package amqp
 import (
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/storage"
@@ -98,17 +99,11 @@ func (op PutUser) applyTo(s *Server) error {
 	if err := s.commit(&b); err != nil {
 		return err
 	}
-	reg := s.reg.Load()
-	if a := reg.accounts[op.Name]; a != nil {
+	if a := s.account(op.Name); a != nil {
 		a.creds.Store(cr)
 		return nil
 	}
-	a := &account{name: op.Name}
-	a.creds.Store(cr)
-	a.perms.Store(&permissionSet{})
-	next := reg.clone()
-	next.accounts[op.Name] = a
-	s.reg.Store(next)
+	s.updateRegistry(func(r *registry) { r.accounts[op.Name] = newAccount(op.Name, cr) })
 	return nil
 }
 
@@ -126,9 +121,7 @@ func (op DeleteUser) applyTo(s *Server) error {
 	if err := s.commit(&b); err != nil {
 		return err
 	}
-	next := reg.clone()
-	delete(next.accounts, op.Name)
-	s.reg.Store(next)
+	s.updateRegistry(func(r *registry) { delete(r.accounts, op.Name) })
 	a.perms.Store(&permissionSet{})
 	// After the registry no longer has the account: a connection opening
 	// now either is listed here or finds the account gone (handshake).
@@ -147,16 +140,13 @@ func (op PutVhost) applyTo(s *Server) error {
 	if err := s.commit(&b); err != nil {
 		return err
 	}
-	reg := s.reg.Load()
-	e := &vhostEntry{description: op.Description, tags: append([]string(nil), op.Tags...)}
-	if old := reg.vhosts[op.Name]; old != nil {
+	e := &vhostEntry{description: op.Description, tags: slices.Clone(op.Tags)}
+	if old := s.reg.Load().vhosts[op.Name]; old != nil {
 		e.v = old.v
 	} else {
 		e.v = s.newVHost(op.Name)
 	}
-	next := reg.clone()
-	next.vhosts[op.Name] = e
-	s.reg.Store(next)
+	s.updateRegistry(func(r *registry) { r.vhosts[op.Name] = e })
 	return nil
 }
 
@@ -169,9 +159,7 @@ func (op DeleteVhost) applyTo(s *Server) error {
 	// Out of the registry first, so that no connection opens on it any more
 	// (one opening right now finds it gone after open, see handshake), then
 	// close the open ones, then empty it.
-	next := reg.clone()
-	delete(next.vhosts, op.Name)
-	s.reg.Store(next)
+	s.updateRegistry(func(r *registry) { delete(r.vhosts, op.Name) })
 	s.closeConnections(func(c *conn) bool { return c.vh == e.v }, "vhost '%s' is deleted", op.Name)
 	if err := e.v.Delete(); err != nil {
 		// Keep the vhost's record, so that what could not be deleted comes
@@ -184,16 +172,20 @@ func (op DeleteVhost) applyTo(s *Server) error {
 	// queues without a vhost.
 	var b storage.Batch
 	b.DeleteDefinition(storage.KindVhost, op.Name)
-	for _, a := range next.accounts {
-		perms := *a.perms.Load()
-		if _, ok := perms[op.Name]; ok {
+	var had []*account
+	for _, a := range reg.accounts {
+		if _, ok := (*a.perms.Load())[op.Name]; ok {
 			b.DeleteDefinition(storage.KindPermission, permissionKey(op.Name, a.name))
-			rest := maps.Clone(perms)
-			delete(rest, op.Name)
-			a.perms.Store(&rest)
+			had = append(had, a)
 		}
 	}
-	return s.commit(&b)
+	if err := s.commit(&b); err != nil {
+		return err
+	}
+	for _, a := range had {
+		a.setPermissions(op.Name, nil)
+	}
+	return nil
 }
 
 func (op SetPermissions) applyTo(s *Server) error {
@@ -217,9 +209,7 @@ func (op SetPermissions) applyTo(s *Server) error {
 	if err := s.commit(&b); err != nil {
 		return err
 	}
-	perms := maps.Clone(*a.perms.Load())
-	perms[op.Vhost] = ps
-	a.perms.Store(&perms)
+	a.setPermissions(op.Vhost, ps)
 	return nil
 }
 
@@ -232,8 +222,7 @@ func (op ClearPermissions) applyTo(s *Server) error {
 	if reg.vhosts[op.Vhost] == nil {
 		return noVhost(op.Vhost)
 	}
-	perms := *a.perms.Load()
-	if _, ok := perms[op.Vhost]; !ok {
+	if _, ok := (*a.perms.Load())[op.Vhost]; !ok {
 		return nil
 	}
 	var b storage.Batch
@@ -241,10 +230,17 @@ func (op ClearPermissions) applyTo(s *Server) error {
 	if err := s.commit(&b); err != nil {
 		return err
 	}
-	rest := maps.Clone(perms)
-	delete(rest, op.Vhost)
-	a.perms.Store(&rest)
+	a.setPermissions(op.Vhost, nil)
 	return nil
+}
+
+// updateRegistry replaces the registry with a copy that change has changed
+// (copy on write: readers keep the snapshot they loaded). Only ops call it,
+// under s.opMu, after their records are committed.
+func (s *Server) updateRegistry(change func(next *registry)) {
+	next := s.reg.Load().clone()
+	change(next)
+	s.reg.Store(next)
 }
 
 // commit writes an op's records; a failure changes nothing in memory.
@@ -274,14 +270,17 @@ func (s *Server) closeConnections(match func(*conn) bool, format string, args ..
 	}
 }
 
-// checkName refuses names that cannot be stored or used: empty, or holding
-// a NUL (stored keys join names with one, and PLAIN separates with one).
+// checkName refuses names that cannot be stored or used: empty, holding a
+// NUL (stored keys join names with one, and PLAIN separates with one), or
+// not UTF-8 (the stored JSON record would not give the name back).
 func checkName(what, name string) error {
 	switch {
 	case name == "":
 		return invalid("%s name must not be empty", what)
 	case strings.ContainsRune(name, 0):
 		return invalid("%s name must not contain NUL", what)
+	case !utf8.ValidString(name):
+		return invalid("%s name must be UTF-8", what)
 	}
 	return nil
 }

@@ -111,10 +111,7 @@ func (s *Server) restoreDefinitions() error {
 		if err != nil {
 			return corrupt("user", key, err)
 		}
-		a := &account{name: r.Name}
-		a.creds.Store(cr)
-		a.perms.Store(&permissionSet{})
-		reg.accounts[r.Name] = a
+		reg.accounts[r.Name] = newAccount(r.Name, cr)
 		return nil
 	})
 	if err != nil {

@@ -1,8 +1,10 @@
 package management_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -247,4 +249,53 @@ func TestDefinitionsUsersVhostsPermissions(t *testing.T) {
 	require.Equal(t, 204, f.do("POST", "/api/definitions/lab", hand, nil))
 	require.Equal(t, 404, f.do("GET", "/api/users/ignored", nil, nil))
 	require.Equal(t, http.StatusOK, f.do("GET", "/api/vhosts/lab", nil, nil))
+}
+
+// TestAccessAPIBadInput: malformed bodies, wrong types, names that cannot be
+// stored and unknown users or vhosts get RabbitMQ's 400, 404 or 405 with a
+// JSON error body, never a 500; names with odd characters work.
+func TestAccessAPIBadInput(t *testing.T) {
+	e := start(t)
+	perms := map[string]any{"configure": ".*", "write": ".*", "read": ".*"}
+	e.run(t, []step{
+		{"body not an object", "", "PUT", "/api/users/x", "not an object", 400, ""},
+		{"password not a string", "", "PUT", "/api/users/x", map[string]any{"password": 5, "tags": ""}, 400, "password must be a string"},
+		{"hash not a string", "", "PUT", "/api/users/x", map[string]any{"password_hash": true, "tags": ""}, 400, "password_hash must be a string"},
+		{"tags not a string", "", "PUT", "/api/users/x", map[string]any{"password": "p", "tags": 5}, 400, ""},
+		{"tag not a string", "", "PUT", "/api/users/x", map[string]any{"password": "p", "tags": []any{"a", 1}}, 400, ""},
+		{"NUL in a user name", "", "PUT", "/api/users/a%00b", map[string]any{"password": "p", "tags": ""}, 400, "user name must not contain NUL"},
+		{"non-UTF-8 user name", "", "PUT", "/api/users/%FF", map[string]any{"password": "p", "tags": ""}, 400, "user name must be UTF-8"},
+		{"non-UTF-8 vhost name", "", "PUT", "/api/vhosts/%FF", nil, 400, "vhost name must be UTF-8"},
+		{"vhost tags not a string", "", "PUT", "/api/vhosts/v", map[string]any{"tags": 5}, 400, ""},
+		{"permissions body not an object", "", "PUT", "/api/permissions/%2F/guest", []string{"x"}, 400, ""},
+		{"pattern not a string", "", "PUT", "/api/permissions/%2F/guest", map[string]any{"configure": 1, "write": ".*", "read": ".*"}, 400, "[{key_missing,configure}]"},
+		{"permissions of an unknown user", "", "GET", "/api/users/nobody/permissions", nil, 404, "Not Found"},
+		{"permissions on an unknown vhost", "", "GET", "/api/vhosts/nope/permissions", nil, 404, "Not Found"},
+		{"unknown user on a vhost", "", "DELETE", "/api/permissions/%2F/nobody", nil, 404, "Not Found"},
+		{"permissions without a user", "", "GET", "/api/permissions/%2F", nil, 404, ""},
+		{"bulk-delete users not a list", "", "POST", "/api/users/bulk-delete", map[string]any{"users": "x"}, 400, ""},
+		{"bulk-delete by GET", "", "GET", "/api/users/bulk-delete", nil, 405, ""},
+		{"PATCH a user", "", "PATCH", "/api/users/guest", nil, 405, ""},
+		{"odd name", "", "PUT", "/api/users/odd%20name%2Fwith%23%25", map[string]any{"password": "p", "tags": ""}, 201, ""},
+		{"odd vhost", "", "PUT", "/api/vhosts/a%2Fb%20c", nil, 201, ""},
+		{"odd permissions", "", "PUT", "/api/permissions/a%2Fb%20c/odd%20name%2Fwith%23%25", perms, 201, ""},
+	})
+	var u map[string]any
+	require.Equal(t, 200, e.do("GET", "/api/users/odd%20name%2Fwith%23%25", nil, &u))
+	assert.Equal(t, "odd name/with#%", u["name"])
+	_, err := e.login("odd name/with#%", "p", "a/b c")
+	require.NoError(t, err)
+
+	// A body that is not JSON at all.
+	req, err := http.NewRequest("PUT", e.http.URL+"/api/users/x", strings.NewReader(`{"password": "p",`))
+	require.NoError(t, err)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var er map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&er))
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.Equal(t, "bad_request", er["error"])
+	require.Equal(t, 404, e.do("GET", "/api/users/x", nil, nil))
 }
