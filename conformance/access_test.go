@@ -8,13 +8,11 @@ package conformance
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -22,54 +20,44 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/warrenmq/warren/amqp"
-	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/management"
 )
 
-// adminBroker is an in-process Warren with its management API, on one data
-// directory across restarts.
+// adminBroker is a restartableBroker with its management API, started and
+// stopped with it.
 type adminBroker struct {
-	t    *testing.T
-	dir  string
-	srv  *amqptest.Server
+	*restartableBroker
 	api  *management.API
 	http *httptest.Server
 }
 
 func newAdminBroker(t *testing.T) *adminBroker {
 	t.Helper()
-	if os.Getenv(externalURLEnv) != "" {
-		t.Skip("needs an in-process Warren (restarts it and drives its management API)")
-	}
-	b := &adminBroker{t: t, dir: t.TempDir()}
-	b.start()
-	t.Cleanup(b.stop)
+	b := &adminBroker{restartableBroker: newRestartableBroker(t)}
+	b.startAPI()
+	t.Cleanup(b.stopAPI) // before the broker's own stop
 	return b
 }
 
-func (b *adminBroker) start() {
-	b.srv = amqptest.NewServer(b.t, func(c *amqp.Config) { c.DataDir = b.dir })
+func (b *adminBroker) startAPI() {
 	b.api = management.New(b.srv.Server, management.Options{})
 	b.http = httptest.NewServer(b.api)
 }
 
-func (b *adminBroker) stop() {
-	if b.srv == nil {
+func (b *adminBroker) stopAPI() {
+	if b.http == nil {
 		return
 	}
 	b.http.Close()
 	b.api.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.NoError(b.t, b.srv.Shutdown(ctx))
-	b.srv = nil
+	b.http, b.api = nil, nil
 }
 
 // restart stops the broker and starts it again on the same data directory.
 func (b *adminBroker) restart() {
-	b.stop()
-	b.start()
+	b.stopAPI()
+	b.restartableBroker.restart()
+	b.startAPI()
 }
 
 // do sends an API request as guest and returns the status.
@@ -137,9 +125,7 @@ func TestRuntimeAccessSurvivesRestart(t *testing.T) {
 	_, err := ch.QueueDeclare("work", true, false, false, false, nil)
 	require.NoError(t, err)
 	require.NoError(t, ch.Confirm(false))
-	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
-	require.NoError(t, ch.Publish("", "work", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("kept")}))
-	require.True(t, (<-confirms).Ack)
+	publishConfirmed(t, ch, "", "work", amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("kept")})
 
 	b.restart()
 
@@ -226,9 +212,7 @@ func TestDeleteVhostClosesConnectionsAndDeletesQueues(t *testing.T) {
 		require.NoError(t, ch.QueueBind(q, "", "events", false, nil))
 	}
 	require.NoError(t, ch.Confirm(false))
-	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
-	require.NoError(t, ch.Publish("events", "", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("m")}))
-	require.True(t, (<-confirms).Ack)
+	publishConfirmed(t, ch, "events", "", amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("m")})
 	_, err := ch.Consume("other.q", "", false, false, false, false, nil)
 	require.NoError(t, err)
 	closed := conn.NotifyClose(make(chan *amqp091.Error, 1))

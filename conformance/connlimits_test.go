@@ -25,12 +25,7 @@ func TestLimitsMaxConnections(t *testing.T) {
 	first := b.dial(t)
 	second := b.dial(t)
 
-	r := dialRaw(t, b)
-	r.login("guest", "guest", func(tn *tune) { tn.Heartbeat = 0 })
-	r.openVhost("/")
-	code, text := r.expectConnectionClose()
-	require.Equal(t, uint16(amqp091.NotAllowed), code)
-	require.Equal(t, "NOT_ALLOWED - connection refused: node connection limit (2) is reached", text)
+	r := requireOpenRefused(t, b, "NOT_ALLOWED - connection refused: node connection limit (2) is reached")
 	r.requireEOF()
 
 	_, err := amqp091.DialConfig(b.URL, amqp091.Config{Dial: amqp091.DefaultDial(timeout)})
@@ -104,10 +99,19 @@ func TestLimitsPerVhost(t *testing.T) {
 	require.NoError(t, err)
 
 	// Two connections are open (b.channel twice); a third is refused.
+	requireOpenRefused(t, b, "NOT_ALLOWED - access to vhost '/' refused for user 'guest': connection limit (2) is reached")
+}
+
+// requireOpenRefused logs in as guest on a raw connection and checks that
+// connection.open is answered with connection.close 530 NOT_ALLOWED and
+// exactly text. It returns the connection, whose close-ok has been sent.
+func requireOpenRefused(t testing.TB, b *testBroker, text string) *rawConn {
+	t.Helper()
 	r := dialRaw(t, b)
 	r.login("guest", "guest", func(tn *tune) { tn.Heartbeat = 0 })
 	r.openVhost("/")
-	code, text := r.expectConnectionClose()
+	code, got := r.expectConnectionClose()
 	require.Equal(t, uint16(amqp091.NotAllowed), code)
-	require.Equal(t, "NOT_ALLOWED - access to vhost '/' refused for user 'guest': connection limit (2) is reached", text)
+	require.Equal(t, text, got)
+	return r
 }

@@ -190,10 +190,7 @@ func getN(t testing.TB, ch *amqp091.Channel, q string, n int) []amqp091.Delivery
 	t.Helper()
 	var out []amqp091.Delivery
 	for range n {
-		m, ok, err := ch.Get(q, false)
-		require.NoError(t, err)
-		require.True(t, ok)
-		out = append(out, m)
+		out = append(out, getOne(t, ch, q))
 	}
 	return out
 }
@@ -500,10 +497,8 @@ func TestConsumeRoundRobin(t *testing.T) {
 		_, c1 := b.channel(t)
 		_, c2 := b.channel(t)
 		require.NoError(t, c1.Qos(1, 0, false))
-		d1, err := c1.Consume(q, "", false, false, false, false, nil)
-		require.NoError(t, err)
-		d2, err := c2.Consume(q, "", false, false, false, false, nil)
-		require.NoError(t, err)
+		d1 := consume(t, c1, q, nil)
+		d2 := consume(t, c2, q, nil)
 		for i := range 6 {
 			publish(t, ch, "", q, fmt.Sprint(i))
 		}

@@ -86,13 +86,8 @@ func crashRounds(t *testing.T, bin string, args []string) {
 	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
 	ch := dialChannel(t, url)
 	got := map[string]bool{}
-	for {
-		m, ok, err := ch.Get("crash", true)
-		require.NoError(t, err)
-		if !ok {
-			break
-		}
-		got[string(m.Body)] = true
+	for _, body := range drain(t, ch, "crash") {
+		got[body] = true
 	}
 	var missing []string
 	for id := range confirmed {
@@ -133,16 +128,6 @@ func startBinary(t *testing.T, bin, dir string, flags ...string) (*exec.Cmd, str
 		t.Fatal("warren did not start")
 		return nil, ""
 	}
-}
-
-func dialChannel(t *testing.T, url string) *amqp091.Channel {
-	t.Helper()
-	conn, err := amqp091.Dial(url)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	require.NoError(t, err)
-	return ch
 }
 
 // publishUntilKilled publishes numbered persistent messages with confirms

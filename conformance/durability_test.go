@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,19 +13,25 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/vhost"
 )
 
-// restartableBroker runs Warren on one data directory across restarts.
+// restartableBroker runs an in-process Warren on one data directory across
+// restarts. Against an external broker the test is skipped: it cannot be
+// restarted from here.
 type restartableBroker struct {
 	t    *testing.T
 	dir  string
-	srv  *amqp.Server
-	url  string
 	opts []func(*amqp.Config)
+	srv  *amqptest.Server // nil while stopped
 }
 
 func newRestartableBroker(t *testing.T, opts ...func(*amqp.Config)) *restartableBroker {
+	t.Helper()
+	if os.Getenv(externalURLEnv) != "" {
+		t.Skip("needs an in-process Warren (restarts it on the same data directory)")
+	}
 	b := &restartableBroker{t: t, dir: t.TempDir(), opts: opts}
 	b.start()
 	t.Cleanup(b.stop)
@@ -33,17 +39,8 @@ func newRestartableBroker(t *testing.T, opts ...func(*amqp.Config)) *restartable
 }
 
 func (b *restartableBroker) start() {
-	cfg := amqp.DefaultConfig()
-	cfg.DataDir = b.dir
-	for _, o := range b.opts {
-		o(&cfg)
-	}
-	srv, err := amqp.NewServer(cfg, nil)
-	require.NoError(b.t, err)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b.t, err)
-	go srv.Serve(l) //nolint:errcheck // ErrServerClosed at stop
-	b.srv, b.url = srv, "amqp://guest:guest@"+l.Addr().String()+"/"
+	opts := append([]func(*amqp.Config){func(c *amqp.Config) { c.DataDir = b.dir }}, b.opts...)
+	b.srv = amqptest.NewServer(b.t, opts...)
 }
 
 func (b *restartableBroker) stop() {
@@ -62,12 +59,7 @@ func (b *restartableBroker) restart() {
 }
 
 func (b *restartableBroker) channel() *amqp091.Channel {
-	conn, err := amqp091.Dial(b.url)
-	require.NoError(b.t, err)
-	b.t.Cleanup(func() { _ = conn.Close() })
-	ch, err := conn.Channel()
-	require.NoError(b.t, err)
-	return ch
+	return dialChannel(b.t, b.srv.URL)
 }
 
 // TestRestartKeepsDurableState declares durable and transient topology,
@@ -78,7 +70,6 @@ func TestRestartKeepsDurableState(t *testing.T) {
 	b := newRestartableBroker(t)
 	ch := b.channel()
 	require.NoError(t, ch.Confirm(false))
-	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 100))
 
 	require.NoError(t, ch.ExchangeDeclare("durable.x", "topic", true, false, false, false, amqp091.Table{"alternate-exchange": "ae"}))
 	require.NoError(t, ch.ExchangeDeclare("transient.x", "fanout", false, false, false, false, nil))
@@ -93,13 +84,7 @@ func TestRestartKeepsDurableState(t *testing.T) {
 
 	publishN := func(exchange, key string, mode uint8, prio uint8, bodies ...string) {
 		for _, body := range bodies {
-			require.NoError(t, ch.Publish(exchange, key, false, false, amqp091.Publishing{DeliveryMode: mode, Priority: prio, Body: []byte(body)}))
-			select {
-			case c := <-confirms:
-				require.True(t, c.Ack, "publish of %q nacked", body)
-			case <-time.After(timeout):
-				t.Fatal("no confirm")
-			}
+			publishConfirmed(t, ch, exchange, key, amqp091.Publishing{DeliveryMode: mode, Priority: prio, Body: []byte(body)})
 		}
 	}
 	publishN("durable.x", "order.placed", amqp091.Persistent, 1, "p1", "p2")
@@ -109,13 +94,9 @@ func TestRestartKeepsDurableState(t *testing.T) {
 
 	// One message delivered but not acked comes back redelivered; one acked
 	// message does not come back.
-	m, ok, err := ch.Get("durable.q", false)
-	require.NoError(t, err)
-	require.True(t, ok)
+	m := getOne(t, ch, "durable.q")
 	require.Equal(t, "p3-high", string(m.Body))
-	m2, ok, err := ch.Get("durable.q", false)
-	require.NoError(t, err)
-	require.True(t, ok)
+	m2 := getOne(t, ch, "durable.q")
 	require.Equal(t, "p1", string(m2.Body))
 	require.NoError(t, m2.Ack(false))
 	// A synchronous call behind the ack: the ack has been handled when it returns.
@@ -141,9 +122,7 @@ func TestRestartKeepsDurableState(t *testing.T) {
 
 	var got []string
 	for range 2 {
-		m, ok, err := ch.Get("durable.q", false)
-		require.NoError(t, err)
-		require.True(t, ok)
+		m := getOne(t, ch, "durable.q")
 		require.True(t, m.Redelivered, "recovered messages are marked redelivered")
 		got = append(got, fmt.Sprintf("%s/%d", m.Body, m.Priority))
 		require.NoError(t, m.Ack(false))
@@ -155,7 +134,7 @@ func TestRestartKeepsDurableState(t *testing.T) {
 	requireQueueLen(t, ch, "durable.q", 1)
 
 	// Acked messages stay acked across another restart.
-	_, ok, err = ch.Get("durable.q", true)
+	_, ok, err := ch.Get("durable.q", true)
 	require.NoError(t, err)
 	require.True(t, ok)
 	b.restart()
@@ -177,15 +156,10 @@ func TestRestartFanoutSharesOneBody(t *testing.T) {
 		require.NoError(t, ch.QueueBind(q, "", "fan", false, nil))
 	}
 	require.NoError(t, ch.Confirm(false))
-	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
-	require.NoError(t, ch.Publish("fan", "", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("shared")}))
-	require.True(t, (<-confirms).Ack)
+	publishConfirmed(t, ch, "fan", "", amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("shared")})
 
-	m, ok, err := ch.Get("a", false)
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.NoError(t, m.Ack(false))
-	_, err = ch.QueueDeclarePassive("a", true, false, false, false, nil) // the ack is handled
+	require.NoError(t, getOne(t, ch, "a").Ack(false))
+	_, err := ch.QueueDeclarePassive("a", true, false, false, false, nil) // the ack is handled
 	require.NoError(t, err)
 
 	b.restart()
@@ -195,7 +169,7 @@ func TestRestartFanoutSharesOneBody(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, info.Messages, q)
 	}
-	m, ok, err = ch.Get("c", true)
+	m, ok, err := ch.Get("c", true)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, "shared", string(m.Body))
@@ -213,9 +187,7 @@ func TestRestartExpiredWhileDown(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, ch.Confirm(false))
-	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 1))
-	require.NoError(t, ch.Publish("", "ttl", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("late")}))
-	require.True(t, (<-confirms).Ack)
+	publishConfirmed(t, ch, "", "ttl", amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("late")})
 
 	b.stop()
 	time.Sleep(400 * time.Millisecond) // the TTL passes while the broker is down
@@ -250,13 +222,7 @@ func TestStorageFailureNacksAndKeepsServing(t *testing.T) {
 	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 10))
 	publishPersistent := func(body string) bool {
 		require.NoError(t, ch.Publish("", "disk", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte(body)}))
-		select {
-		case c := <-confirms:
-			return c.Ack
-		case <-time.After(timeout):
-			t.Fatal("no confirm")
-			return false
-		}
+		return recvConfirm(t, confirms).Ack
 	}
 	require.True(t, publishPersistent("before"))
 	failing.Store(true)
@@ -288,5 +254,6 @@ func TestRestartKeepsPolicies(t *testing.T) {
 		q, err := ch.QueueDeclarePassive("capped.q", true, false, false, false, nil)
 		return err == nil && q.Messages == 1
 	}, timeout, 10*time.Millisecond, "the stored policy's max-length applies")
+	require.Equal(t, []string{"2"}, drain(t, ch, "capped.q"), "max-length drops from the head")
 	require.Len(t, b.srv.VHost("/").Policies(), 1)
 }

@@ -68,6 +68,18 @@ func requireConnUsable(t testing.TB, conn *amqp091.Connection) {
 	require.NoError(t, ch.Close())
 }
 
+// dialChannel dials url, opens a channel, and closes the connection when the
+// test ends.
+func dialChannel(t testing.TB, url string) *amqp091.Channel {
+	t.Helper()
+	conn, err := amqp091.Dial(url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	return ch
+}
+
 // cleanupQueue deletes a queue at the end of the test through a fresh
 // connection, since the test's own channel may be closed by then.
 func (b *testBroker) cleanupQueue(t testing.TB, name string) {

@@ -29,12 +29,7 @@ func publishAllConfirmed(t *testing.T, ch *amqp091.Channel, exchange, key string
 		require.NoError(t, ch.Publish(exchange, key, false, false, amqp091.Publishing{DeliveryMode: mode, Body: []byte(body)}))
 	}
 	for range bodies {
-		select {
-		case c := <-confirms:
-			require.True(t, c.Ack)
-		case <-time.After(10 * time.Second):
-			t.Fatal("confirm timed out")
-		}
+		require.True(t, recvConfirm(t, confirms).Ack)
 	}
 }
 

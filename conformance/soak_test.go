@@ -228,12 +228,7 @@ func TestSoak(t *testing.T) {
 	})
 	// Connection churn: connect, maybe open a channel, close (or drop).
 	misbehave(&st.connChurn, func(r *rand.Rand) {
-		var raw net.Conn
-		conn, err := amqp091.DialConfig(b.URL, amqp091.Config{Dial: func(network, addr string) (net.Conn, error) {
-			c, err := net.DialTimeout(network, addr, timeout)
-			raw = c
-			return c, err
-		}})
+		conn, raw, err := dialKeepingRaw(b.URL)
 		if err != nil {
 			return
 		}
@@ -247,12 +242,7 @@ func TestSoak(t *testing.T) {
 	})
 	// Consumers that take deliveries, never ack, then vanish.
 	misbehave(&st.noAck, func(r *rand.Rand) {
-		var raw net.Conn
-		conn, err := amqp091.DialConfig(b.URL, amqp091.Config{Dial: func(network, addr string) (net.Conn, error) {
-			c, err := net.DialTimeout(network, addr, timeout)
-			raw = c
-			return c, err
-		}})
+		conn, raw, err := dialKeepingRaw(b.URL)
 		if err != nil {
 			return
 		}
@@ -345,6 +335,18 @@ func rawSoakConn(b *testBroker) net.Conn {
 		return nil
 	}
 	return nc
+}
+
+// dialKeepingRaw opens a client connection and also returns the TCP
+// connection beneath it, so that a client can vanish without a close.
+func dialKeepingRaw(url string) (*amqp091.Connection, net.Conn, error) {
+	var raw net.Conn
+	conn, err := amqp091.DialConfig(url, amqp091.Config{Dial: func(network, addr string) (net.Conn, error) {
+		c, err := net.DialTimeout(network, addr, timeout)
+		raw = c
+		return c, err
+	}})
+	return conn, raw, err
 }
 
 // readUntilClosed discards input until the server closes or d passes.

@@ -59,10 +59,7 @@ func TestTxAck(t *testing.T) {
 			requireQueueLen(t, observer, q, 1)
 
 			require.NoError(t, ch.Tx())
-			m, ok, err := ch.Get(q, false)
-			require.NoError(t, err)
-			require.True(t, ok)
-			require.NoError(t, m.Ack(false))
+			require.NoError(t, getOne(t, ch, q).Ack(false))
 			if commit {
 				require.NoError(t, ch.TxCommit())
 			} else {
@@ -75,7 +72,7 @@ func TestTxAck(t *testing.T) {
 				return
 			}
 			requireQueueLen(t, observer, q, 1)
-			m, ok, err = observer.Get(q, true)
+			m, ok, err := observer.Get(q, true)
 			require.NoError(t, err)
 			require.True(t, ok)
 			require.True(t, m.Redelivered)
