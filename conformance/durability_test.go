@@ -206,7 +206,7 @@ func TestRestartExpiredWhileDown(t *testing.T) {
 // and stays up, and publishes succeed again once the disk does.
 func TestStorageFailureNacksAndKeepsServing(t *testing.T) {
 	var failing atomic.Bool
-	b := startBroker(t, func(c *amqp.Config) {
+	b := newRestartableBroker(t, func(c *amqp.Config) {
 		c.StorageFault = func() error {
 			if failing.Load() {
 				return errors.New("injected: no space left on device")
@@ -214,27 +214,29 @@ func TestStorageFailureNacksAndKeepsServing(t *testing.T) {
 			return nil
 		}
 	})
-	b.skipIfExternal(t)
-	_, ch := b.channel(t)
+	ch := b.channel()
 	_, err := ch.QueueDeclare("disk", true, false, false, false, nil)
 	require.NoError(t, err)
 	require.NoError(t, ch.Confirm(false))
 	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, 10))
-	publishPersistent := func(body string) bool {
-		require.NoError(t, ch.Publish("", "disk", false, false, amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte(body)}))
+	publish := func(body string, mode uint8) bool {
+		require.NoError(t, ch.Publish("", "disk", false, false, amqp091.Publishing{DeliveryMode: mode, Body: []byte(body)}))
 		return recvConfirm(t, confirms).Ack
 	}
-	require.True(t, publishPersistent("before"))
+	require.True(t, publish("before", amqp091.Persistent))
 	failing.Store(true)
-	require.False(t, publishPersistent("during"), "a failed disk write is nacked")
+	require.False(t, publish("during", amqp091.Persistent), "a failed disk write is nacked")
+	require.True(t, publish("transient", amqp091.Transient), "a transient message needs no disk")
 	failing.Store(false)
-	require.True(t, publishPersistent("after"))
+	require.True(t, publish("after", amqp091.Persistent))
 
-	// Transient messages never touched the disk; the channel and other
-	// connections are fine.
-	requireConnUsable(t, b.dial(t))
-	_, err = ch.QueueDeclarePassive("disk", true, false, false, false, nil)
-	require.NoError(t, err)
+	// The channel and other connections are fine.
+	requireUsable(t, dialChannel(t, b.srv.URL))
+	requireQueueLen(t, ch, "disk", 4) // a nack means "may not be enqueued"; here it stays queued
+
+	// What was confirmed is on disk; the nacked message is not.
+	b.restart()
+	require.Equal(t, []string{"before", "after"}, drain(t, b.channel(), "disk"))
 }
 
 // TestRestartKeepsPolicies: policies are stored and shape the queues they
