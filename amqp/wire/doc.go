@@ -7,4 +7,4 @@
 // Method structs and constants are generated from RabbitMQ's codegen JSON.
 package wire
 
-//go:generate go run ./internal/gen -spec ../../../shared/spec/amqp-rabbitmq-0.9.1.json -out spec_gen.go
+//go:generate go run ./internal/gen -spec internal/gen/spec/amqp-rabbitmq-0.9.1.json -out spec_gen.go

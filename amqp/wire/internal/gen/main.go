@@ -1,6 +1,6 @@
 // Command gen writes package wire's spec_gen.go from RabbitMQ's AMQP 0-9-1 codegen JSON.
 //
-//	go run ./internal/gen -spec ../../../shared/spec/amqp-rabbitmq-0.9.1.json -out spec_gen.go
+//	go run ./internal/gen -spec internal/gen/spec/amqp-rabbitmq-0.9.1.json -out spec_gen.go
 package main
 
 import (
