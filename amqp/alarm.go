@@ -156,3 +156,10 @@ func (c *conn) waitWhileBlocked() {
 		c.sendRaw(&wire.ConnectionUnblocked{}, 0)
 	}
 }
+
+// Alarms reports which resource alarms are in effect now.
+func (s *Server) Alarms() (memory, disk bool) {
+	s.alarms.mu.Lock()
+	defer s.alarms.mu.Unlock()
+	return s.alarms.memory, s.alarms.disk
+}

@@ -41,8 +41,9 @@ type Server struct {
 	// permissions at a time, memory and storage together.
 	opMu sync.Mutex
 
-	mu        sync.Mutex // guards listeners, conns, shutdown
-	listeners map[net.Listener]struct{}
+	mu        sync.Mutex // guards listeners, extra, conns, shutdown
+	listeners map[net.Listener]*Listener
+	extra     []*Listener // listeners served elsewhere (AddListener)
 	conns     map[*conn]struct{}
 	shutdown  bool
 	wg        sync.WaitGroup // every connection goroutine
@@ -56,7 +57,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       log,
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[net.Listener]*Listener),
 		conns:     make(map[*conn]struct{}),
 		stop:      make(chan struct{}),
 	}
@@ -158,13 +159,18 @@ func (s *Server) ListenAndServe() error {
 // Serve accepts connections on l until Shutdown; it always returns a non-nil
 // error, ErrServerClosed after Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, Listener{Protocol: "amqp", Addr: l.Addr()})
+}
+
+// serve is Serve for a listener described by info.
+func (s *Server) serve(l net.Listener, info Listener) error {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
 		l.Close()
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
+	s.listeners[l] = &info
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()

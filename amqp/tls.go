@@ -54,7 +54,7 @@ func (s *Server) ServeTLS(l net.Listener) error {
 		l.Close()
 		return errors.New("amqp: ServeTLS: no TLS certificate configured")
 	}
-	return s.Serve(tls.NewListener(l, s.tls))
+	return s.serve(tls.NewListener(l, s.tls), Listener{Protocol: "amqp/ssl", Addr: l.Addr(), CertFile: s.cfg.TLS.CertFile, CAFile: s.cfg.TLS.CAFile})
 }
 
 // peerName is the common name of the client's verified certificate, or ""

@@ -205,9 +205,9 @@ func (a *API) route(q *request) {
 			methodNotAllowed(q.w)
 		}
 	case "healthchecks":
-		get(q, func(q *request) { writeJSON(q.w, 200, map[string]any{"status": "ok"}) })
+		get(q, a.nodeCheck)
 	case "health":
-		get(q, func(q *request) { writeJSON(q.w, 200, map[string]any{"status": "ok"}) })
+		a.routeHealth(q) // health.go
 	case "aliveness-test":
 		if n != 2 {
 			notFound(q.w)

@@ -31,12 +31,15 @@ type env struct {
 	amqpURL string
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t) }
+
+// startWith starts a broker adjusted by opts, with its management API.
+func startWith(t *testing.T, opts ...func(*amqp.Config)) *env {
 	t.Helper()
-	broker := amqptest.NewServer(t, func(cfg *amqp.Config) {
+	broker := amqptest.NewServer(t, append([]func(*amqp.Config){func(cfg *amqp.Config) {
 		cfg.Users = append(cfg.Users, amqp.User{Name: "watcher", Password: "w", Tags: []string{"monitoring"},
 			Permissions: map[string]amqp.Permission{"/": {Configure: "", Write: "", Read: ".*"}}})
-	})
+	}}, opts...)...)
 	api := management.New(broker.Server, management.Options{SampleInterval: 50 * time.Millisecond})
 	hs := httptest.NewServer(api)
 	t.Cleanup(func() {

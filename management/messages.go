@@ -194,7 +194,7 @@ func (a *API) aliveness(q *request) {
 		return
 	}
 	if _, _, ok := qu.Get(true); !ok {
-		writeJSON(q.w, 503, map[string]string{"status": "failed", "reason": "message not received"})
+		writeJSON(q.w, 503, map[string]string{"status": "failed", "reason": "aliveness-test queue is empty"})
 		return
 	}
 	writeJSON(q.w, 200, map[string]string{"status": "ok"})

@@ -134,7 +134,7 @@ func (a *API) overview(q *request) {
 			"connections": a.srv.ConnectionCount(), "channels": len(a.srv.Channels()),
 			"exchanges": nx, "queues": nq, "consumers": ncons,
 		},
-		"listeners": []any{},
+		"listeners": a.listenersJSON(),
 		"contexts":  []any{},
 	})
 }
@@ -142,8 +142,9 @@ func (a *API) overview(q *request) {
 func (a *API) nodes(q *request) {
 	node := map[string]any{
 		"name": a.node, "type": "disc", "running": true, "mem_used": residentMemory(),
-		"mem_alarm": false, "disk_free_alarm": false, "uptime": 0,
+		"uptime": 0,
 	}
+	node["mem_alarm"], node["disk_free_alarm"] = a.srv.Alarms()
 	if len(q.segs) == 2 {
 		if q.segs[1] != a.node {
 			notFound(q.w)

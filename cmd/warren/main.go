@@ -119,7 +119,8 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	for _, h := range []struct {
 		key, addr string
 		handler   http.Handler
-	}{{"http", conf.HTTPListen, api}, {"prometheus", conf.PrometheusListen, mux}, {"pprof", conf.PprofListen, pprofHandler()}} {
+		protocol  string // as the health checks name it; "" is not listed
+	}{{"http", conf.HTTPListen, api, "http"}, {"prometheus", conf.PrometheusListen, mux, "http/prometheus"}, {"pprof", conf.PprofListen, pprofHandler(), ""}} {
 		if h.addr == "" {
 			continue
 		}
@@ -133,6 +134,9 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = hs.Serve(hl) }()
 		defer hs.Close()
+		if h.protocol != "" {
+			defer srv.AddListener(amqp.Listener{Protocol: h.protocol, Addr: hl.Addr()})()
+		}
 		attrs = append(attrs, h.key, hl.Addr().String())
 	}
 	log.Info("warren started", append(attrs, "data", cfg.DataDir)...)
