@@ -1,13 +1,14 @@
 package amqp
 
 import (
+	"slices"
 	"time"
 
 	"github.com/warrenmq/warren/vhost"
 )
 
 // Config is everything the AMQP server needs to run. It is plain data: the
-// command line reads configs/warren.yaml with viper and fills it in, so that
+// command line fills it in from the configs package, so that
 // tests can build one by hand.
 type Config struct {
 	// Listen is the TCP address of the AMQP listener, e.g. ":5672".
@@ -60,7 +61,27 @@ type Config struct {
 	// change through Server.Apply.
 	Users  []User
 	Vhosts []string
+	// LoopbackUsers may connect only from a loopback address, over AMQP and
+	// the management API (RabbitMQ's loopback_users). nil means guest, as
+	// in RabbitMQ; an empty list lets everyone connect from anywhere.
+	LoopbackUsers []string
+
+	// Identity is the product and version reported to clients; zero means
+	// DefaultIdentity.
+	Identity Identity
 }
+
+// Identity is what the server says it is: connection.start's product and
+// version properties, and the management API's product_name and versions.
+type Identity struct {
+	Product, Version string
+}
+
+// DefaultIdentity is RabbitMQ 3.10.8, whose behaviour Warren follows:
+// clients branch on product == "RabbitMQ" (kombu's prefetch handling, some
+// client test suites), so Warren reports it and says it is Warren in the
+// platform and information properties.
+var DefaultIdentity = Identity{Product: "RabbitMQ", Version: "3.10.8"}
 
 // TLSConfig is the AMQPS listener's settings (RabbitMQ's ssl_options).
 type TLSConfig struct {
@@ -120,6 +141,24 @@ func DefaultConfig() Config {
 			Tags:        []string{"administrator"},
 			Permissions: map[string]Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
 		}},
-		Vhosts: []string{"/"},
+		Vhosts:        []string{"/"},
+		LoopbackUsers: []string{"guest"},
+		Identity:      DefaultIdentity,
 	}
+}
+
+// Identity returns what the server reports itself as.
+func (s *Server) Identity() Identity {
+	if s.cfg.Identity.Product == "" || s.cfg.Identity.Version == "" {
+		return DefaultIdentity
+	}
+	return s.cfg.Identity
+}
+
+// loopbackOnly says whether user may connect only from a loopback address.
+func (s *Server) loopbackOnly(user string) bool {
+	if s.cfg.LoopbackUsers == nil {
+		return user == "guest"
+	}
+	return slices.Contains(s.cfg.LoopbackUsers, user)
 }

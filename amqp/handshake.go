@@ -3,21 +3,24 @@ package amqp
 import (
 	"net"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 )
 
 // serverProperties is what connection.start advertises; the capabilities
-// are RabbitMQ's, which clients check before using an extension.
-func serverProperties() wire.Table {
+// are RabbitMQ's, which clients check before using an extension. product
+// and version are the configured identity (RabbitMQ 3.10.8 by default, since
+// clients branch on them); platform and information say it is Warren.
+func serverProperties(id Identity) wire.Table {
 	host, _ := os.Hostname()
 	return wire.Table{
-		"product":      "Warren",
-		"version":      Version,
-		"platform":     "Go",
+		"product":      id.Product,
+		"version":      id.Version,
+		"platform":     "Warren " + Version + " on Go " + runtime.Version(),
 		"copyright":    "Copyright (c) the Warren authors",
-		"information":  "An AMQP 0-9-1 broker compatible with RabbitMQ",
+		"information":  "Warren " + Version + ", an AMQP 0-9-1 broker compatible with RabbitMQ 3.10",
 		"cluster_name": "warren@" + host,
 		"capabilities": wire.Table{
 			"publisher_confirms":           true,
@@ -45,7 +48,7 @@ func (c *conn) handshake() error {
 	c.sendRaw(&wire.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
-		ServerProperties: serverProperties(),
+		ServerProperties: serverProperties(c.srv.Identity()),
 		Mechanisms:       mechanisms,
 		Locales:          "en_US",
 	}, 0)
@@ -182,9 +185,8 @@ func (c *conn) authenticate(mechanism, response string) error {
 		c.log.Info("authentication failed", "user", user, "mechanism", mechanism)
 		return refused
 	}
-	if user == "guest" && !isLoopback(c.nc.RemoteAddr()) {
-		// RabbitMQ's loopback_users default: guest only from localhost.
-		refused.text = "User 'guest' can only connect via localhost"
+	if c.srv.loopbackOnly(user) && !isLoopback(c.nc.RemoteAddr()) {
+		refused.text = "User '" + user + "' can only connect via localhost"
 		return refused
 	}
 	c.user = a

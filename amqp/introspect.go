@@ -35,14 +35,15 @@ type VHostInfo struct {
 }
 
 // Authenticate checks a user's password (as connection.start-ok would) and
-// returns the user's tags. guest is refused unless remote is a loopback
-// address, as RabbitMQ's loopback_users does for the management API too.
+// returns the user's tags. A loopback user (guest by default) is refused
+// unless remote is a loopback address, as RabbitMQ's loopback_users does for
+// the management API too.
 func (s *Server) Authenticate(user, password string, remote net.Addr) (tags []string, ok bool) {
 	a := s.account(user)
 	if a == nil || !a.check(password) {
 		return nil, false
 	}
-	if user == "guest" && remote != nil && !isLoopback(remote) {
+	if s.loopbackOnly(user) && remote != nil && !isLoopback(remote) {
 		return nil, false
 	}
 	return slices.Clone(a.tags()), true

@@ -119,11 +119,15 @@ func (a *API) overview(q *request) {
 			ms.add(statsOf(st, a.stats.rates(v.Name, qu)))
 		}
 	}
+	id := a.srv.Identity()
 	writeJSON(q.w, 200, map[string]any{
-		"management_version": amqp.Version,
-		"rabbitmq_version":   "3.10.0",
-		"product_name":       "Warren",
-		"product_version":    amqp.Version,
+		// The configured identity, RabbitMQ 3.10.8 by default (see
+		// amqp.DefaultIdentity); warren_version says what really runs.
+		"management_version": id.Version,
+		"rabbitmq_version":   id.Version,
+		"product_name":       id.Product,
+		"product_version":    id.Version,
+		"warren_version":     amqp.Version,
 		"erlang_version":     "n/a",
 		"cluster_name":       a.node,
 		"node":               a.node,

@@ -120,7 +120,7 @@ async function overview() {
   const o = await api('GET', '/overview');
   const ot = o.object_totals || {}, qt = o.queue_totals || {}, ms = o.message_stats || {};
   const card = (t, v) => h('div', { class: 'card' }, t, h('b', {}, v));
-  return h('div', {}, h('h1', {}, 'Overview ', h('span', { class: 'muted' }, o.node, ' · ', o.product_name, ' ', o.product_version)),
+  return h('div', {}, h('h1', {}, 'Overview ', h('span', { class: 'muted' }, o.node, ' · ', 'Warren ', o.warren_version, ' (reports ', o.product_name, ' ', o.product_version, ')')),
     h('h2', {}, 'Totals'),
     h('div', { class: 'cards' }, ['connections', 'channels', 'exchanges', 'queues', 'consumers'].map(k => card(k, ot[k] ?? 0))),
     h('h2', {}, 'Queued messages'),
