@@ -18,12 +18,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/storage"
 )
@@ -46,16 +48,15 @@ func main() {
 // exit code.
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	conf, err := loadConfig(args, lookupEnv)
-	cfg, level := conf.Broker, conf.Level
 	switch {
 	case errors.Is(err, pflag.ErrHelp):
-		usage(stdout)
+		configs.Usage(stdout)
 		return exitOK
-	case errors.Is(err, errVersion):
+	case errors.Is(err, configs.ErrVersion):
 		fmt.Fprintf(stdout, "warren %s\n", amqp.Version)
 		return exitOK
 	case err != nil:
-		var ce *configError
+		var ce *configs.Error
 		if errors.As(err, &ce) {
 			fmt.Fprintf(stderr, "warren: %v\n", err)
 		} else {
@@ -64,8 +65,15 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		}
 		return exitConfig
 	}
+	cfg := brokerConfig(conf)
 
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: conf.LogLevel}))
+	for _, w := range conf.Warnings {
+		log.Warn(w)
+	}
+	if conf.Plugins != nil {
+		log.Info("enabled_plugins read", "plugins", strings.Join(conf.Plugins, ","))
+	}
 	if cfg.MemoryHighWatermark > 0 {
 		// Let the garbage collector work harder as the heap nears the
 		// watermark, rather than raise the memory alarm with garbage.
@@ -84,71 +92,73 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		}
 		return exitFail
 	}
-	// Listening here rather than in ListenAndServe reports "address in use"
-	// before the start line, and lets that line show the bound address.
-	l, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "warren: amqp.listen: %v\n", err)
+	// Every listener is bound before anything is served: one that cannot
+	// bind (say, a RabbitMQ beside it holds the port) stops the start with
+	// one line naming it, rather than leave a broker without the API or
+	// metrics it was asked for.
+	var ls listeners
+	defer ls.close()
+	fail := func(key string, err error) int {
+		fmt.Fprintf(stderr, "warren: %s: %v\n", key, err)
+		ls.close()
 		_ = srv.Shutdown(context.Background()) // releases the data directory
 		return exitFail
 	}
-	var tl net.Listener
-	attrs := []any{"version", amqp.Version, "amqp", l.Addr().String()}
-	if cfg.TLS.Listen != "" {
-		if tl, err = net.Listen("tcp", cfg.TLS.Listen); err != nil {
-			fmt.Fprintf(stderr, "warren: amqp.tls.listen: %v\n", err)
-			l.Close()
-			_ = srv.Shutdown(context.Background())
-			return exitFail
+	for _, addr := range conf.Listen {
+		if err := ls.bind("started TCP listener on %s", addr, srv.Serve); err != nil {
+			return fail("amqp.listen", err)
 		}
-		attrs = append(attrs, "amqps", tl.Addr().String())
+	}
+	for _, addr := range conf.TLS.Listen {
+		if err := ls.bind("started TLS (SSL) listener on %s", addr, srv.ServeTLS); err != nil {
+			return fail("amqp.tls.listen", err)
+		}
 	}
 	api := management.New(srv, management.Options{Log: log})
 	defer api.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", api.Metrics())
+	var plugins []string
+	for _, h := range []struct {
+		key, addr, started string
+		handler            http.Handler
+		protocol           string // as the health checks name it; "" is not listed
+		plugins            []string
+	}{
+		{"http.listen", conf.HTTPListen, "Management plugin: HTTP (non-TLS) listener started on port %s", api, "http",
+			[]string{"rabbitmq_management", "rabbitmq_management_agent", "rabbitmq_web_dispatch"}},
+		{"prometheus.listen", conf.PrometheusListen, "Prometheus metrics: HTTP (non-TLS) listener started on port %s", mux,
+			"http/prometheus", []string{"rabbitmq_prometheus"}},
+		{"pprof.listen", conf.PprofListen, "Go profiler: HTTP listener started on %s", pprofHandler(), "", nil},
+	} {
+		if h.addr == "" {
+			continue
+		}
+		hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+		if err := ls.bindHTTP(h.started, h.protocol, h.addr, hs); err != nil {
+			return fail(h.key, err)
+		}
+		plugins = append(plugins, h.plugins...)
+	}
 	if conf.DefinitionsFile != "" {
 		if err := importDefinitions(api, conf.DefinitionsFile); err != nil {
 			fmt.Fprintf(stderr, "warren: definitions.import_file: %v\n", err)
-			l.Close()
+			ls.close()
 			_ = srv.Shutdown(context.Background())
 			return exitConfig
 		}
 		log.Info("definitions imported", "file", conf.DefinitionsFile)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", api.Metrics())
-	for _, h := range []struct {
-		key, addr string
-		handler   http.Handler
-		protocol  string // as the health checks name it; "" is not listed
-	}{{"http", conf.HTTPListen, api, "http"}, {"prometheus", conf.PrometheusListen, mux, "http/prometheus"}, {"pprof", conf.PprofListen, pprofHandler(), ""}} {
-		if h.addr == "" {
-			continue
-		}
-		// The AMQP service comes first: a management port in use (say, by a
-		// RabbitMQ beside it) is an error in the log, not a reason to stop.
-		hl, err := net.Listen("tcp", h.addr)
-		if err != nil {
-			log.Error("cannot serve "+h.key, "err", err)
-			continue
-		}
-		hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = hs.Serve(hl) }()
-		defer hs.Close()
-		if h.protocol != "" {
-			defer srv.AddListener(amqp.Listener{Protocol: h.protocol, Addr: hl.Addr()})()
-		}
-		attrs = append(attrs, h.key, hl.Addr().String())
-	}
-	log.Info("warren started", append(attrs, "data", cfg.DataDir)...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 2)
-	go func() { served <- srv.Serve(l) }()
-	listeners := 1
-	if tl != nil {
-		listeners++
-		go func() { served <- srv.ServeTLS(tl) }()
+	served := ls.serve(srv, log)
+	// RabbitMQ's words, which tools wait for (testcontainers' RabbitMQ
+	// module waits for "Server startup complete").
+	log.Info(fmt.Sprintf("Server startup complete; %d plugins started.", len(plugins)),
+		"product", "Warren", "version", amqp.Version, "data", cfg.DataDir)
+	for _, p := range plugins {
+		log.Info(" * " + p)
 	}
 
 	select {
@@ -167,7 +177,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		log.Error("shutdown incomplete", "err", err)
 		return exitFail
 	}
-	for range listeners {
+	for range ls.amqp {
 		if err := <-served; err != nil && !errors.Is(err, amqp.ErrServerClosed) {
 			log.Error("listener failed", "err", err)
 			return exitFail
@@ -175,6 +185,98 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	log.Info("warren stopped")
 	return exitOK
+}
+
+// listeners are the command's bound listeners, bound all before any is
+// served.
+type listeners struct {
+	amqp []amqpListener
+	http []httpListener
+	// serving is set once the AMQP listeners are handed to the server,
+	// whose Shutdown then closes them.
+	serving bool
+}
+
+type amqpListener struct {
+	l       net.Listener
+	serve   func(net.Listener) error
+	started string
+}
+
+type httpListener struct {
+	l        net.Listener
+	srv      *http.Server
+	started  string
+	protocol string
+	// remove takes it off the server's list of listeners.
+	remove func()
+}
+
+// bind listens on addr for an AMQP (or AMQPS) server; started is the log
+// line, with %s for the bound address.
+func (ls *listeners) bind(started, addr string, serve func(net.Listener) error) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ls.amqp = append(ls.amqp, amqpListener{l: l, serve: serve, started: fmt.Sprintf(started, l.Addr())})
+	return nil
+}
+
+// bindHTTP listens on addr for an HTTP server; started is the log line,
+// with %s for the bound port.
+func (ls *listeners) bindHTTP(started, protocol, addr string, srv *http.Server) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	port := l.Addr().String()
+	if strings.Contains(started, "port") {
+		if _, p, err := net.SplitHostPort(port); err == nil {
+			port = p
+		}
+	}
+	ls.http = append(ls.http, httpListener{l: l, srv: srv, started: fmt.Sprintf(started, port), protocol: protocol})
+	return nil
+}
+
+// serve starts every listener, logging each as RabbitMQ does, and returns
+// where the AMQP listeners' Serve results arrive.
+func (ls *listeners) serve(srv *amqp.Server, log *slog.Logger) <-chan error {
+	for i, h := range ls.http {
+		go func() { _ = h.srv.Serve(h.l) }()
+		if h.protocol != "" {
+			// The health checks and /api/overview list it.
+			ls.http[i].remove = srv.AddListener(amqp.Listener{Protocol: h.protocol, Addr: h.l.Addr()})
+		}
+		log.Info(h.started)
+	}
+	served := make(chan error, len(ls.amqp))
+	ls.serving = true
+	for _, a := range ls.amqp {
+		go func() { served <- a.serve(a.l) }()
+		log.Info(a.started)
+	}
+	return served
+}
+
+// close closes the HTTP servers and any listener not yet served; the AMQP
+// ones that are served close with the server's Shutdown.
+func (ls *listeners) close() {
+	for _, h := range ls.http {
+		if h.remove != nil {
+			h.remove()
+		}
+		h.srv.Close()
+		h.l.Close()
+	}
+	ls.http = nil
+	if !ls.serving {
+		for _, a := range ls.amqp {
+			a.l.Close()
+		}
+		ls.amqp = nil
+	}
 }
 
 // importDefinitions loads a definitions file into the broker before it
