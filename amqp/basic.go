@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/warrenmq/warren/amqp/wire"
-	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -115,8 +114,8 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 	rewrite := false
 	if props.Headers != nil {
 		p.Headers = props.Headers
-		p.CC = routingKeys(props.Headers["CC"])
-		p.BCC = routingKeys(props.Headers["BCC"])
+		p.CC = vhost.RoutingKeys(props.Headers["CC"])
+		p.BCC = vhost.RoutingKeys(props.Headers["BCC"])
 		if _, ok := props.Headers["BCC"]; ok {
 			// Blind copies must not show: the header goes before delivery.
 			delete(props.Headers, "BCC")
@@ -244,23 +243,6 @@ func (ch *channel) route(p *vhost.Publishing, mandatory bool, onDisk func(error)
 	return r, nil
 }
 
-// routingKeys reads a CC or BCC header: a string or an array of strings.
-func routingKeys(v any) []string {
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		keys := make([]string, 0, len(v))
-		for _, k := range v {
-			if s, ok := k.(string); ok {
-				keys = append(keys, s)
-			}
-		}
-		return keys
-	}
-	return nil
-}
-
 // consumer is one basic.consume on a channel; it implements queue.Consumer.
 type consumer struct {
 	ch       *channel
@@ -303,14 +285,14 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if dup {
 		return newError(wire.NotAllowed, "attempt to reuse consumer tag '%s'", tag)
 	}
-	priority, ok := queue.IntArg(m.Arguments["x-priority"])
-	if v, set := m.Arguments["x-priority"]; set && !ok {
+	priority, err := ch.c.vh.ConsumerPriority(name, m.Arguments)
+	if err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()
-		return newError(wire.PreconditionFailed, `invalid arg 'x-priority' for queue '%s' in vhost '%s': "expected integer, got %s"`, name, ch.c.vh.Name, exchange.TypeName(v))
+		return err
 	}
-	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck, int(priority)); err != nil {
+	if err := q.AddConsumer(cs, m.Exclusive, m.NoAck, priority); err != nil {
 		ch.mu.Lock()
 		delete(ch.consumers, tag)
 		ch.mu.Unlock()

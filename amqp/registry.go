@@ -74,7 +74,7 @@ func permissionKey(vhostName, user string) string { return vhostName + "\x00" + 
 
 // newVHost makes an empty virtual host wired to the server's storage.
 func (s *Server) newVHost(name string) *vhost.VHost {
-	return vhost.New(name, vhost.Options{Codec: codec{}, Store: s.store, Budget: s.budget, Log: s.log.With("vhost", name), Limits: s.cfg.VHostLimits})
+	return vhost.New(name, vhost.Options{Store: s.store, Budget: s.budget, Log: s.log.With("vhost", name), Limits: s.cfg.VHostLimits})
 }
 
 // account returns the named user's account, or nil.

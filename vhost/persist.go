@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/storage"
@@ -13,6 +14,35 @@ import (
 // table values, so arguments keep their AMQP types across a restart. A
 // binding is durable when both its ends are, as in RabbitMQ; its key holds
 // the whole binding, since RabbitMQ identifies bindings by all their parts.
+
+// encodeTable encodes a stored definition as a field table.
+func encodeTable(t map[string]any) []byte { return wire.AppendTable(nil, wire.Table(t)) }
+
+// decodeTable decodes a stored definition; nested tables come back as plain
+// maps, as arguments arrive from the channel.
+func decodeTable(b []byte) (map[string]any, error) {
+	t, _, err := wire.DecodeTable(b)
+	if err != nil {
+		return nil, err
+	}
+	return plain(t).(map[string]any), nil
+}
+
+func plain(v any) any {
+	switch v := v.(type) {
+	case wire.Table:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = plain(x)
+		}
+		return m
+	case []any:
+		for i, x := range v {
+			v[i] = plain(x)
+		}
+	}
+	return v
+}
 
 // key is a stored definition's key.
 func (v *VHost) key(name string) string { return v.Name + "\x00" + name }
@@ -32,7 +62,7 @@ func (v *VHost) storeExchange(b *storage.Batch, e *exchange.Exchange) {
 	if v.store == nil || !e.Durable {
 		return
 	}
-	b.PutDefinition(storage.KindExchange, v.key(e.Name), v.codec.EncodeTable(map[string]any{
+	b.PutDefinition(storage.KindExchange, v.key(e.Name), encodeTable(map[string]any{
 		"name": e.Name, "type": e.Kind.String(), "durable": e.Durable,
 		"auto_delete": e.AutoDelete, "internal": e.Internal, "arguments": e.Args,
 	}))
@@ -48,7 +78,7 @@ func (v *VHost) storeQueue(b *storage.Batch, q *queue.Queue) {
 	if v.store == nil || !q.Durable || q.Exclusive {
 		return
 	}
-	b.PutDefinition(storage.KindQueue, v.key(q.Name), v.codec.EncodeTable(map[string]any{
+	b.PutDefinition(storage.KindQueue, v.key(q.Name), encodeTable(map[string]any{
 		"name": q.Name, "durable": true, "auto_delete": q.AutoDelete, "arguments": q.Args,
 		"storage_key": q.StoreKey(),
 	}))
@@ -65,7 +95,7 @@ func (v *VHost) bindingRecord(bd exchange.Binding) []byte {
 	if bd.Destination.Exchange {
 		kind = "exchange"
 	}
-	return v.codec.EncodeTable(map[string]any{
+	return encodeTable(map[string]any{
 		"source": bd.Source, "destination": bd.Destination.Name, "destination_type": kind,
 		"routing_key": bd.Key, "arguments": bd.Args,
 	})
@@ -180,7 +210,7 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 		}
 	}
 	decode := func(b []byte) (map[string]any, error) {
-		t, err := v.codec.DecodeTable(b)
+		t, err := decodeTable(b)
 		if err != nil {
 			return nil, fmt.Errorf("vhost %s: stored definition: %w", v.Name, err)
 		}

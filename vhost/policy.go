@@ -235,7 +235,7 @@ func (v *VHost) storePolicy(b *storage.Batch, p Policy) {
 	if v.store == nil {
 		return
 	}
-	b.PutDefinition(storage.KindPolicy, v.key(p.Name), v.codec.EncodeTable(map[string]any{
+	b.PutDefinition(storage.KindPolicy, v.key(p.Name), encodeTable(map[string]any{
 		"name": p.Name, "pattern": p.Pattern, "apply-to": p.ApplyTo,
 		"priority": int64(p.Priority), "definition": p.Definition,
 	}))
@@ -244,7 +244,7 @@ func (v *VHost) storePolicy(b *storage.Batch, p Policy) {
 // recoverPoliciesLocked loads stored policies, before the queues they shape.
 func (v *VHost) recoverPoliciesLocked(records [][]byte) error {
 	for _, rec := range records {
-		t, err := v.codec.DecodeTable(rec)
+		t, err := decodeTable(rec)
 		if err != nil {
 			return fmt.Errorf("vhost %s: stored policy: %w", v.Name, err)
 		}

@@ -43,7 +43,6 @@ type VHost struct {
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
 
-	codec  Codec
 	store  *storage.Store
 	budget *queue.Budget
 	log    *slog.Logger
@@ -61,9 +60,6 @@ type Limits struct {
 
 // Options are a virtual host's collaborators.
 type Options struct {
-	// Codec records dead-lettering and encodes stored definitions; nil
-	// drops dead letters and stores nothing.
-	Codec Codec
 	// Store keeps durable definitions and persistent messages; nil keeps
 	// everything in memory.
 	Store *storage.Store
@@ -76,15 +72,11 @@ type Options struct {
 
 // New makes a virtual host with RabbitMQ's predeclared exchanges.
 func New(name string, o Options) *VHost {
-	if o.Codec == nil {
-		o.Store = nil // definitions cannot be encoded without it
-	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	v := &VHost{
 		Name:      name,
-		codec:     o.Codec,
 		limits:    o.Limits,
 		store:     o.Store,
 		budget:    o.Budget,
@@ -340,6 +332,20 @@ func (v *VHost) expireQueue(q *queue.Queue) {
 	if current {
 		_, _ = v.Apply(DeleteQueue{Name: q.Name, Owner: q.Owner})
 	}
+}
+
+// ConsumerPriority reads a basic.consume's x-priority argument (0 when
+// absent), refusing a value that is not an integer as RabbitMQ does.
+func (v *VHost) ConsumerPriority(queueName string, args map[string]any) (int, error) {
+	x, set := args["x-priority"]
+	if !set {
+		return 0, nil
+	}
+	priority, ok := queue.IntArg(x)
+	if !ok {
+		return 0, v.invalidArg(queueName, &queue.ArgError{Key: "x-priority", Problem: queue.NotInteger, Value: x})
+	}
+	return int(priority), nil
 }
 
 // invalidArg renders a queue argument error as RabbitMQ does: the offending
