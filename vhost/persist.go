@@ -218,7 +218,13 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 	}
 	str := func(t map[string]any, k string) string { s, _ := t[k].(string); return s }
 	flag := func(t map[string]any, k string) bool { b, _ := t[k].(bool); return b }
-	args := func(t map[string]any) map[string]any { a, _ := t["arguments"].(map[string]any); return a }
+	args := func(t map[string]any) map[string]any {
+		// No arguments are nil, as a channel hands them over.
+		if a, _ := t["arguments"].(map[string]any); len(a) > 0 {
+			return a
+		}
+		return nil
+	}
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
