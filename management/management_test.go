@@ -499,3 +499,16 @@ func TestRabbitmqadmin(t *testing.T) {
 	run("delete", "vhost", "name=adminvh")
 	require.NotContains(t, run("list", "vhosts"), "adminvh")
 }
+
+// TestOverviewIdentity: /api/overview reports the configured identity
+// (RabbitMQ 3.10.8 by default, as clients and tools expect) and what runs.
+func TestOverviewIdentity(t *testing.T) {
+	e := start(t)
+	var ov map[string]any
+	require.Equal(t, 200, e.do("GET", "/api/overview", nil, &ov))
+	require.Equal(t, "RabbitMQ", ov["product_name"])
+	require.Equal(t, "3.10.8", ov["product_version"])
+	require.Equal(t, "3.10.8", ov["rabbitmq_version"])
+	require.Equal(t, "3.10.8", ov["management_version"])
+	require.Equal(t, amqp.Version, ov["warren_version"])
+}
