@@ -109,7 +109,7 @@ users:
 			// Keys the file does not set keep their defaults.
 			assert.Equal(t, "./data", cfg.DataDir)
 			assert.Equal(t, uint16(2047), cfg.ChannelMax)
-			// Lists replace the defaults, and keep their case (viper would lowercase "Prod").
+			// Lists replace the defaults, and keep their case (vhost names are case-sensitive).
 			assert.Equal(t, []string{"/", "Prod"}, cfg.Vhosts)
 			assert.Equal(t, []User{{
 				Name:         "Admin",
