@@ -122,7 +122,7 @@ func (c *conn) handshake() error {
 	if c.srv.VHost(vh.Name) != vh {
 		return newError(wire.ConnectionForced, "vhost '%s' is deleted", vh.Name)
 	}
-	if c.srv.account(c.user.name) != c.user {
+	if _, direct := c.nc.(*directConn); !direct && c.srv.account(c.user.name) != c.user {
 		return newError(wire.ConnectionForced, "user '%s' is deleted", c.user.name)
 	}
 	return nil
@@ -169,7 +169,11 @@ func (c *conn) authenticate(mechanism, response string) error {
 		if user == "" {
 			return refused
 		}
-		a = c.srv.account(user)
+		if d, ok := c.nc.(*directConn); ok {
+			user, a = DirectUser, directAccount(d.vhost)
+		} else {
+			a = c.srv.account(user)
+		}
 	} else {
 		var password string
 		var ok bool

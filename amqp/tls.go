@@ -61,6 +61,9 @@ func (s *Server) ServeTLS(l net.Listener) error {
 // when the connection is not TLS or the client sent no certificate. The TLS
 // handshake has completed by the time the protocol header was read.
 func peerName(nc net.Conn) string {
+	if d, ok := nc.(*directConn); ok {
+		return DirectUser + "@" + d.vhost // not a user name: authenticate looks for directConn
+	}
 	tc, ok := nc.(*tls.Conn)
 	if !ok {
 		return ""

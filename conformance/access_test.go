@@ -21,14 +21,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/management"
+	"github.com/warrenmq/warren/shovel"
 )
 
 // adminBroker is a restartableBroker with its management API, started and
 // stopped with it.
 type adminBroker struct {
 	*restartableBroker
-	api  *management.API
-	http *httptest.Server
+	api     *management.API
+	http    *httptest.Server
+	shovels *shovel.Manager
 }
 
 func newAdminBroker(t *testing.T) *adminBroker {
@@ -40,7 +42,10 @@ func newAdminBroker(t *testing.T) *adminBroker {
 }
 
 func (b *adminBroker) startAPI() {
-	b.api = management.New(b.srv.Server, management.Options{})
+	var err error
+	b.shovels, err = shovel.NewManager(shovel.Options{Store: b.srv.Storage(), Local: b.srv.DialDirect})
+	require.NoError(b.t, err)
+	b.api = management.New(b.srv.Server, management.Options{Shovels: b.shovels})
 	b.http = httptest.NewServer(b.api)
 }
 
@@ -50,7 +55,8 @@ func (b *adminBroker) stopAPI() {
 	}
 	b.http.Close()
 	b.api.Close()
-	b.http, b.api = nil, nil
+	b.shovels.Close()
+	b.http, b.api, b.shovels = nil, nil, nil
 }
 
 // restart stops the broker and starts it again on the same data directory.

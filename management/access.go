@@ -37,7 +37,12 @@ func (a *API) routeVHosts(q *request) {
 				notFound(q.w)
 				return
 			}
-			a.applyServer(q, amqp.DeleteVhost{Name: s[1]}, http.StatusNoContent)
+			if a.applyServer(q, amqp.DeleteVhost{Name: s[1]}, http.StatusNoContent) && a.shovels != nil {
+				// As RabbitMQ clears a deleted vhost's runtime parameters.
+				if err := a.shovels.DeleteVhost(s[1]); err != nil {
+					a.log.Error("deleting the shovels of a deleted vhost failed", "vhost", s[1], "err", err)
+				}
+			}
 		default:
 			methodNotAllowed(q.w)
 		}

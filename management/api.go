@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -35,6 +36,8 @@ type Options struct {
 	SampleInterval time.Duration
 	// Node is the node name shown in replies; "" means warren@<hostname>.
 	Node string
+	// Shovels serves the shovel parameters and /api/shovels; nil: none.
+	Shovels *shovel.Manager
 }
 
 // API serves the management HTTP API. Close stops its sampler.
@@ -43,6 +46,8 @@ type API struct {
 	log   *slog.Logger
 	node  string
 	stats *sampler
+	// shovels is rabbitmq_shovel's part: nil when the broker runs none.
+	shovels *shovel.Manager
 }
 
 // New makes the API for srv and starts its rate sampler.
@@ -60,7 +65,7 @@ func New(srv *amqp.Server, o Options) *API {
 		}
 		o.Node = "warren@" + h
 	}
-	a := &API{srv: srv, log: o.Log, node: o.Node}
+	a := &API{srv: srv, log: o.Log, node: o.Node, shovels: o.Shovels}
 	a.stats = newSampler(srv, o.SampleInterval, o.Log)
 	return a
 }
@@ -166,7 +171,11 @@ func (a *API) route(q *request) {
 		a.routePermissions(q)
 	case "policies":
 		a.routePolicies(q)
-	case "parameters", "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
+	case "parameters":
+		a.routeParameters(q)
+	case "shovels":
+		a.routeShovels(q)
+	case "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
 	case "extensions":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })

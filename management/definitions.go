@@ -138,6 +138,17 @@ func (a *API) export(vs []*vhost.VHost, all bool) Definitions {
 			}
 		}
 	}
+	if a.shovels != nil {
+		for _, v := range vs {
+			for _, p := range a.shovels.Parameters(v.Name) {
+				pj := parameterJSON(p)
+				if !all {
+					delete(pj, "vhost") // as the per-vhost export leaves vhosts out
+				}
+				d.Parameters = append(d.Parameters, pj)
+			}
+		}
+	}
 	for _, v := range vs {
 		vn := ""
 		if all {
@@ -248,8 +259,8 @@ func (a *API) importAs(d *Definitions, only, acting string) error {
 		a.log.Info("definitions import into one vhost: users, vhosts and permissions are ignored",
 			"users", len(d.Users), "vhosts", len(d.VHosts), "permissions", len(d.Permissions))
 	}
-	if len(d.Parameters) > 0 {
-		a.log.Info("definitions import: parameters are not imported", "parameters", len(d.Parameters))
+	if err := a.importParameters(d, vh); err != nil {
+		return err
 	}
 	// Policies first, so that the queues declared below take them at once.
 	for _, raw := range d.Policies {

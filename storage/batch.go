@@ -16,10 +16,11 @@ const (
 	KindQueue      = "queue"
 	KindBinding    = "binding"
 	KindPolicy     = "policy"
+	KindParameter  = "parameter" // runtime parameters (shovels): component, vhost, name
 )
 
 // kinds lists every definition kind; Open creates one bucket per kind.
-var kinds = []string{KindVhost, KindUser, KindPermission, KindExchange, KindQueue, KindBinding, KindPolicy}
+var kinds = []string{KindVhost, KindUser, KindPermission, KindExchange, KindQueue, KindBinding, KindPolicy, KindParameter}
 
 // ErrInvalid is returned (wrapped) by Submit's callback, Commit, Definitions
 // or Entries when an argument can never be stored: an unknown definition kind,

@@ -27,6 +27,7 @@ import (
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/management"
+	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -114,7 +115,15 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return fail("amqp.tls.listen", err)
 		}
 	}
-	api := management.New(srv, management.Options{Log: log})
+	shovels, err := shovel.NewManager(shovel.Options{Store: srv.Storage(), Local: srv.DialDirect, Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "warren: shovels: %v\n", err)
+		l.Close()
+		_ = srv.Shutdown(context.Background())
+		return exitFail
+	}
+	defer shovels.Close()
+	api := management.New(srv, management.Options{Log: log, Shovels: shovels})
 	defer api.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", api.Metrics())
@@ -173,6 +182,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	log.Info("shutting down", "timeout", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	shovels.Close() // before the broker, so that no shovel reconnects to it
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Error("shutdown incomplete", "err", err)
 		return exitFail
