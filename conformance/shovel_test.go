@@ -221,7 +221,8 @@ func TestShovelDeleteAfterQueueLength(t *testing.T) {
 
 	b.mustDo(http.StatusCreated, "PUT", "/api/parameters/shovel/%2F/fan", map[string]any{"value": map[string]any{
 		"src-uri": "amqp://", "src-exchange": "amq.topic", "src-exchange-key": "orders.#",
-		"dest-uri": "amqp://", "dest-exchange": "amq.direct", "dest-exchange-key": "rewritten", "ack-mode": "on-publish"}})
+		"dest-uri": "amqp://", "dest-exchange": "amq.direct", "dest-exchange-key": "rewritten", "ack-mode": "on-publish",
+		"dest-publish-properties": map[string]any{"app_id": "shovelled", "delivery_mode": 2}, "src-consumer-args": map[string]any{"x-priority": 5}}})
 	st := b.waitShovelState("/", "fan", "running")
 	require.Equal(t, "amq.topic", st["src_exchange"])
 	require.Equal(t, "orders.#", st["src_exchange_key"])
@@ -232,6 +233,8 @@ func TestShovelDeleteAfterQueueLength(t *testing.T) {
 	got := consumeN(t, ch, "via-x", 1)
 	require.Equal(t, "routed", string(got[0].Body))
 	require.Equal(t, "rewritten", got[0].RoutingKey)
+	require.Equal(t, "shovelled", got[0].AppId)
+	require.Equal(t, uint8(2), got[0].DeliveryMode)
 }
 
 // consumeN consumes and acks n messages from queue.

@@ -192,7 +192,7 @@ func (s *shovel) dial(uris []string) (*amqp091.Connection, string, error) {
 
 // declareQueue makes sure a named queue exists, as rabbitmq_shovel does
 // (durable when it has to be made), and returns its message count.
-func declareQueue(conn *amqp091.Connection, ch **amqp091.Channel, name string) (int, error) {
+func declareQueue(conn *amqp091.Connection, ch **amqp091.Channel, name string, args amqp091.Table) (int, error) {
 	q, err := (*ch).QueueDeclarePassive(name, false, false, false, false, nil)
 	if err == nil {
 		return q.Messages, nil
@@ -205,7 +205,7 @@ func declareQueue(conn *amqp091.Connection, ch **amqp091.Channel, name string) (
 	if *ch, err = conn.Channel(); err != nil {
 		return 0, err
 	}
-	q, err = (*ch).QueueDeclare(name, true, false, false, false, nil)
+	q, err = (*ch).QueueDeclare(name, true, false, false, false, args)
 	return q.Messages, err
 }
 
@@ -243,11 +243,11 @@ func (s *shovel) session() (completed bool, err error) {
 			return false, fmt.Errorf("source: %w", err)
 		}
 		queue = q.Name
-	} else if count, err = declareQueue(src, &sch, queue); err != nil {
+	} else if count, err = declareQueue(src, &sch, queue, sp.SrcQueueArgs); err != nil {
 		return false, fmt.Errorf("source: %w", err)
 	}
 	if sp.DestQueue != "" {
-		if _, err := declareQueue(dest, &dch, sp.DestQueue); err != nil {
+		if _, err := declareQueue(dest, &dch, sp.DestQueue, sp.DestQueueArgs); err != nil {
 			return false, fmt.Errorf("destination: %w", err)
 		}
 	}
@@ -283,7 +283,7 @@ func (s *shovel) session() (completed bool, err error) {
 	schClosed := sch.NotifyClose(make(chan *amqp091.Error, 1))
 	dchClosed := dch.NotifyClose(make(chan *amqp091.Error, 1))
 	const ctag = "shovel"
-	deliveries, err := sch.Consume(queue, ctag, sp.AckMode == NoAck, false, false, false, nil)
+	deliveries, err := sch.Consume(queue, ctag, sp.AckMode == NoAck, false, false, false, sp.SrcConsumerArgs)
 	if err != nil {
 		return false, fmt.Errorf("source: %w", err)
 	}
@@ -440,7 +440,7 @@ func (s *shovel) target(d amqp091.Delivery, srcURI, destURI string) (string, str
 			headers["x-shovelled-timestamp"] = time.Now().Unix()
 		}
 	}
-	return exchange, key, false, false, amqp091.Publishing{
+	p := amqp091.Publishing{
 		Headers:         headers,
 		ContentType:     d.ContentType,
 		ContentEncoding: d.ContentEncoding,
@@ -455,5 +455,46 @@ func (s *shovel) target(d amqp091.Delivery, srcURI, destURI string) (string, str
 		UserId:          d.UserId,
 		AppId:           d.AppId,
 		Body:            d.Body,
+	}
+	overrideProperties(&p, sp.PublishProperties)
+	return exchange, key, false, false, p
+}
+
+// overrideProperties applies dest-publish-properties, named as RabbitMQ's
+// basic properties are.
+func overrideProperties(p *amqp091.Publishing, props map[string]any) {
+	for k, v := range props {
+		str, _ := v.(string)
+		n, _ := tableValue(v).(int64)
+		switch k {
+		case "content_type":
+			p.ContentType = str
+		case "content_encoding":
+			p.ContentEncoding = str
+		case "delivery_mode":
+			p.DeliveryMode = uint8(n)
+		case "priority":
+			p.Priority = uint8(n)
+		case "correlation_id":
+			p.CorrelationId = str
+		case "reply_to":
+			p.ReplyTo = str
+		case "expiration":
+			p.Expiration = str
+		case "message_id":
+			p.MessageId = str
+		case "timestamp":
+			p.Timestamp = time.Unix(n, 0)
+		case "type":
+			p.Type = str
+		case "user_id":
+			p.UserId = str
+		case "app_id":
+			p.AppId = str
+		case "headers":
+			if h, ok := tableValue(v).(amqp091.Table); ok {
+				p.Headers = h
+			}
+		}
 	}
 }

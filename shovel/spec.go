@@ -42,6 +42,13 @@ type Spec struct {
 	destExchangeSet bool // dest-exchange given (even "": the default exchange)
 	destKeySet      bool // dest-exchange-key given: replaces the routing key
 
+	SrcQueueArgs    amqp091.Table // src-queue-args: for declaring a missing source queue
+	SrcConsumerArgs amqp091.Table // src-consumer-args: basic.consume's arguments
+	DestQueueArgs   amqp091.Table // dest-queue-args
+	// PublishProperties (dest-publish-properties) replace the messages'
+	// properties of the same names (delivery_mode, content_type, ...).
+	PublishProperties map[string]any
+
 	AckMode            string
 	DeleteAfter        int // a count, deleteNever or deleteQueueLength
 	Prefetch           int
@@ -77,6 +84,7 @@ var keys = map[string]bool{
 	"dest-uri": true, "dest-queue": true, "dest-exchange": true, "dest-exchange-key": true,
 	"dest-add-forward-headers": true, "dest-add-timestamp-header": true, "dest-protocol": true,
 	"ack-mode": true, "reconnect-delay": true,
+	"src-queue-args": true, "src-consumer-args": true, "dest-queue-args": true, "dest-publish-properties": true,
 	// Older spellings RabbitMQ still reads.
 	"add-forward-headers": true, "delete-after": true, "prefetch-count": true,
 }
@@ -236,6 +244,22 @@ func Parse(name string, raw json.RawMessage) (*Spec, error) {
 	boolean("add-forward-headers", &s.AddForwardHeaders)
 	boolean("dest-add-timestamp-header", &s.AddTimestampHeader)
 
+	object := func(k string) map[string]any {
+		v, ok := m[k]
+		if !ok {
+			return nil
+		}
+		o, isObj := v.(map[string]any)
+		if !isObj {
+			problems = append(problems, fmt.Sprintf("%s should be a map, actually was %s", k, erlTerm(v)))
+		}
+		return o
+	}
+	s.SrcQueueArgs = table(object("src-queue-args"))
+	s.SrcConsumerArgs = table(object("src-consumer-args"))
+	s.DestQueueArgs = table(object("dest-queue-args"))
+	s.PublishProperties = object("dest-publish-properties")
+
 	if v, ok := m["ack-mode"]; ok {
 		switch v {
 		case OnConfirm, OnPublish, NoAck:
@@ -253,6 +277,39 @@ func Parse(name string, raw json.RawMessage) (*Spec, error) {
 		return nil, &ValidationError{Problems: all}
 	}
 	return s, nil
+}
+
+// table turns JSON arguments into an AMQP table: integers as long,
+// other numbers as double, objects as tables.
+func table(o map[string]any) amqp091.Table {
+	if o == nil {
+		return nil
+	}
+	t := make(amqp091.Table, len(o))
+	for k, v := range o {
+		t[k] = tableValue(v)
+	}
+	return t
+}
+
+func tableValue(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		return table(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = tableValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // checkURI refuses what amqp_uri:parse refuses, in its words.

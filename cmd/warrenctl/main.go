@@ -9,7 +9,9 @@
 // and, named as rabbitmqctl's: add_user NAME PASSWORD [--tags T1,T2],
 // delete_user NAME, change_password NAME PASSWORD, set_user_tags NAME [TAG...],
 // add_vhost NAME [--description D], delete_vhost NAME,
-// set_permissions USER CONFIGURE WRITE READ, clear_permissions USER (on --vhost).
+// set_permissions USER CONFIGURE WRITE READ, clear_permissions USER (on --vhost),
+// set_parameter shovel NAME JSON, clear_parameter shovel NAME, list_parameters,
+// shovel_status, delete_shovel NAME, restart_shovel NAME.
 package main
 
 import (
@@ -52,6 +54,12 @@ const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V
   delete_vhost NAME
   set_permissions USER CONFIGURE WRITE READ   (on --vhost)
   clear_permissions USER                      (on --vhost)
+  set_parameter shovel NAME JSON              (on --vhost)
+  clear_parameter shovel NAME                 (on --vhost)
+  list_parameters                             (on --vhost)
+  shovel_status
+  delete_shovel NAME                          (on --vhost)
+  restart_shovel NAME                         (on --vhost)
 `
 
 // run is the whole command; it returns the exit status.
@@ -196,6 +204,9 @@ func (c *client) do(args []string, out io.Writer) error {
 		return c.dlq(args[1:], out)
 	}
 	if handled, err := c.access(args); handled {
+		return err
+	}
+	if handled, err := c.plugins(args, out); handled {
 		return err
 	}
 	return usageError("unknown command " + args[0])
