@@ -117,10 +117,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	shovels, err := shovel.NewManager(shovel.Options{Store: srv.Storage(), Local: srv.DialDirect, Log: log})
 	if err != nil {
-		fmt.Fprintf(stderr, "warren: shovels: %v\n", err)
-		l.Close()
-		_ = srv.Shutdown(context.Background())
-		return exitFail
+		return fail("shovels", err)
 	}
 	defer shovels.Close()
 	api := management.New(srv, management.Options{Log: log, Shovels: shovels})
