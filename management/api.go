@@ -48,6 +48,8 @@ type API struct {
 	stats *sampler
 	// shovels is rabbitmq_shovel's part: nil when the broker runs none.
 	shovels *shovel.Manager
+	// started is when the API was made: the node's uptime, near enough.
+	started time.Time
 }
 
 // New makes the API for srv and starts its rate sampler.
@@ -65,7 +67,7 @@ func New(srv *amqp.Server, o Options) *API {
 		}
 		o.Node = "warren@" + h
 	}
-	a := &API{srv: srv, log: o.Log, node: o.Node, shovels: o.Shovels}
+	a := &API{srv: srv, log: o.Log, node: o.Node, shovels: o.Shovels, started: time.Now()}
 	a.stats = newSampler(srv, o.SampleInterval, o.Log)
 	return a
 }

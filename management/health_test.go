@@ -42,6 +42,8 @@ func (e *env) get(path string) (int, string) {
 // RabbitMQ 3.10.8 node with curl).
 func TestHealthChecks(t *testing.T) {
 	e := start(t)
+	// Serve registers the AMQP listener on its own goroutine.
+	require.Eventually(t, func() bool { return len(e.srv.Listeners()) == 1 }, 5*time.Second, 10*time.Millisecond)
 	// The management listener, as cmd/warren registers it.
 	defer e.srv.AddListener(amqp.Listener{Protocol: "http", Addr: e.http.Listener.Addr()})()
 	amqpPort := e.srv.Listeners()[0].Port()

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/exchange"
+	"github.com/warrenmq/warren/plugins"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -146,7 +149,7 @@ func (a *API) overview(q *request) {
 func (a *API) nodes(q *request) {
 	node := map[string]any{
 		"name": a.node, "type": "disc", "running": true, "mem_used": residentMemory(),
-		"uptime": 0,
+		"uptime": time.Since(a.started).Milliseconds(), "os_pid": os.Getpid(), "enabled_plugins": plugins.Names(),
 	}
 	node["mem_alarm"], node["disk_free_alarm"] = a.srv.Alarms()
 	if len(q.segs) == 2 {

@@ -1,38 +1,77 @@
-// Command warrenctl drives Warren (or RabbitMQ) through the management HTTP API.
+// Command warrenctl drives Warren (or RabbitMQ) through the management HTTP
+// API. It is also RabbitMQ's command-line tools: installed (or linked) as
+// rabbitmqctl, rabbitmq-diagnostics or rabbitmq-plugins it behaves as they
+// do (rabbit.go), so health checks, CI scripts and testcontainers that call
+// them work against Warren.
 //
 //	warrenctl [--url http://127.0.0.1:15672] [--user guest] [--password guest] [--vhost /] COMMAND
 //
-// Commands: list queues|exchanges|bindings|connections|users|vhosts|permissions,
-// purge QUEUE, delete queue|exchange NAME, declare queue NAME [--durable],
-// publish EXCHANGE KEY BODY, get QUEUE [--count N], export FILE, import FILE,
-// dlq inspect QUEUE, dlq replay QUEUE [--to original|EXCHANGE] [--limit N],
-// and, named as rabbitmqctl's: add_user NAME PASSWORD [--tags T1,T2],
-// delete_user NAME, change_password NAME PASSWORD, set_user_tags NAME [TAG...],
-// add_vhost NAME [--description D], delete_vhost NAME,
-// set_permissions USER CONFIGURE WRITE READ, clear_permissions USER (on --vhost),
-// set_parameter shovel NAME JSON, clear_parameter shovel NAME, list_parameters,
-// shovel_status, delete_shovel NAME, restart_shovel NAME.
+// The URL, user and password may also come from WARREN_URL, WARREN_USER and
+// WARREN_PASSWORD. Commands: list queues|exchanges|bindings|connections|
+// users|vhosts|permissions, purge QUEUE, delete queue|exchange NAME, declare
+// queue NAME [--durable], publish EXCHANGE KEY BODY, get QUEUE [--count N],
+// export FILE, import FILE, dlq inspect QUEUE, dlq replay QUEUE [--to
+// original|EXCHANGE] [--limit N], and, named as rabbitmqctl's: add_user NAME
+// PASSWORD [--tags T1,T2], delete_user NAME, change_password NAME PASSWORD,
+// set_user_tags NAME [TAG...], add_vhost NAME [--description D],
+// delete_vhost NAME, set_permissions USER CONFIGURE WRITE READ,
+// clear_permissions USER (on --vhost), set_parameter shovel NAME JSON,
+// clear_parameter shovel NAME, list_parameters, shovel_status,
+// delete_shovel NAME, restart_shovel NAME.
 package main
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	os.Exit(run(filepath.Base(os.Args[0]), os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
 
-type client struct {
-	base, user, password, vhost string
-	http                        *http.Client
+// run is the whole command, as the program named prog; it returns the exit
+// status.
+func run(prog string, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	switch prog {
+	case "rabbitmqctl", "rabbitmq-diagnostics", "rabbitmq-plugins":
+		return runRabbit(prog, args, env, stdout, stderr)
+	}
+	return runWarrenctl(args, env, stdout, stderr)
+}
+
+// Connection defaults, overridden by WARREN_URL, WARREN_USER,
+// WARREN_PASSWORD, then by flags.
+const (
+	defaultURL      = "http://127.0.0.1:15672"
+	defaultUser     = "guest"
+	defaultPassword = "guest"
+)
+
+// newClient is a client with the defaults and the environment applied.
+func newClient(env func(string) (string, bool)) *client {
+	c := &client{base: defaultURL, user: defaultUser, password: defaultPassword, vhost: "/",
+		http: &http.Client{Timeout: 60 * time.Second}}
+	if v, ok := env("WARREN_URL"); ok && v != "" {
+		c.base = v
+	}
+	if v, ok := env("WARREN_USER"); ok && v != "" {
+		c.user = v
+	}
+	if v, ok := env("WARREN_PASSWORD"); ok {
+		c.password = v
+	}
+	return c
 }
 
 const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V] COMMAND
@@ -62,14 +101,14 @@ const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V
   restart_shovel NAME                         (on --vhost)
 `
 
-// run is the whole command; it returns the exit status.
-func run(args []string, stdout, stderr io.Writer) int {
+// runWarrenctl is warrenctl's own command line.
+func runWarrenctl(args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("warrenctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := &client{http: &http.Client{Timeout: 60 * time.Second}}
-	fs.StringVar(&c.base, "url", "http://127.0.0.1:15672", "management API URL")
-	fs.StringVar(&c.user, "user", "guest", "user name")
-	fs.StringVar(&c.password, "password", "guest", "password")
+	c := newClient(env)
+	fs.StringVar(&c.base, "url", c.base, "management API URL (WARREN_URL)")
+	fs.StringVar(&c.user, "user", c.user, "user name (WARREN_USER)")
+	fs.StringVar(&c.password, "password", c.password, "password (WARREN_PASSWORD)")
 	fs.StringVar(&c.vhost, "vhost", "/", "virtual host")
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	if err := fs.Parse(args); err != nil {
@@ -80,16 +119,66 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	c.base = strings.TrimRight(c.base, "/")
 	if err := c.do(rest, stdout); err != nil {
 		fmt.Fprintf(stderr, "warrenctl: %v\n", err)
-		if _, ok := err.(usageError); ok {
+		var ue usageError
+		if errors.As(err, &ue) {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
 		return 1
 	}
+	if w := doneWord(rest, c.vhost); w != "" {
+		fmt.Fprintln(stdout, w)
+	}
 	return 0
+}
+
+// doneWord is what a command that prints nothing else says when it worked.
+func doneWord(args []string, vhost string) string {
+	arg := func(i int) string {
+		// Flags may sit between the arguments (declare queue --durable q).
+		n := 0
+		for _, a := range args[1:] {
+			if strings.HasPrefix(a, "--") {
+				continue
+			}
+			if n == i {
+				return fmt.Sprintf("%q", a)
+			}
+			n++
+		}
+		return ""
+	}
+	switch args[0] {
+	case "purge":
+		return "purged queue " + arg(0) + " in vhost " + fmt.Sprintf("%q", vhost)
+	case "delete":
+		return "deleted " + strings.Trim(arg(0), `"`) + " " + arg(1) + " in vhost " + fmt.Sprintf("%q", vhost)
+	case "declare":
+		return "declared queue " + arg(1) + " in vhost " + fmt.Sprintf("%q", vhost)
+	case "export":
+		return "exported definitions to " + arg(0)
+	case "import":
+		return "imported definitions from " + arg(0)
+	case "add_user":
+		return "added user " + arg(0)
+	case "delete_user":
+		return "deleted user " + arg(0)
+	case "change_password":
+		return "changed the password of user " + arg(0)
+	case "set_user_tags":
+		return "set the tags of user " + arg(0)
+	case "add_vhost":
+		return "added vhost " + arg(0)
+	case "delete_vhost":
+		return "deleted vhost " + arg(0)
+	case "set_permissions":
+		return "set permissions of user " + fmt.Sprintf("%q", args[1]) + " in vhost " + fmt.Sprintf("%q", vhost)
+	case "clear_permissions":
+		return "cleared permissions of user " + arg(0) + " in vhost " + fmt.Sprintf("%q", vhost)
+	}
+	return ""
 }
 
 type usageError string
@@ -226,6 +315,13 @@ func (c *client) access(args []string) (handled bool, err error) {
 		}
 		if len(pos) != 2 {
 			return true, usageError("add_user NAME PASSWORD [--tags T1,T2]")
+		}
+		// The API's PUT replaces a user; rabbitmqctl refuses an existing one.
+		switch err := c.call("GET", user(pos[0]), nil, nil); {
+		case err == nil:
+			return true, fmt.Errorf("user %q already exists", pos[0])
+		case !isStatus(err, http.StatusNotFound):
+			return true, err
 		}
 		return true, c.call("PUT", user(pos[0]), map[string]any{"password": pos[1], "tags": tags}, nil)
 	case "delete_user":
@@ -427,54 +523,4 @@ func table(out io.Writer, rows []map[string]any, cols []string) error {
 		fmt.Fprintln(tw, strings.Join(vals, "\t"))
 	}
 	return tw.Flush()
-}
-
-// call does one API request; a non-2xx answer becomes an error with the
-// API's reason.
-func (c *client) call(method, path string, body, into any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	u, err := url.Parse(c.base)
-	if err != nil {
-		return err
-	}
-	u.RawPath = u.Path + path
-	u.Path, _ = url.PathUnescape(u.RawPath)
-	req, err := http.NewRequest(method, u.String(), rd)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(c.user, c.password)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error, Reason string }
-		if into != nil {
-			_ = json.Unmarshal(b, into)
-		}
-		if json.Unmarshal(b, &e) == nil && (e.Reason != "" || e.Error != "") {
-			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Reason+e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if into != nil && len(b) > 0 {
-		return json.Unmarshal(b, into)
-	}
-	return nil
 }

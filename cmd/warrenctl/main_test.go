@@ -25,7 +25,7 @@ func TestWarrenctl(t *testing.T) {
 	})
 	ctl := func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
-		code := run(append([]string{"--url", hs.URL}, args...), &out, &errb)
+		code := run("warrenctl", append([]string{"--url", hs.URL}, args...), noEnv, &out, &errb)
 		return out.String() + errb.String(), code
 	}
 	ok := func(args ...string) string {
@@ -106,7 +106,7 @@ func TestWarrenctlAccess(t *testing.T) {
 	})
 	ctl := func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
-		code := run(append([]string{"--url", hs.URL}, args...), &out, &errb)
+		code := run("warrenctl", append([]string{"--url", hs.URL}, args...), noEnv, &out, &errb)
 		return out.String() + errb.String(), code
 	}
 	dial := func(user, password, vh string) error {
@@ -154,3 +154,5 @@ func TestWarrenctlAccess(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "404")
 }
+
+func noEnv(string) (string, bool) { return "", false }

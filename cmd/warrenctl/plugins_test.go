@@ -28,7 +28,7 @@ func TestWarrenctlShovels(t *testing.T) {
 	})
 	ctl := func(args ...string) (string, int) {
 		var out, errb bytes.Buffer
-		code := run(append([]string{"--url", hs.URL}, args...), &out, &errb)
+		code := run("warrenctl", append([]string{"--url", hs.URL}, args...), noEnv, &out, &errb)
 		return out.String() + errb.String(), code
 	}
 	ok := func(args ...string) string {
