@@ -58,8 +58,6 @@ func confDFiles(dir string) ([]string, error) {
 	pattern := dir
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		pattern = filepath.Join(dir, "*.conf")
-	} else if os.IsNotExist(err) {
-		return nil, nil
 	}
 	files, err := filepath.Glob(pattern)
 	if err != nil {
@@ -196,11 +194,15 @@ var simple = []struct {
 	{"log.default.level", "log.level", convLogLevel},
 }
 
-// ignored are keys Warren reads and accepts without acting on them: they
-// describe what Warren does anyway, or tune Erlang internals it has not.
+// ignored are keys Warren knows and accepts without acting on them: they
+// describe what Warren does anyway, or tune Erlang internals it has not. A
+// key ending in a dot covers every key under it. The value, when not "",
+// is the one value accepted silently; any other gets a warning (log.file =
+// /path: Warren logs to stderr only).
 var ignored = map[string]string{
-	"log.console": "true", // Warren logs to stderr
+	"log.console": "true",
 	"log.file":    "false",
+	"log.file.":   "",
 	"management_agent.disable_metrics_collector": "",
 	"ssl_options.depth":                          "",
 	"ssl_options.versions.":                      "",

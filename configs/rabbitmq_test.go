@@ -101,10 +101,16 @@ func TestRabbitMQConf(t *testing.T) {
 			}},
 		{"absolute wins over relative", "vm_memory_high_watermark.absolute = 1073741824\nvm_memory_high_watermark.relative = 0.5\n", nil,
 			func(t *testing.T, c *Config) { assert.Equal(t, Amount{Bytes: 1 << 30}, c.MemoryHighWatermark) }},
-		{"log level", "log.console = true\nlog.console.level = warning\n", nil,
+		{"log level", "log.console = true\nlog.console.level = warning\nlog.file.level = debug\n", nil,
 			func(t *testing.T, c *Config) {
 				assert.Equal(t, "WARN", c.LogLevel.String())
 				assert.Empty(t, c.Warnings)
+			}},
+		{"log file", "log.file = /var/log/rabbitmq/rabbit.log\n", nil,
+			func(t *testing.T, c *Config) {
+				require.Len(t, c.Warnings, 1)
+				assert.Contains(t, c.Warnings[0], "log.file = /var/log/rabbitmq/rabbit.log (")
+				assert.Contains(t, c.Warnings[0], "not supported by Warren")
 			}},
 		{"unknown key and clustering warn", "cluster_formation.classic_config.nodes.1 = rabbit@a\nfancy_feature = on\n", nil,
 			func(t *testing.T, c *Config) {
@@ -170,8 +176,8 @@ func TestRabbitMQSources(t *testing.T) {
 	t.Run("RABBITMQ_CONFIG_FILE and RABBITMQ_CONFIG_FILES", func(t *testing.T) {
 		dir := rabbitDir(t, map[string]string{"custom.conf": "heartbeat = 11\n", "extra/a.conf": "channel_max = 7\n"})
 		c, err := Load(Sources{LookupEnv: env{
-			"RABBITMQ_CONFIG_FILE":  filepath.Join(dir, "custom"), // the extension may be left out
-			"RABBITMQ_CONFIG_FILES": filepath.Join(dir, "extra"),
+			"RABBITMQ_CONFIG_FILE":  filepath.Join(dir, "custom"),          // the extension may be left out
+			"RABBITMQ_CONFIG_FILES": filepath.Join(dir, "extra", "*.conf"), // a directory or a pattern
 		}.lookup})
 		require.NoError(t, err)
 		assert.Equal(t, 11*time.Second, c.Heartbeat)
