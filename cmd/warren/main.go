@@ -106,12 +106,12 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		return exitFail
 	}
 	for _, addr := range conf.Listen {
-		if err := ls.bind("started TCP listener on %s", addr, srv.Serve); err != nil {
+		if err := ls.bind("amqp", "started TCP listener on %s", addr, srv.Serve); err != nil {
 			return fail("amqp.listen", err)
 		}
 	}
 	for _, addr := range conf.TLS.Listen {
-		if err := ls.bind("started TLS (SSL) listener on %s", addr, srv.ServeTLS); err != nil {
+		if err := ls.bind("amqps", "started TLS (SSL) listener on %s", addr, srv.ServeTLS); err != nil {
 			return fail("amqp.tls.listen", err)
 		}
 	}
@@ -141,7 +141,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			continue
 		}
 		hs := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
-		if err := ls.bindHTTP(h.started, h.protocol, h.addr, hs); err != nil {
+		if err := ls.bindHTTP(strings.TrimSuffix(h.key, ".listen"), h.started, h.protocol, h.addr, hs); err != nil {
 			return fail(h.key, err)
 		}
 		plugins = append(plugins, h.plugins...)
@@ -160,9 +160,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	defer stop()
 	served := ls.serve(srv, log)
 	// RabbitMQ's words, which tools wait for (testcontainers' RabbitMQ
-	// module waits for "Server startup complete").
+	// module waits for "Server startup complete"), with Warren's attributes:
+	// scripts read the bound addresses (amqp=...) from this line.
 	log.Info(fmt.Sprintf("Server startup complete; %d plugins started.", len(plugins)),
-		"product", "Warren", "version", amqp.Version, "data", cfg.DataDir)
+		append(append([]any{"product", "Warren", "version", amqp.Version}, ls.attrs()...), "data", cfg.DataDir)...)
 	for _, p := range plugins {
 		log.Info(" * " + p)
 	}
@@ -208,9 +209,11 @@ type amqpListener struct {
 	l       net.Listener
 	serve   func(net.Listener) error
 	started string
+	key     string // amqp or amqps, for the startup line
 }
 
 type httpListener struct {
+	key      string // http, prometheus or pprof, for the startup line
 	l        net.Listener
 	srv      *http.Server
 	started  string
@@ -221,18 +224,18 @@ type httpListener struct {
 
 // bind listens on addr for an AMQP (or AMQPS) server; started is the log
 // line, with %s for the bound address.
-func (ls *listeners) bind(started, addr string, serve func(net.Listener) error) error {
+func (ls *listeners) bind(key, started, addr string, serve func(net.Listener) error) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	ls.amqp = append(ls.amqp, amqpListener{l: l, serve: serve, started: fmt.Sprintf(started, l.Addr())})
+	ls.amqp = append(ls.amqp, amqpListener{key: key, l: l, serve: serve, started: fmt.Sprintf(started, l.Addr())})
 	return nil
 }
 
 // bindHTTP listens on addr for an HTTP server; started is the log line,
 // with %s for the bound port.
-func (ls *listeners) bindHTTP(started, protocol, addr string, srv *http.Server) error {
+func (ls *listeners) bindHTTP(key, started, protocol, addr string, srv *http.Server) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -243,8 +246,20 @@ func (ls *listeners) bindHTTP(started, protocol, addr string, srv *http.Server) 
 			port = p
 		}
 	}
-	ls.http = append(ls.http, httpListener{l: l, srv: srv, started: fmt.Sprintf(started, port), protocol: protocol})
+	ls.http = append(ls.http, httpListener{key: key, l: l, srv: srv, started: fmt.Sprintf(started, port), protocol: protocol})
 	return nil
+}
+
+// attrs are the bound addresses as log attributes: amqp=127.0.0.1:5672 ...
+func (ls *listeners) attrs() []any {
+	var a []any
+	for _, l := range ls.amqp {
+		a = append(a, l.key, l.l.Addr().String())
+	}
+	for _, l := range ls.http {
+		a = append(a, l.key, l.l.Addr().String())
+	}
+	return a
 }
 
 // serve starts every listener, logging each as RabbitMQ does, and returns
