@@ -236,6 +236,9 @@ func (ch *channel) route(p *vhost.Publishing, mandatory bool, onDisk func(error)
 	if err != nil {
 		return r, err
 	}
+	if ch.c.vh.Tracing() {
+		ch.tracePublish(p, ch.scratch.Routed)
+	}
 	if r.Queues == 0 && r.Refused == 0 && mandatory {
 		m := p.Message
 		ch.c.sendContent(&wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE", Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
@@ -385,6 +388,11 @@ func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 	m := d.Message
 	c.deliver = wire.BasicDeliver{ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: m.Exchange, RoutingKey: m.RoutingKey}
 	c.appendContentLocked(&c.deliver, ch.id, deliveryProperties(cs.q, d), m.Body)
+	if c.vh.Tracing() {
+		// Traced by the writer: a trace is a publish, which must not
+		// happen under this queue's lock.
+		c.traces = append(c.traces, pendingTrace{channel: ch.id, queue: cs.q.Name, m: m, redelivered: d.Redelivered})
+	}
 	c.outMu.Unlock()
 	c.signal()
 	if !cs.noAck {
@@ -414,6 +422,9 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	ch.mu.Unlock()
 	msg := d.Message
 	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, deliveryProperties(q, d), msg.Body)
+	if ch.c.vh.Tracing() {
+		ch.c.traceDeliver(pendingTrace{channel: ch.id, queue: q.Name, m: msg, redelivered: d.Redelivered})
+	}
 	return nil
 }
 

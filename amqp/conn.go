@@ -70,8 +70,9 @@ type conn struct {
 
 	outMu     sync.Mutex // guards the fields below
 	out       []byte
-	outClosed bool // nothing more may be sent (connection.close is out, or the socket failed)
-	needKick  bool // a delivery was refused for a full buffer; kick queues once drained
+	outClosed bool           // nothing more may be sent (connection.close is out, or the socket failed)
+	needKick  bool           // a delivery was refused for a full buffer; kick queues once drained
+	traces    []pendingTrace // deliveries the writer traces, while tracing is on
 	deliver   wire.BasicDeliver
 	lastWrite time.Time
 	// lastAck is where the publisher confirm (basic.ack) appended last ends
@@ -462,7 +463,12 @@ func (c *conn) writeLoop() {
 		c.lastAck = -1
 		kick := c.needKick && len(buf) > 0
 		c.needKick = false
+		traces := c.traces
+		c.traces = nil
 		c.outMu.Unlock()
+		for _, t := range traces {
+			c.traceDeliver(t)
+		}
 		if len(buf) > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 			if _, err := c.nc.Write(buf); err != nil {

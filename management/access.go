@@ -104,7 +104,7 @@ func (a *API) listVHosts(q *request) {
 		}
 		tags := nonNil(info.Tags)
 		out = append(out, map[string]any{
-			"name": v.Name, "description": info.Description, "tags": tags, "tracing": false,
+			"name": v.Name, "description": info.Description, "tags": tags, "tracing": v.Tracing(),
 			"metadata":      map[string]any{"description": info.Description, "tags": tags},
 			"cluster_state": map[string]string{a.node: "running"},
 			"messages":      ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked,
@@ -130,7 +130,11 @@ func (a *API) putVHost(q *request, name string) {
 	if !readBody(q, &body) {
 		return
 	}
-	if a.srv.VHost(name) != nil {
+	tracing, setTracing := body["tracing"].(bool) // rabbitmqctl trace_on/trace_off
+	if v := a.srv.VHost(name); v != nil {
+		if setTracing {
+			v.SetTracing(tracing)
+		}
 		q.w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -145,6 +149,9 @@ func (a *API) putVHost(q *request, name string) {
 	}
 	if !a.applyServer(q, amqp.SetPermissions{User: q.u.name, Vhost: name, Configure: fullAccess, Write: fullAccess, Read: fullAccess}, 0) {
 		return
+	}
+	if v := a.srv.VHost(name); v != nil && setTracing {
+		v.SetTracing(tracing)
 	}
 	q.w.WriteHeader(http.StatusCreated)
 }

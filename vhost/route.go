@@ -38,6 +38,9 @@ type Scratch struct {
 	dests  []exchange.Destination
 	seen   []string // exchanges visited, against exchange-to-exchange cycles
 	queues []*queue.Queue
+	// Routed names the queues of the last publish, only while tracing is
+	// on (the firehose's routed_queues).
+	Routed []string
 }
 
 // ErrRefused is what onDisk gets when a full queue (x-overflow
@@ -76,6 +79,12 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 	s.queues = s.queues[:0]
 	v.routeLocked(src, p, s)
 	v.mu.RUnlock()
+	if v.tracing.Load() {
+		s.Routed = s.Routed[:0]
+		for _, q := range s.queues {
+			s.Routed = append(s.Routed, q.Name)
+		}
+	}
 
 	r := v.enqueue(s.queues, p.Message, p.Owner, onDisk)
 	clear(s.queues)

@@ -18,15 +18,17 @@ import (
 
 // predeclared lists the exchanges every virtual host has, as in RabbitMQ.
 var predeclared = []struct {
-	name string
-	kind exchange.Kind
+	name     string
+	kind     exchange.Kind
+	internal bool
 }{
-	{"", exchange.Direct},
-	{"amq.direct", exchange.Direct},
-	{"amq.fanout", exchange.Fanout},
-	{"amq.topic", exchange.Topic},
-	{"amq.headers", exchange.Headers},
-	{"amq.match", exchange.Headers},
+	{"", exchange.Direct, false},
+	{"amq.direct", exchange.Direct, false},
+	{"amq.fanout", exchange.Fanout, false},
+	{"amq.topic", exchange.Topic, false},
+	{"amq.headers", exchange.Headers, false},
+	{"amq.match", exchange.Headers, false},
+	{TraceExchange, exchange.Topic, true}, // the firehose (trace.go)
 }
 
 // VHost is one virtual host.
@@ -49,6 +51,9 @@ type VHost struct {
 	limits Limits
 	// conns counts open connections, for Limits.MaxConnections.
 	conns atomic.Int64
+	// tracing turns the firehose on (trace.go): the one load publishing
+	// and delivering pay when it is off.
+	tracing atomic.Bool
 }
 
 // Limits are RabbitMQ's per-vhost limits (rabbitmqctl set_vhost_limits);
@@ -87,7 +92,7 @@ func New(name string, o Options) *VHost {
 		replyTo:   make(map[string]ReplyTarget),
 	}
 	for _, p := range predeclared {
-		v.exchanges[p.name] = exchange.New(p.name, p.kind, true, false, false, nil)
+		v.exchanges[p.name] = exchange.New(p.name, p.kind, true, false, p.internal, nil)
 	}
 	return v
 }

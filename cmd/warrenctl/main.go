@@ -17,7 +17,7 @@
 // delete_vhost NAME, set_permissions USER CONFIGURE WRITE READ,
 // clear_permissions USER (on --vhost), set_parameter shovel NAME JSON,
 // clear_parameter shovel NAME, list_parameters, shovel_status,
-// delete_shovel NAME, restart_shovel NAME.
+// delete_shovel NAME, restart_shovel NAME, trace_on, trace_off.
 package main
 
 import (
@@ -99,6 +99,7 @@ const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V
   shovel_status
   delete_shovel NAME                          (on --vhost)
   restart_shovel NAME                         (on --vhost)
+  trace_on | trace_off                        (on --vhost)
 `
 
 // runWarrenctl is warrenctl's own command line.

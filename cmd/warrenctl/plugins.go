@@ -7,7 +7,8 @@ import (
 )
 
 // plugins runs the rabbitmqctl-style commands of the built-in plugins:
-// runtime parameters and shovels (rabbitmq_shovel), on --vhost; handled is
+// runtime parameters and shovels (rabbitmq_shovel) and the firehose
+// (trace_on, trace_off), on --vhost; handled is
 // false for any other command.
 func (c *client) plugins(args []string, out io.Writer) (handled bool, err error) {
 	vh := url.PathEscape(c.vhost)
@@ -50,6 +51,11 @@ func (c *client) plugins(args []string, out io.Writer) (handled bool, err error)
 			return true, usageError("delete_shovel NAME")
 		}
 		return true, c.call("DELETE", param("shovel", args[1]), nil, nil)
+	case "trace_on", "trace_off":
+		if len(args) != 1 {
+			return true, usageError(args[0] + " (on --vhost)")
+		}
+		return true, c.call("PUT", "/api/vhosts/"+vh, map[string]any{"tracing": args[0] == "trace_on"}, nil)
 	case "restart_shovel":
 		if len(args) != 2 {
 			return true, usageError("restart_shovel NAME")
