@@ -138,13 +138,15 @@ func TestPredeclared(t *testing.T) {
 	for name, kind := range map[string]string{
 		"": "direct", "amq.direct": "direct", "amq.fanout": "fanout",
 		"amq.topic": "topic", "amq.headers": "headers", "amq.match": "headers",
+		"amq.rabbitmq.trace": "topic",
 	} {
 		e, err := v.Exchange(name)
 		require.NoError(t, err, name)
 		assert.Equal(t, kind, e.Kind.String(), name)
 		assert.True(t, e.Durable, name)
+		assert.Equal(t, name == "amq.rabbitmq.trace", e.Internal, name)
 	}
-	assert.Len(t, v.Exchanges(), 6)
+	assert.Len(t, v.Exchanges(), 7)
 	_, err := v.Apply(vhost.DeclareExchange{Name: "amq.direct", Kind: "fanout", Durable: true})
 	requireErr(t, err, vhost.PreconditionFailed,
 		"inequivalent arg 'type' for exchange 'amq.direct' in vhost '/': received 'fanout' but current is 'direct'")
