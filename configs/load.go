@@ -143,14 +143,18 @@ func Usage(w io.Writer) {
 
 Warren is an AMQP 0-9-1 message broker compatible with RabbitMQ.
 
-Settings are layered, lowest to highest: the built-in defaults
-(configs/warren.yaml); RabbitMQ's configuration (rabbitmq.conf and conf.d/*.conf
-under /etc/rabbitmq or as RABBITMQ_CONFIG_FILE and RABBITMQ_CONFIG_FILES say,
-then RABBITMQ_DEFAULT_USER, RABBITMQ_DEFAULT_PASS, RABBITMQ_DEFAULT_VHOST); the
---config file; WARREN_* environment variables (the key upper-cased with dots
-as underscores: limits.frame_max is WARREN_LIMITS_FRAME_MAX); then these
-flags. Virtual hosts and users can only be set in files. A --config file
-ending in .conf (or written as key = value lines) is read as rabbitmq.conf.
+Settings are layered, lowest to highest:
+  1. the built-in defaults (configs/warren.yaml);
+  2. RabbitMQ's configuration: rabbitmq.conf and conf.d/*.conf under
+     /etc/rabbitmq (WARREN_RABBITMQ_DIR moves it; RABBITMQ_CONFIG_FILE and
+     RABBITMQ_CONFIG_FILES name them), then RABBITMQ_DEFAULT_USER,
+     RABBITMQ_DEFAULT_PASS and RABBITMQ_DEFAULT_VHOST;
+  3. the --config file (one ending in .conf, or written as key = value
+     lines, is read as rabbitmq.conf, in layer 2);
+  4. WARREN_* environment variables (the key upper-cased with dots as
+     underscores: limits.frame_max is WARREN_LIMITS_FRAME_MAX);
+  5. these flags.
+Virtual hosts, users and loopback_users can only be set in files.
 
 Flags:
 `)

@@ -69,11 +69,11 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	cfg := brokerConfig(conf)
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: conf.LogLevel}))
-	for _, w := range conf.Warnings {
-		log.Warn(w)
-	}
 	if conf.Plugins != nil {
 		log.Info("enabled_plugins read", "plugins", strings.Join(conf.Plugins, ","))
+	}
+	for _, w := range conf.Warnings {
+		log.Warn(w)
 	}
 	if cfg.MemoryHighWatermark > 0 {
 		// Let the garbage collector work harder as the heap nears the
