@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -50,7 +51,8 @@ func run(prog string, args []string, env func(string) (string, bool), stdout, st
 	return runWarrenctl(args, env, stdout, stderr)
 }
 
-// Connection defaults, overridden by WARREN_URL, WARREN_USER,
+// Connection defaults, overridden by the node's RabbitMQ configuration
+// (rabbitconf.go), WARREN_HTTP_LISTEN, then WARREN_URL, WARREN_USER,
 // WARREN_PASSWORD, then by flags.
 const (
 	defaultURL      = "http://127.0.0.1:15672"
@@ -62,6 +64,23 @@ const (
 func newClient(env func(string) (string, bool)) *client {
 	c := &client{base: defaultURL, user: defaultUser, password: defaultPassword, vhost: "/",
 		http: &http.Client{Timeout: 60 * time.Second}}
+	if user, pass, port := rabbitDefaults(env); user != "" || pass != "" || port != "" {
+		if user != "" {
+			c.user = user
+		}
+		if pass != "" {
+			c.password = pass
+		}
+		if port != "" {
+			c.base = "http://127.0.0.1:" + port
+		}
+	}
+	if v, ok := env("WARREN_HTTP_LISTEN"); ok && v != "" {
+		// The broker's own setting, in the broker's environment.
+		if _, port, err := net.SplitHostPort(v); err == nil && port != "" && port != "0" {
+			c.base = "http://127.0.0.1:" + port
+		}
+	}
 	if v, ok := env("WARREN_URL"); ok && v != "" {
 		c.base = v
 	}

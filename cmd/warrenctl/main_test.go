@@ -155,4 +155,6 @@ func TestWarrenctlAccess(t *testing.T) {
 	require.Contains(t, out, "404")
 }
 
-func noEnv(string) (string, bool) { return "", false }
+// noEnv is an empty environment that also keeps the CLI away from this
+// machine's /etc/rabbitmq.
+func noEnv(k string) (string, bool) { return "", k == "WARREN_RABBITMQ_DIR" }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func (e *rabbitEnv) cli(prog string, args ...string) (string, string, int) {
 		if k == "WARREN_URL" {
 			return e.url, true
 		}
-		return "", false
+		return noEnv(k)
 	}
 	code := run(prog, args, env, &out, &errb)
 	return out.String(), errb.String(), code
@@ -335,7 +336,12 @@ func TestRabbitmqPlugins(t *testing.T) {
 func TestWarrenctlEnvironmentAndErrors(t *testing.T) {
 	e := startRabbitEnv(t)
 	env := map[string]string{"WARREN_URL": e.url, "WARREN_USER": "guest", "WARREN_PASSWORD": "guest"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	lookup := func(k string) (string, bool) {
+		if v, ok := env[k]; ok {
+			return v, ok
+		}
+		return noEnv(k)
+	}
 	w := func(args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
 		code := run("warrenctl", args, lookup, &out, &errb)
@@ -369,4 +375,32 @@ func TestWarrenctlEnvironmentAndErrors(t *testing.T) {
 	_, errs, code = w("add_vhost", "v")
 	require.Equal(t, 1, code)
 	require.Equal(t, "warrenctl: Not administrator user (not_authorised, HTTP 403)\n", errs)
+}
+
+// TestRabbitDefaults: in the broker's environment the CLI logs in as the
+// node's default user and finds its management port, from RABBITMQ_* over
+// conf.d over rabbitmq.conf, with WARREN_* over all of them.
+func TestRabbitDefaults(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte("default_user = file\ndefault_pass = 'p#1' \nmanagement.tcp.port = 15673 # comment\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "conf.d", "20-user.conf"), []byte("default_user = confd\n"), 0o644))
+	for _, tc := range []struct {
+		name            string
+		env             map[string]string
+		url, user, pass string
+	}{
+		{"nothing", map[string]string{"WARREN_RABBITMQ_DIR": ""}, defaultURL, "guest", "guest"},
+		{"files", map[string]string{"WARREN_RABBITMQ_DIR": dir}, "http://127.0.0.1:15673", "confd", "p#1"},
+		{"RABBITMQ_DEFAULT_*", map[string]string{"WARREN_RABBITMQ_DIR": dir, "RABBITMQ_DEFAULT_USER": "env", "RABBITMQ_DEFAULT_PASS": "envpw"}, "http://127.0.0.1:15673", "env", "envpw"},
+		{"WARREN_HTTP_LISTEN", map[string]string{"WARREN_RABBITMQ_DIR": dir, "WARREN_HTTP_LISTEN": ":25673"}, "http://127.0.0.1:25673", "confd", "p#1"},
+		{"WARREN_*", map[string]string{"WARREN_RABBITMQ_DIR": dir, "RABBITMQ_DEFAULT_USER": "env", "WARREN_USER": "w", "WARREN_PASSWORD": "wpw", "WARREN_URL": "http://h:1"}, "http://h:1", "w", "wpw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClient(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			require.Equal(t, tc.url, c.base)
+			require.Equal(t, tc.user, c.user)
+			require.Equal(t, tc.pass, c.password)
+		})
+	}
 }
