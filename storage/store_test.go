@@ -268,7 +268,7 @@ func waitPending(t *testing.T, s *Store, n int) {
 	require.Eventually(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.pending) == n
+		return len(s.in.pending) == n
 	}, 5*time.Second, time.Millisecond)
 }
 
