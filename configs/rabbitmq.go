@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/warrenmq/warren/plugins"
 )
 
 // RabbitMQ's configuration files (rabbitmq.conf and conf.d/*.conf) are in
@@ -562,12 +564,6 @@ func (rc *rabbitConf) defaultUser(l layer, done map[string]bool, bad func(string
 	return nil
 }
 
-// builtinPlugins are the RabbitMQ plugins whose function Warren has built
-// in: naming them in enabled_plugins is what Warren does anyway.
-var builtinPlugins = []string{
-	"rabbitmq_management", "rabbitmq_management_agent", "rabbitmq_web_dispatch", "rabbitmq_prometheus",
-}
-
 // parseEnabledPlugins reads RabbitMQ's enabled_plugins file: an Erlang list
 // of atoms, such as [rabbitmq_management,rabbitmq_prometheus].
 func parseEnabledPlugins(data []byte) ([]string, error) {
@@ -600,11 +596,11 @@ func parseEnabledPlugins(data []byte) ([]string, error) {
 	return plugins, nil
 }
 
-// pluginNotes warns of plugins Warren does not have.
-func pluginNotes(plugins []string) []string {
+// pluginNotes warns of plugins Warren does not have built in.
+func pluginNotes(names []string) []string {
 	var notes []string
-	for _, p := range plugins {
-		if !slices.Contains(builtinPlugins, p) {
+	for _, p := range names {
+		if _, ok := plugins.Lookup(p); !ok {
 			notes = append(notes, fmt.Sprintf("enabled_plugins: plugin %s is not available in Warren, ignored", p))
 		}
 	}

@@ -209,13 +209,13 @@ func TestRabbitMQSources(t *testing.T) {
 	t.Run("enabled_plugins", func(t *testing.T) {
 		dir := rabbitDir(t, map[string]string{
 			"rabbitmq.conf":   "",
-			"enabled_plugins": "% comment\n[rabbitmq_management,\n 'rabbitmq_prometheus', rabbitmq_shovel].\n",
+			"enabled_plugins": "% comment\n[rabbitmq_management,\n 'rabbitmq_prometheus', rabbitmq_federation].\n",
 		})
 		c, err := Load(Sources{RabbitMQDir: dir})
 		require.NoError(t, err)
-		assert.Equal(t, []string{"rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_shovel"}, c.Plugins)
+		assert.Equal(t, []string{"rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_federation"}, c.Plugins)
 		require.Len(t, c.Warnings, 1)
-		assert.Contains(t, c.Warnings[0], "rabbitmq_shovel is not available in Warren")
+		assert.Contains(t, c.Warnings[0], "rabbitmq_federation is not available in Warren")
 
 		bad := rabbitDir(t, map[string]string{"enabled_plugins": "rabbitmq_management\n"})
 		_, err = Load(Sources{RabbitMQDir: bad})

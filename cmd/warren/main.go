@@ -27,6 +27,7 @@ import (
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/management"
+	"github.com/warrenmq/warren/plugins"
 	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/storage"
 )
@@ -124,18 +125,15 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	defer api.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", api.Metrics())
-	var plugins []string
 	for _, h := range []struct {
 		key, addr, started string
 		handler            http.Handler
 		protocol           string // as the health checks name it; "" is not listed
-		plugins            []string
 	}{
-		{"http.listen", conf.HTTPListen, "Management plugin: HTTP (non-TLS) listener started on port %s", api, "http",
-			[]string{"rabbitmq_management", "rabbitmq_management_agent", "rabbitmq_web_dispatch"}},
+		{"http.listen", conf.HTTPListen, "Management plugin: HTTP (non-TLS) listener started on port %s", api, "http"},
 		{"prometheus.listen", conf.PrometheusListen, "Prometheus metrics: HTTP (non-TLS) listener started on port %s", mux,
-			"http/prometheus", []string{"rabbitmq_prometheus"}},
-		{"pprof.listen", conf.PprofListen, "Go profiler: HTTP listener started on %s", pprofHandler(), "", nil},
+			"http/prometheus"},
+		{"pprof.listen", conf.PprofListen, "Go profiler: HTTP listener started on %s", pprofHandler(), ""},
 	} {
 		if h.addr == "" {
 			continue
@@ -144,7 +142,6 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		if err := ls.bindHTTP(strings.TrimSuffix(h.key, ".listen"), h.started, h.protocol, h.addr, hs); err != nil {
 			return fail(h.key, err)
 		}
-		plugins = append(plugins, h.plugins...)
 	}
 	if conf.DefinitionsFile != "" {
 		if err := importDefinitions(api, conf.DefinitionsFile); err != nil {
@@ -162,9 +159,10 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	// RabbitMQ's words, which tools wait for (testcontainers' RabbitMQ
 	// module waits for "Server startup complete"), with Warren's attributes:
 	// scripts read the bound addresses (amqp=...) from this line.
-	log.Info(fmt.Sprintf("Server startup complete; %d plugins started.", len(plugins)),
+	started := startedPlugins(conf.HTTPListen != "", conf.PrometheusListen != "")
+	log.Info(fmt.Sprintf("Server startup complete; %d plugins started.", len(started)),
 		append(append([]any{"product", "Warren", "version", amqp.Version}, ls.attrs()...), "data", cfg.DataDir)...)
-	for _, p := range plugins {
+	for _, p := range started {
 		log.Info(" * " + p)
 	}
 
@@ -193,6 +191,29 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	log.Info("warren stopped")
 	return exitOK
+}
+
+// startedPlugins names the built-in plugins that run, as RabbitMQ's startup
+// line counts them: those served over the management listener (the
+// management and web_dispatch plugins, *_management) or the Prometheus one
+// only when it is on.
+func startedPlugins(httpOn, prometheusOn bool) []string {
+	var out []string
+	for _, name := range plugins.Names() {
+		switch {
+		case name == "rabbitmq_prometheus":
+			if !prometheusOn {
+				continue
+			}
+		case strings.HasPrefix(name, "rabbitmq_management"), name == "rabbitmq_web_dispatch",
+			strings.HasSuffix(name, "_management"):
+			if !httpOn {
+				continue
+			}
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 // listeners are the command's bound listeners, bound all before any is
