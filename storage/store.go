@@ -137,21 +137,24 @@ type Store struct {
 	path string
 	opts Options
 
-	// mu guards in, and orders submitted with in.pending. It is held only
+	// mu guards every field of in: the pending list (pending, pendingOps),
+	// the committer's wait (owners, want), closing, and flow control
+	// (throttled, drained). submitted and backlog change only under it, so
+	// that they follow pending, and are read without it. It is held only
 	// to append to or swap out the pending list and to read or change the
-	// wait and flow control state beside it; no callback, bbolt call or
-	// channel send happens under it. It is a leaf: nothing else is locked
-	// while it is held.
+	// state beside it; no callback, bbolt call or channel send happens
+	// under it (closing drained is the one channel operation). It is a
+	// leaf: nothing else is locked while it is held.
 	mu sync.Mutex
 	in intake // guarded by mu
 
-	// submitted counts the batches submitted so far; it changes under mu,
-	// so that it follows submission order, and is read without it.
+	// submitted counts the batches submitted so far (see mu).
 	submitted atomic.Uint64
 	// committed is the submission number of the last batch committed (or
 	// failed); written by the committer only.
 	committed atomic.Uint64
-	// backlog mirrors in.pendingOps for Throttle's lock-free fast path.
+	// backlog mirrors in.pendingOps for Throttle's lock-free fast path
+	// (see mu).
 	backlog atomic.Int64
 
 	kick    chan struct{} // cap 1: pending went from empty to non-empty
