@@ -45,6 +45,11 @@ func (t *rabbitTool) ctlCommands() map[string]func() error {
 		"export_definitions": t.exportDefinitions,
 		"set_vhost_limits":   t.setVhostLimits,
 		"set_user_limits":    t.setUserLimits,
+		"set_parameter":      t.setParameter,
+		"clear_parameter":    t.clearParameter,
+		"list_parameters":    t.listParameters,
+		"trace_on":           func() error { return t.trace(true) },
+		"trace_off":          func() error { return t.trace(false) },
 	}
 }
 
@@ -896,4 +901,97 @@ func (t *rabbitTool) awaitStartup() error {
 		}
 		time.Sleep(min(time.Second, time.Until(deadline)+time.Millisecond))
 	}
+}
+
+// ---- runtime parameters and tracing ----
+
+func paramPath(component, vhost, name string) string {
+	return "/api/parameters/" + esc(component) + "/" + esc(vhost) + "/" + esc(name)
+}
+
+func (t *rabbitTool) setParameter() error {
+	if err := t.need(3, 3); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	component, name, value := t.args[0], t.args[1], t.args[2]
+	t.banner("Setting runtime parameter \"%s\" for component \"%s\" to \"%s\" in vhost \"%s\" ...", name, component, value, t.vhost)
+	var v any
+	dec := json.NewDecoder(strings.NewReader(value))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return fail(exitUnavailable, "JSON decoding error. Reason: badarg")
+	}
+	err := t.do("PUT", paramPath(component, t.vhost, name), map[string]any{"value": v})
+	if ae, ok := err.(*apiError); ok && ae.Status == http.StatusBadRequest {
+		return validationFailed(ae.Reason)
+	}
+	return apiFailure(err)
+}
+
+func (t *rabbitTool) clearParameter() error {
+	if err := t.need(2, 2); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	component, name := t.args[0], t.args[1]
+	t.banner("Clearing runtime parameter \"%s\" for component \"%s\" on vhost \"%s\" ...", name, component, t.vhost)
+	err := t.do("DELETE", paramPath(component, t.vhost, name), nil)
+	if isStatus(err, http.StatusNotFound) {
+		return fail(exitUnavailable, "Parameter does not exist")
+	}
+	return apiFailure(err)
+}
+
+func (t *rabbitTool) listParameters() error {
+	if err := t.need(0, 0); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	t.banner("Listing runtime parameters for vhost \"%s\" ...", t.vhost)
+	objs, err := t.listing("/api/parameters")
+	if err != nil {
+		return err
+	}
+	objs = slices.DeleteFunc(objs, func(o map[string]any) bool { return o["vhost"] != t.vhost })
+	cols := []string{"component", "name", "value"}
+	if len(objs) == 0 && !t.json && !t.silent {
+		fmt.Fprintln(t.out) // as for policies: an empty line for none
+		return nil
+	}
+	t.printRows(cols, rowsOf(objs, cols, func(o map[string]any, c string) (any, bool) {
+		if c == "value" {
+			b, _ := json.Marshal(o[c])
+			return string(b), true
+		}
+		return nil, false
+	}))
+	return nil
+}
+
+// trace turns the vhost's firehose (amq.rabbitmq.trace) on or off.
+func (t *rabbitTool) trace(on bool) error {
+	if err := t.need(0, 0); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	verb, done := "Stopping", "disabled"
+	if on {
+		verb, done = "Starting", "enabled"
+	}
+	t.banner("%s tracing for vhost \"%s\" ...", verb, t.vhost)
+	err := t.do("PUT", "/api/vhosts/"+esc(t.vhost), map[string]any{"tracing": on})
+	if err != nil {
+		return apiFailure(err)
+	}
+	t.say("Trace %s for vhost %s", done, t.vhost)
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/amqp/amqptest"
 	"github.com/warrenmq/warren/management"
+	"github.com/warrenmq/warren/shovel"
 )
 
 // node is the name the test broker's API reports.
@@ -33,7 +34,10 @@ type rabbitEnv struct {
 func startRabbitEnv(t *testing.T) *rabbitEnv {
 	t.Helper()
 	broker := amqptest.NewServer(t)
-	api := management.New(broker.Server, management.Options{Node: node})
+	shovels, err := shovel.NewManager(shovel.Options{Store: broker.Storage(), Local: broker.DialDirect})
+	require.NoError(t, err)
+	t.Cleanup(shovels.Close)
+	api := management.New(broker.Server, management.Options{Node: node, Shovels: shovels})
 	hs := httptest.NewServer(api)
 	// Serve registers the AMQP listener on its own goroutine: wait for it,
 	// so that the listeners are listed in a known order.
@@ -181,6 +185,18 @@ func TestRabbitmqctl(t *testing.T) {
 			"Error:\nVhost limits cannot be set at run time on node warren@test (its management API has no vhost-limits endpoint)\n", 69},
 		{c, ctl("set_user_limits", "guest", `{"max-channels": 10}`), "Setting user limits to \"{\"max-channels\": 10}\" for user \"guest\" ...\n",
 			"Error:\nUser limits cannot be set at run time on node warren@test (its management API has no user-limits endpoint)\n", 69},
+
+		// Runtime parameters (shovels) and tracing.
+		{c, ctl("list_parameters"), "Listing runtime parameters for vhost \"/\" ...\n\n", "", 0},
+		{c, ctl("clear_parameter", "shovel", "nosuch"), "Clearing runtime parameter \"nosuch\" for component \"shovel\" on vhost \"/\" ...\n", "Error:\nParameter does not exist\n", 69},
+		{c, ctl("set_parameter", "shovel", "s1", "notjson"), "Setting runtime parameter \"s1\" for component \"shovel\" to \"notjson\" in vhost \"/\" ...\n", "Error:\nJSON decoding error. Reason: badarg\n", 69},
+		{c, ctl("set_parameter", "shovel", "s1", `{"src-uri":"amqp://","src-queue":"q1","dest-uri":"amqp://","dest-queue":"q2"}`),
+			"Setting runtime parameter \"s1\" for component \"shovel\" to \"{\"src-uri\":\"amqp://\",\"src-queue\":\"q1\",\"dest-uri\":\"amqp://\",\"dest-queue\":\"q2\"}\" in vhost \"/\" ...\n", "", 0},
+		{c, ctl("list_parameters", "-q"), "component\tname\tvalue\nshovel\ts1\t{\"dest-queue\":\"q2\",\"dest-uri\":\"amqp://\",\"src-queue\":\"q1\",\"src-uri\":\"amqp://\"}\n", "", 0},
+		{c, ctl("clear_parameter", "shovel", "s1"), "Clearing runtime parameter \"s1\" for component \"shovel\" on vhost \"/\" ...\n", "", 0},
+		{c, ctl("trace_on"), "Starting tracing for vhost \"/\" ...\nTrace enabled for vhost /\n", "", 0},
+		{c, ctl("list_vhosts", "name", "tracing"), "Listing vhosts ...\nname\ttracing\n/\ttrue\n", "", 0},
+		{c, ctl("trace_off"), "Stopping tracing for vhost \"/\" ...\nTrace disabled for vhost /\n", "", 0},
 
 		{c, ctl("await_startup"), "", "", 0},
 		{c, ctl("nosuchcmd"), "", "\nCommand 'nosuchcmd' not found. \n\nUsage\n\n" + rabbitUsage(c) + "\n", 64},
