@@ -420,3 +420,18 @@ func TestRabbitDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeURL: -n NAME@HOST points the CLI at HOST's management API; the
+// local host, or no host, keeps the URL it had.
+func TestNodeURL(t *testing.T) {
+	local, _ := os.Hostname()
+	for _, tc := range []struct{ node, base, want string }{
+		{"rabbit@broker1", "http://127.0.0.1:15672", "http://broker1:15672"},
+		{"rabbit@broker1", "https://127.0.0.1", "https://broker1"},
+		{"rabbit@localhost", "http://127.0.0.1:15673", "http://127.0.0.1:15673"},
+		{"rabbit@" + local, "http://127.0.0.1:15672", "http://127.0.0.1:15672"},
+		{"rabbit", "http://127.0.0.1:15672", "http://127.0.0.1:15672"},
+	} {
+		require.Equal(t, tc.want, nodeURL(tc.node, tc.base), tc.node)
+	}
+}
