@@ -139,7 +139,16 @@ type BadFrameError struct {
 }
 
 func (e *BadFrameError) Error() string {
-	return fmt.Sprintf("type %d, all octets = %s: %s", e.Type, erlangBinary(e.Payload), e.Reason)
+	return fmt.Sprintf("type %d, %s: %s", e.Type, Octets(e.Payload), e.Reason)
+}
+
+// Octets shows a frame's payload as RabbitMQ's frame error texts do: "all
+// octets = <<...>>", or "first 16 octets = <<...>>" for a longer one.
+func Octets(payload []byte) string {
+	if len(payload) > 16 {
+		return "first 16 octets = " + erlangBinary(payload[:16])
+	}
+	return "all octets = " + erlangBinary(payload)
 }
 
 // Unwrap lets callers test the kind with errors.Is.

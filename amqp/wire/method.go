@@ -151,7 +151,7 @@ func (r *reader) table() Table {
 	if r.err != nil {
 		return nil
 	}
-	t, n, err := decodeTable(r.b, 0)
+	t, n, err := DecodeTable(r.b)
 	if err != nil {
 		r.fail(err)
 		return nil

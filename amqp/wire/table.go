@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -18,9 +19,19 @@ type Decimal struct {
 	Value int32
 }
 
-// MaxTableDepth bounds nesting of tables and arrays, so a hostile frame cannot
-// exhaust the stack. The top-level table is depth 0.
-const MaxTableDepth = 100
+// Nesting is not limited, as in RabbitMQ, which accepts any depth a frame
+// can carry (every level costs at least 5 bytes: about 210 000 levels in
+// the largest frame Warren accepts, 1 MiB). Neither the encoder nor the
+// decoder recurses: each keeps the containers it is inside on a stack of its
+// own, a few words a level, where recursion took hundreds of bytes of
+// goroutine stack a level (TestTableDeepNesting measures both). The encoder
+// only guards against a container that contains itself, which decoded values
+// never do.
+
+// cycleCheckDepth is the nesting from which the encoder starts tracking the
+// containers it is inside, to stop at one that contains itself; values
+// nested less deeply cost no tracking (encoding/json does the same).
+const cycleCheckDepth = 1000
 
 // AppendTable appends t as a field table: a 4-byte size and the entries,
 // keys in sorted order so output is deterministic. Values are encoded by Go type:
@@ -30,45 +41,135 @@ const MaxTableDepth = 100
 //	Decimal 'D', string 'S', []byte 'x', []any/[]string/[]Table 'A',
 //	time.Time 'T' (seconds), Table/map[string]any 'F', nil 'V'.
 //
-// Any other type, and containers nested deeper than MaxTableDepth, are written
-// as 'V' (void) rather than failing. Keys over 255 bytes are truncated.
+// Any other type, and a container inside itself, are written as 'V' (void)
+// rather than failing. Keys over 255 bytes are truncated.
 func AppendTable(b []byte, t Table) []byte {
-	return appendTable(b, t, 0)
+	// Stack arrays keep the small tables of the hot path from allocating.
+	var frameBuf [4]openEncoding
+	var keyBuf [16]string
+	frames, keys := frameBuf[:0], keyBuf[:0]
+	var seen map[container]struct{} // from cycleCheckDepth on
+	frames, keys, b = openEncoding{}.push(frames, keys, b, t)
+	for len(frames) > 0 {
+		f := &frames[len(frames)-1]
+		if f.next == f.n {
+			binary.BigEndian.PutUint32(b[f.start:], uint32(len(b)-f.start-4))
+			if f.tracked {
+				delete(seen, f.id)
+			}
+			keys = keys[:f.keys]
+			frames = frames[:len(frames)-1]
+			continue
+		}
+		var v any
+		if f.table != nil {
+			k := keys[f.keys+f.next]
+			b = appendShortstr(b, k)
+			v = f.table[k]
+		} else {
+			v = element(f.list, f.next)
+		}
+		f.next++
+		var next openEncoding
+		switch x := v.(type) {
+		case Table, map[string]any, []any, []string, []Table:
+			if len(frames) >= cycleCheckDepth {
+				next.id, next.tracked = identify(x), true
+				if _, ok := seen[next.id]; ok {
+					b = append(b, 'V')
+					continue
+				}
+				if seen == nil {
+					seen = make(map[container]struct{})
+				}
+				seen[next.id] = struct{}{}
+			}
+			frames, keys, b = next.push(frames, keys, b, x)
+		default:
+			b = appendValue(b, v)
+		}
+	}
+	return b
 }
 
-func appendTable(b []byte, t Table, depth int) []byte {
-	start := len(b)
-	b = append(b, 0, 0, 0, 0)
-	if len(t) > 0 {
-		// A stack array avoids allocating for the small tables of the hot path.
-		var arr [16]string
-		keys := arr[:0]
+// openEncoding is a table or array that AppendTable is writing.
+type openEncoding struct {
+	start   int   // offset of its 4-byte size in the output
+	table   Table // a table's entries, or nil for
+	list    any   // an array: []any, []string or []Table
+	keys    int   // a table's sorted keys start here in the key stack
+	next, n int   // entries or elements written, and how many there are
+	id      container
+	tracked bool // id is in the cycle check's set
+}
+
+// push writes the opening of container v and makes it the innermost.
+func (e openEncoding) push(frames []openEncoding, keys []string, b []byte, v any) ([]openEncoding, []string, []byte) {
+	switch x := v.(type) {
+	case map[string]any:
+		v = Table(x)
+	}
+	if t, ok := v.(Table); ok {
+		if len(frames) > 0 {
+			b = append(b, 'F')
+		}
+		e.keys = len(keys)
 		for k := range t {
 			keys = append(keys, k)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			b = appendShortstr(b, k)
-			b = appendValue(b, t[k], depth)
+		slices.Sort(keys[e.keys:])
+		e.n = len(t)
+		if e.n > 0 {
+			e.table = t // nil marks an array, which an empty table may pass for
 		}
+	} else {
+		b = append(b, 'A')
+		e.list = v
+		switch x := v.(type) {
+		case []any:
+			e.n = len(x)
+		case []string:
+			e.n = len(x)
+		case []Table:
+			e.n = len(x)
+		}
+		e.keys = len(keys)
 	}
-	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
-	return b
+	e.start = len(b)
+	return append(frames, e), keys, append(b, 0, 0, 0, 0)
 }
 
-// appendArray appends an 'A' body: a 4-byte size and the values.
-func appendArray[T any](b []byte, vs []T, depth int) []byte {
-	start := len(b)
-	b = append(b, 0, 0, 0, 0)
-	for _, v := range vs {
-		b = appendValue(b, v, depth)
+// element is element i of an array.
+func element(list any, i int) any {
+	switch x := list.(type) {
+	case []any:
+		return x[i]
+	case []string:
+		return x[i]
+	case []Table:
+		return x[i]
 	}
-	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
-	return b
+	return nil
 }
 
-// appendValue appends a type letter and value; depth is that of the container holding it.
-func appendValue(b []byte, v any, depth int) []byte {
+// container identifies a map or slice by its storage; a slice also by its
+// length, since a slice may hold a shorter slice of the same array.
+type container struct {
+	ptr uintptr
+	len int
+}
+
+func identify(v any) container {
+	rv := reflect.ValueOf(v)
+	c := container{ptr: rv.Pointer()}
+	if rv.Kind() == reflect.Slice {
+		c.len = rv.Len()
+	}
+	return c
+}
+
+// appendValue appends a type letter and a value that is not a container.
+func appendValue(b []byte, v any) []byte {
 	switch v := v.(type) {
 	case bool:
 		if v {
@@ -112,26 +213,6 @@ func appendValue(b []byte, v any, depth int) []byte {
 		return append(b, v...)
 	case time.Time:
 		return binary.BigEndian.AppendUint64(append(b, 'T'), uint64(v.Unix()))
-	case Table:
-		if depth < MaxTableDepth {
-			return appendTable(append(b, 'F'), v, depth+1)
-		}
-	case map[string]any:
-		if depth < MaxTableDepth {
-			return appendTable(append(b, 'F'), Table(v), depth+1)
-		}
-	case []any:
-		if depth < MaxTableDepth {
-			return appendArray(append(b, 'A'), v, depth+1)
-		}
-	case []string:
-		if depth < MaxTableDepth {
-			return appendArray(append(b, 'A'), v, depth+1)
-		}
-	case []Table:
-		if depth < MaxTableDepth {
-			return appendArray(append(b, 'A'), v, depth+1)
-		}
 	}
 	return append(b, 'V')
 }
@@ -146,13 +227,6 @@ func appendValue(b []byte, v any, depth int) []byte {
 //
 // Strings and byte slices are copied, never aliasing b. Errors wrap ErrMalformed.
 func DecodeTable(b []byte) (Table, int, error) {
-	return decodeTable(b, 0)
-}
-
-func decodeTable(b []byte, depth int) (Table, int, error) {
-	if depth > MaxTableDepth {
-		return nil, 0, errTooDeep
-	}
 	if len(b) < 4 {
 		return nil, 0, errShort
 	}
@@ -160,32 +234,92 @@ func decodeTable(b []byte, depth int) (Table, int, error) {
 	if size > uint64(len(b)-4) {
 		return nil, 0, errShort
 	}
-	body := b[4 : 4+size]
-	var t Table
-	for len(body) > 0 {
-		klen := int(body[0])
-		if len(body) < 1+klen {
+	// The containers being filled, outermost first, on a stack of our own
+	// rather than the goroutine's: a deep frame costs a few words a level
+	// here, where recursion cost hundreds of bytes of stack.
+	var buf [8]openContainer
+	stack := append(buf[:0], openContainer{end: int(4 + size)})
+	pos := 4
+	for {
+		top := &stack[len(stack)-1]
+		if pos == top.end {
+			done := *top
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return done.table, pos, nil
+			}
+			stack[len(stack)-1].add(done.value())
+			continue
+		}
+		if !top.array {
+			klen := int(b[pos])
+			if top.end-pos < 1+klen {
+				return nil, 0, errShort
+			}
+			top.key = string(b[pos+1 : pos+1+klen])
+			pos += 1 + klen
+		}
+		if pos == top.end {
 			return nil, 0, errShort
 		}
-		key := string(body[1 : 1+klen])
-		body = body[1+klen:]
-		v, n, err := decodeValue(body, depth)
+		if typ := b[pos]; typ == 'A' || typ == 'F' {
+			if top.end-pos < 5 {
+				return nil, 0, errShort
+			}
+			n := int(binary.BigEndian.Uint32(b[pos+1:]))
+			if n > top.end-pos-5 {
+				return nil, 0, errShort
+			}
+			stack = append(stack, openContainer{array: typ == 'A', end: pos + 5 + n})
+			pos += 5
+			continue
+		}
+		v, n, err := decodeValue(b[pos:top.end])
 		if err != nil {
 			return nil, 0, err
 		}
-		body = body[n:]
-		if t == nil {
-			t = make(Table)
-		}
-		t[key] = v
+		top.add(v)
+		pos += n
 	}
-	return t, int(4 + size), nil
 }
 
-var errTooDeep = fmt.Errorf("%w: field table nested deeper than %d", ErrMalformed, MaxTableDepth)
+// openContainer is a table or array that DecodeTable is filling.
+type openContainer struct {
+	table Table
+	arr   []any
+	key   string // where the next value goes in a table
+	end   int    // where its contents end in the input
+	array bool
+}
 
-// decodeValue decodes one type letter and value; depth is that of its container.
-func decodeValue(b []byte, depth int) (any, int, error) {
+func (c *openContainer) add(v any) {
+	if c.array {
+		c.arr = append(c.arr, v)
+		return
+	}
+	if c.table == nil {
+		c.table = make(Table)
+	}
+	c.table[c.key] = v
+}
+
+// value is a nested container's decoded value: never nil, so that an empty
+// one re-encodes as what it was.
+func (c *openContainer) value() any {
+	if c.array {
+		if c.arr == nil {
+			return []any{}
+		}
+		return c.arr
+	}
+	if c.table == nil {
+		return Table{}
+	}
+	return c.table
+}
+
+// decodeValue decodes one type letter and a value that is not a container.
+func decodeValue(b []byte) (any, int, error) {
 	if len(b) < 1 {
 		return nil, 0, errShort
 	}
@@ -250,50 +384,10 @@ func decodeValue(b []byte, depth int) (any, int, error) {
 				return slices.Clone(p[4 : 4+n : 4+n]), int(5 + n), nil
 			}
 		}
-	case 'A':
-		if depth >= MaxTableDepth {
-			return nil, 0, errTooDeep
-		}
-		if need(4) {
-			n := uint64(binary.BigEndian.Uint32(p))
-			if n <= uint64(len(p)-4) {
-				arr, err := decodeArray(p[4:4+n], depth+1)
-				if err != nil {
-					return nil, 0, err
-				}
-				return arr, int(5 + n), nil
-			}
-		}
-	case 'F':
-		if depth >= MaxTableDepth {
-			return nil, 0, errTooDeep
-		}
-		t, n, err := decodeTable(p, depth+1)
-		if err != nil {
-			return nil, 0, err
-		}
-		if t == nil {
-			// A nested empty table stays a Table so that it re-encodes as 'F'.
-			t = Table{}
-		}
-		return t, 1 + n, nil
 	case 'V':
 		return nil, 1, nil
 	default:
 		return nil, 0, fmt.Errorf("%w: unknown field type %q", ErrMalformed, typ)
 	}
 	return nil, 0, errShort
-}
-
-func decodeArray(body []byte, depth int) ([]any, error) {
-	arr := []any{}
-	for len(body) > 0 {
-		v, n, err := decodeValue(body, depth)
-		if err != nil {
-			return nil, err
-		}
-		body = body[n:]
-		arr = append(arr, v)
-	}
-	return arr, nil
 }

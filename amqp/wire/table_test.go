@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -139,41 +140,87 @@ func TestTableDecodeErrors(t *testing.T) {
 	}
 }
 
-func TestTableDepthLimit(t *testing.T) {
-	nest := func(depth int) Table {
-		tab := Table{"leaf": true}
-		for range depth {
-			tab = Table{"n": tab}
-		}
-		return tab
+// TestTableDeepNesting: tables and arrays nest as deep as a frame can carry,
+// as RabbitMQ allows (about 210 000 levels in Warren's largest frame,
+// 1 MiB), and round-trip; the stack that takes is measured. A table that
+// contains itself (only Go code can build one) still encodes.
+func TestTableDeepNesting(t *testing.T) {
+	const frame = 1 << 20
+	// Built outside in: an array level is 'A' and the size of what it holds.
+	levels := (frame - 16) / 5
+	deepArrays := make([]byte, 0, frame)
+	for k := levels; k > 0; k-- {
+		deepArrays = binary.BigEndian.AppendUint32(append(deepArrays, 'A'), uint32(1+5*(k-1)))
 	}
-	ok := nest(MaxTableDepth)
-	got, _, err := DecodeTable(AppendTable(nil, ok))
-	require.NoError(t, err)
-	require.Equal(t, ok, got)
-
-	// Hand-built, since the encoder writes 'V' instead of nesting too deep.
-	deep := sized(entry("leaf", 't', 1))
-	for range MaxTableDepth + 1 {
-		deep = sized(entry("n", 'F', deep...))
+	deepArrays = append(deepArrays, 'V')
+	// A table level is its size and one entry: empty key, 'F', the next table.
+	levels = (frame - 16) / 6
+	deepTables := make([]byte, 0, frame)
+	for k := levels; k > 0; k-- {
+		deepTables = append(binary.BigEndian.AppendUint32(deepTables, uint32(6*k)), 0, 'F')
 	}
-	_, _, err = DecodeTable(deep)
-	require.ErrorIs(t, err, ErrMalformed)
-
-	// Arrays count too.
-	arr := []byte{'V'}
-	for range MaxTableDepth + 1 {
-		arr = append([]byte{'A'}, sized(arr)...)
+	deepTables = binary.BigEndian.AppendUint32(deepTables, 0)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"arrays", sized(append([]byte{1, 'k'}, deepArrays...))},
+		{"tables", deepTables},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Table
+			var err error
+			var enc []byte
+			var took [2]time.Duration
+			var stack [2]int64
+			measure := func(i int, f func()) {
+				done := make(chan struct{})
+				go func() { // a fresh goroutine, so its stack is this call's
+					defer close(done)
+					var before, after runtime.MemStats
+					runtime.ReadMemStats(&before)
+					start := time.Now()
+					f()
+					took[i] = time.Since(start)
+					runtime.ReadMemStats(&after)
+					stack[i] = int64(after.StackInuse) - int64(before.StackInuse)
+				}()
+				<-done
+			}
+			measure(0, func() { got, _, err = DecodeTable(tc.in) })
+			require.NoError(t, err)
+			depth := 0
+			for v := any(got); ; depth++ {
+				switch x := v.(type) {
+				case Table:
+					v = x[map[string]string{"arrays": "k", "tables": ""}[tc.name]]
+					continue
+				case []any:
+					v = x[0]
+					continue
+				}
+				break
+			}
+			require.Greater(t, depth, frame/6-100)
+			measure(1, func() { enc = AppendTable(nil, got) })
+			require.Equal(t, tc.in, enc, "round trip")
+			t.Logf("%d levels in %d bytes: decoded in %v (stack %+d KiB), encoded in %v (stack %+d KiB)",
+				depth, len(tc.in), took[0], stack[0]>>10, took[1], stack[1]>>10)
+		})
 	}
-	_, _, err = DecodeTable(sized(append([]byte{1, 'k'}, arr...)))
-	require.ErrorIs(t, err, ErrMalformed)
 
-	// A self-referential table must not recurse forever.
-	self := Table{}
+	self := Table{"leaf": true}
 	self["me"] = self
-	require.NotPanics(t, func() { AppendTable(nil, self) })
-	_, _, err = DecodeTable(AppendTable(nil, self))
+	var enc []byte
+	require.NotPanics(t, func() { enc = AppendTable(nil, self) })
+	got, _, err := DecodeTable(enc)
 	require.NoError(t, err)
+	depth := 0
+	for x := got; x != nil; depth++ {
+		require.Equal(t, true, x["leaf"])
+		x, _ = x["me"].(Table)
+	}
+	require.Equal(t, cycleCheckDepth+1, depth, "nested until the check finds the cycle, then void")
 }
 
 func TestTableDoesNotAlias(t *testing.T) {
