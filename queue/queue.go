@@ -632,9 +632,12 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) err
 	return nil
 }
 
-// RemoveConsumer detaches c and lets the others (with single active
-// consumer, the next in line) take what is waiting. It reports whether the
-// queue is an auto-delete queue that just lost its last consumer.
+// RemoveConsumer detaches c and lets the others take what is waiting. With
+// single active consumer the next in line becomes active but is not handed
+// the waiting messages yet, as in RabbitMQ 3.10 (basic.cancel does not run
+// the queue): they go to it at the next requeue, consumer, publish or Kick.
+// It reports whether the queue is an auto-delete queue that just lost its
+// last consumer.
 func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 	var dls []DeadLetter
 	var b *storage.Batch
@@ -657,7 +660,7 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 		q.armExpiryLocked()
 	}
 	autoDelete = found && q.AutoDelete && len(q.consumers) == 0 && !q.deleted
-	if found && !q.deleted {
+	if found && !q.deleted && !q.Config().SingleActiveConsumer {
 		q.dispatchLocked(&b, &dls)
 	}
 	q.mu.Unlock()
