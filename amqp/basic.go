@@ -322,6 +322,9 @@ func (ch *channel) basicCancel(m *wire.BasicCancel) error {
 	delete(ch.consumers, m.ConsumerTag)
 	if cs != nil {
 		cs.gone = true
+		if cs.q.Config().SingleActiveConsumer && !containsQueue(ch.cancelledSAC, cs.q) {
+			ch.cancelledSAC = append(ch.cancelledSAC, cs.q)
+		}
 	}
 	isReply := m.ConsumerTag != "" && m.ConsumerTag == ch.replyTag
 	token := ch.replyToken
@@ -464,14 +467,16 @@ func (ch *channel) consumeReplyTo(m *wire.BasicConsume) error {
 	return nil
 }
 
-// DeliverReply implements vhost.ReplyTarget.
+// DeliverReply implements vhost.ReplyTarget. A reply carries the channel's
+// next delivery tag without using it up, as in RabbitMQ (rabbit_channel's
+// deliver_reply): the reply consumer acknowledges nothing, so every reply
+// between two deliveries has the same tag.
 func (ch *channel) DeliverReply(m *queue.Message) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.released || ch.replyTag == "" {
 		return false
 	}
-	ch.nextTag++
-	ch.c.sendContent(&wire.BasicDeliver{ConsumerTag: ch.replyTag, DeliveryTag: ch.nextTag, Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
+	ch.c.sendContent(&wire.BasicDeliver{ConsumerTag: ch.replyTag, DeliveryTag: ch.nextTag + 1, Exchange: m.Exchange, RoutingKey: m.RoutingKey}, ch.id, m.Properties, m.Body)
 	return true
 }

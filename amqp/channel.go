@@ -49,6 +49,11 @@ type channel struct {
 	released       bool   // closed: deliveries are refused
 	replyTag       string // the direct reply-to consumer, if any
 	replyToken     string
+	// cancelledSAC are the single-active-consumer queues a consumer of
+	// this channel was cancelled on: the channel's close runs them, which
+	// is when RabbitMQ hands such a queue to the next consumer. Each queue
+	// once; they are few.
+	cancelledSAC []*queue.Queue
 	// timeoutTimer checks the consumer ack timeout while deliveries are
 	// unacked; nil when none is pending.
 	timeoutTimer *time.Timer
@@ -338,6 +343,8 @@ func (ch *channel) release() {
 	pending := ch.unacked
 	ch.unacked = nil
 	token := ch.replyToken
+	run := ch.cancelledSAC
+	ch.cancelledSAC = nil
 	ch.mu.Unlock()
 
 	if token != "" {
@@ -347,6 +354,17 @@ func (ch *channel) release() {
 		ch.c.vh.ConsumerGone(cs.q, cs)
 	}
 	requeueAll(pending)
+	// A channel going away runs its queues, even with nothing to requeue:
+	// with single active consumer, that hands the queue to the next
+	// consumer (RabbitMQ's channel-down does the same).
+	for _, cs := range consumers {
+		if !containsQueue(run, cs.q) {
+			run = append(run, cs.q)
+		}
+	}
+	for _, q := range run {
+		q.Kick()
+	}
 	if ch.tx != nil {
 		ch.tx = nil
 	}

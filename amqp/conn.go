@@ -20,6 +20,10 @@ const (
 	defaultHandshakeTimeout = 10 * time.Second
 	// closeOkTimeout bounds the wait for connection.close-ok after the server closed.
 	closeOkTimeout = 3 * time.Second
+	// silentCloseDelay is how long a client that failed to log in waits for
+	// the socket to close (RabbitMQ's SILENT_CLOSE_DELAY): it slows down
+	// password guessing.
+	silentCloseDelay = 3 * time.Second
 	// maxPendingOut is how many bytes may wait for the socket before queues
 	// stop handing this connection deliveries; it bounds a slow consumer's
 	// memory and lets its queue serve faster consumers.
@@ -126,7 +130,13 @@ func (c *conn) serve() {
 	}
 	c.fr = wire.NewFrameReader(c.nc, c.frameMax)
 	if err := c.handshake(); err != nil {
-		if !errors.Is(err, errConnectionDone) {
+		switch {
+		case errors.Is(err, errConnectionDone):
+		case errors.Is(err, errSilentClose):
+			// Like RabbitMQ, make a client that failed to log in wait
+			// before it can try again; it hears nothing.
+			c.drain(silentCloseDelay)
+		default:
 			c.fail(err)
 			c.readLoop() // until the client's close-ok, bounded by closeOkTimeout
 		}
@@ -191,7 +201,7 @@ func (c *conn) readFailed(err error) {
 			}
 			// The stream is out of sync now; read nothing more from it, but
 			// let the client take our close before the socket goes.
-			c.drain()
+			c.drain(closeOkTimeout)
 		}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		switch {
@@ -207,11 +217,11 @@ func (c *conn) readFailed(err error) {
 	}
 }
 
-// drain discards input until the client closes or the close-ok wait ends,
-// so that closing our end does not reset the connection under a client that
-// is still sending.
-func (c *conn) drain() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+// drain discards input until the client closes or the wait ends, so that
+// closing our end does not reset the connection under a client that is
+// still sending.
+func (c *conn) drain(wait time.Duration) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
 	_, _ = io.Copy(io.Discard, c.nc)
 }
 
@@ -278,8 +288,13 @@ func (c *conn) forceClose(pe *protoError) {
 func (c *conn) handleFrame(f wire.Frame) error {
 	switch f.Type {
 	case wire.FrameHeartbeat:
+		// RabbitMQ's checks, in its order: a heartbeat carries nothing, and
+		// only on channel 0.
+		if len(f.Payload) > 0 {
+			return newError(wire.FrameError, "type %d, %s: unknown_frame", f.Type, wire.Octets(f.Payload))
+		}
 		if f.Channel != 0 {
-			return newError(wire.FrameError, "heartbeat frame on channel %d", f.Channel)
+			return newError(wire.UnexpectedFrame, "type %d, %s", f.Type, wire.Octets(f.Payload))
 		}
 		return nil
 	case wire.FrameMethod:
@@ -296,26 +311,22 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		}
 		ch := c.channels[f.Channel]
 		if ch == nil {
-			switch m.(type) {
-			case *wire.ChannelOpen:
+			// A channel the server closed stays in the map until its
+			// close-ok, so close and close-ok here are for a channel that
+			// is not open: RabbitMQ refuses them like any other method.
+			if _, ok := m.(*wire.ChannelOpen); ok {
 				return c.openChannel(f.Channel)
-			case *wire.ChannelCloseOk:
-				// Late close-ok after a crossing close: the channel is gone already.
-				return nil
-			case *wire.ChannelClose:
-				c.sendRaw(&wire.ChannelCloseOk{}, f.Channel)
-				return nil
 			}
 			return methodError(m, wire.ChannelError, "expected 'channel.open'")
 		}
 		return ch.handleMethod(m)
 	case wire.FrameHeader, wire.FrameBody:
 		if f.Channel == 0 {
-			return newError(wire.UnexpectedFrame, "content frame on channel 0")
+			return newError(wire.UnexpectedFrame, "type %d, %s", f.Type, wire.Octets(f.Payload))
 		}
 		ch := c.channels[f.Channel]
 		if ch == nil {
-			return newError(wire.ChannelError, "expected 'channel.open'")
+			return newError(wire.UnexpectedFrame, "expected method frame, got non method frame instead")
 		}
 		return ch.handleContent(f)
 	}
@@ -345,10 +356,10 @@ func (c *conn) handleConnMethod(m wire.Method) error {
 	case *wire.ConnectionUpdateSecret:
 		c.sendRaw(&wire.ConnectionUpdateSecretOk{}, 0)
 		return nil
-	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
-		return nil
 	default:
-		return methodError(m, wire.CommandInvalid, "unexpected method %s on channel 0", m.Name())
+		// Any other method on channel 0, a connection method or not, as
+		// RabbitMQ words it.
+		return methodError(m, wire.ChannelError, "unexpected method in connection state running")
 	}
 }
 

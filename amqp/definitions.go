@@ -31,6 +31,10 @@ func (ch *channel) apply(op vhost.Op, nowait bool, reply wire.Method) (vhost.Res
 }
 
 func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
+	if m.Exchange == "" {
+		// Refused even passively, as RabbitMQ does.
+		return newError(wire.AccessRefused, "operation not permitted on the default exchange")
+	}
 	if m.Passive {
 		if _, err := ch.c.vh.Exchange(m.Exchange); err != nil {
 			return err
@@ -39,9 +43,6 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
 			ch.c.sendRaw(&wire.ExchangeDeclareOk{}, ch.id)
 		}
 		return nil
-	}
-	if m.Exchange == "" {
-		return newError(wire.AccessRefused, "operation not permitted on the default exchange")
 	}
 	if _, err := ch.c.vh.Exchange(m.Exchange); err != nil && vhost.Reserved(m.Exchange) {
 		// Like RabbitMQ, only creating an amq.* exchange is refused;

@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"errors"
 	"net"
 	"os"
 	"runtime"
@@ -61,12 +62,19 @@ func (c *conn) handshake() error {
 	if !ok {
 		return methodError(m, wire.CommandInvalid, "expected 'connection.start_ok', got '%s'", m.Name())
 	}
+	authFailureClose := false
 	if caps, ok := startOk.ClientProperties["capabilities"].(wire.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
 		c.blockedNotify, _ = caps["connection.blocked"].(bool)
+		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
 	if err := c.authenticate(startOk.Mechanism, startOk.Response); err != nil {
-		return err
+		if err == errLoginRefused && authFailureClose {
+			// Only a client that says it understands gets connection.close,
+			// with no detail, as RabbitMQ does; the others are dropped.
+			return newError(wire.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", startOk.Mechanism)
+		}
+		return errSilentClose
 	}
 
 	hb := uint16(c.srv.cfg.Heartbeat / time.Second)
@@ -155,43 +163,56 @@ func (c *conn) expect() (wire.Method, error) {
 	}
 }
 
-// authenticate checks the credentials. A failure is reported with
-// connection.close 403, since we advertise authentication_failure_close.
+// Why a login failed, for handshake to answer as RabbitMQ does.
+var (
+	// errLoginRefused: the credentials were checked and refused.
+	errLoginRefused = errors.New("login refused")
+	// errSilentClose: the client gets no answer; the connection is dropped
+	// after silentCloseDelay (an unknown mechanism, a malformed response, or
+	// a refused login without authentication_failure_close).
+	errSilentClose = errors.New("connection dropped without an answer")
+)
+
+// authenticate checks the credentials: errLoginRefused for a wrong user or
+// password (or a user that may only connect from localhost), errSilentClose
+// for a response that is not one.
 func (c *conn) authenticate(mechanism, response string) error {
-	refused := newError(wire.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", mechanism)
-	refused.classID, refused.methodID = wire.ClassConnection, 11
 	var a *account
 	var user string
-	if mechanism == "EXTERNAL" {
-		// The verified certificate's CN names the user; there is no password.
-		// The response (an authorization identity) is ignored, as RabbitMQ does.
-		user = c.peerName
-		if user == "" {
-			return refused
+	switch mechanism {
+	case "EXTERNAL":
+		// Offered only with a verified client certificate, whose CN names
+		// the user; there is no password. The response (an authorization
+		// identity) is ignored, as RabbitMQ does.
+		if c.peerName == "" {
+			return errSilentClose
 		}
+		user = c.peerName
 		if d, ok := c.nc.(*directConn); ok {
 			user, a = DirectUser, directAccount(d.vhost)
 		} else {
 			a = c.srv.account(user)
 		}
-	} else {
+	case "PLAIN", "AMQPLAIN":
 		var password string
 		var ok bool
 		user, password, ok = parseCredentials(mechanism, response)
 		if !ok {
-			return refused
+			return errSilentClose
 		}
 		if a = c.srv.account(user); a != nil && !a.check(password) {
 			a = nil
 		}
+	default:
+		return errSilentClose
 	}
 	if a == nil {
 		c.log.Info("authentication failed", "user", user, "mechanism", mechanism)
-		return refused
+		return errLoginRefused
 	}
 	if c.srv.loopbackOnly(user) && !isLoopback(c.nc.RemoteAddr()) {
-		refused.text = "User '" + user + "' can only connect via localhost"
-		return refused
+		c.log.Info("authentication failed: user can only connect via localhost", "user", user)
+		return errLoginRefused
 	}
 	c.user = a
 	return nil
