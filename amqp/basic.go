@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -16,7 +17,7 @@ func (ch *channel) basicPublish(m *wire.BasicPublish) error {
 	if m.Immediate {
 		return newError(wire.NotImplemented, "immediate=true")
 	}
-	if err := ch.checkAccess(writeAccess, "exchange", m.Exchange); err != nil {
+	if err := ch.checkAccess(broker.Write, "exchange", m.Exchange); err != nil {
 		return err
 	}
 	ch.pub = pending{active: true, exchange: m.Exchange, key: m.RoutingKey, mandatory: m.Mandatory}
@@ -86,7 +87,7 @@ func (ch *channel) handleContent(f wire.Frame) error {
 	}
 	// Flow control: a publisher whose messages the disk cannot keep up
 	// with is read no faster than it can (see storage.Store.Throttle).
-	ch.c.srv.store.Throttle()
+	ch.c.srv.broker.Throttle()
 	return nil
 }
 
@@ -107,8 +108,8 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 		}
 		msg.Expiration, msg.HasExpiration = ttl, true
 	}
-	if props.Present&wire.FlagUserID != 0 && props.UserID != ch.c.user.name {
-		return newError(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, ch.c.user.name)
+	if props.Present&wire.FlagUserID != 0 && props.UserID != ch.c.user.Name() {
+		return newError(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, ch.c.user.Name())
 	}
 	p := vhost.Publishing{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, Message: msg, Owner: ch}
 	rewrite := false

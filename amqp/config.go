@@ -1,22 +1,22 @@
 package amqp
 
 import (
-	"slices"
 	"time"
 
-	"github.com/warrenmq/warren/vhost"
+	"github.com/warrenmq/warren/broker"
 )
 
-// Config is everything the AMQP server needs to run. It is plain data: the
-// command line fills it in from the configs package, so that
-// tests can build one by hand.
+// Config is everything an AMQP node needs to run: the broker's settings
+// (embedded: storage, limits, alarms, users and vhosts) and the protocol
+// server's. It is plain data: the command line fills it in from the
+// configs package, so that tests can build one by hand.
 type Config struct {
+	broker.Config
+
 	// Listen is the TCP address of the AMQP listener, e.g. ":5672".
 	Listen string
 	// TLS configures the AMQPS listener; it is off when TLS.Listen is empty.
 	TLS TLSConfig
-	// DataDir is where durable state lives; created if missing.
-	DataDir string
 
 	// FrameMax is the largest frame the server accepts and offers in tune.
 	FrameMax uint32
@@ -34,37 +34,9 @@ type Config struct {
 	// connection_max); one more is refused at connection.open with 530. 0 is
 	// unlimited.
 	MaxConnections int
-	// VHostLimits apply to every virtual host (RabbitMQ's per-vhost
-	// max-connections and max-queues); zero is unlimited.
-	VHostLimits vhost.Limits
-	// QueueMemoryBudget is the memory (bytes) that queues may use for
-	// messages kept in memory; beyond it their backlogs stay on disk and are
-	// read back as consumers drain them. 0 keeps everything in memory.
-	QueueMemoryBudget int64
-	// MemoryHighWatermark is the resident memory (bytes) above which
-	// publishers are blocked (RabbitMQ's vm_memory_high_watermark); 0: off.
-	MemoryHighWatermark uint64
-	// DiskFreeLimit is the free space under DataDir (bytes) below which
-	// publishers are blocked (RabbitMQ's disk_free_limit); 0: off.
-	DiskFreeLimit uint64
 	// HandshakeTimeout drops a client that has not opened its connection
 	// this long after connecting (RabbitMQ's handshake_timeout); 0 means 10s.
 	HandshakeTimeout time.Duration
-
-	// StorageFault, for tests, runs inside every storage commit; an error
-	// fails the commit as a broken disk would.
-	StorageFault func() error
-
-	// Users and Vhosts are a baseline applied at every start: each one (and
-	// each of a user's permissions) that is not stored is created and
-	// stored; one that is stored keeps its stored value. At run time they
-	// change through Server.Apply.
-	Users  []User
-	Vhosts []string
-	// LoopbackUsers may connect only from a loopback address, over AMQP and
-	// the management API (RabbitMQ's loopback_users). nil means guest, as
-	// in RabbitMQ; an empty list lets everyone connect from anywhere.
-	LoopbackUsers []string
 
 	// Identity is the product and version reported to clients; zero means
 	// DefaultIdentity.
@@ -99,51 +71,18 @@ type TLSConfig struct {
 	FailIfNoPeerCert bool
 }
 
-// User is a login with per-vhost permissions.
-type User struct {
-	Name string
-	// Password is the clear-text password, used when PasswordHash is
-	// empty; only its salted SHA-256 hash is stored.
-	Password string
-	// PasswordHash is RabbitMQ's base64 salted SHA-256 hash (rabbit_password_hashing_sha256).
-	PasswordHash string
-	// Tags are RabbitMQ user tags such as "administrator".
-	Tags []string
-	// Permissions maps a vhost name to its configure/write/read patterns.
-	Permissions map[string]Permission
-}
-
-// Permission holds RabbitMQ's three permission regular expressions.
-type Permission struct {
-	Configure string
-	Write     string
-	Read      string
-}
-
 // DefaultConfig returns the settings of configs/warren.yaml, for tests and embedding.
 func DefaultConfig() Config {
 	return Config{
-		Listen:            ":5672",
-		DataDir:           "./data",
-		QueueMemoryBudget: 32 << 20,
-		FrameMax:          131072,
-		ChannelMax:        2047,
-		Heartbeat:         60 * time.Second,
-		MaxMessageSize:    128 << 20,
-		ConsumerTimeout:   30 * time.Minute,
-		HandshakeTimeout:  10 * time.Second,
-		// RabbitMQ's defaults: 40% of RAM, 50 MB of free disk.
-		MemoryHighWatermark: uint64(0.4 * float64(TotalMemory())),
-		DiskFreeLimit:       50_000_000,
-		Users: []User{{
-			Name:        "guest",
-			Password:    "guest",
-			Tags:        []string{"administrator"},
-			Permissions: map[string]Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
-		}},
-		Vhosts:        []string{"/"},
-		LoopbackUsers: []string{"guest"},
-		Identity:      DefaultIdentity,
+		Config:           broker.DefaultConfig(),
+		Listen:           ":5672",
+		FrameMax:         131072,
+		ChannelMax:       2047,
+		Heartbeat:        60 * time.Second,
+		MaxMessageSize:   128 << 20,
+		ConsumerTimeout:  30 * time.Minute,
+		HandshakeTimeout: 10 * time.Second,
+		Identity:         DefaultIdentity,
 	}
 }
 
@@ -153,12 +92,4 @@ func (s *Server) Identity() Identity {
 		return DefaultIdentity
 	}
 	return s.cfg.Identity
-}
-
-// loopbackOnly says whether user may connect only from a loopback address.
-func (s *Server) loopbackOnly(user string) bool {
-	if s.cfg.LoopbackUsers == nil {
-		return user == "guest"
-	}
-	return slices.Contains(s.cfg.LoopbackUsers, user)
 }

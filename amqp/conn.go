@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -45,7 +46,7 @@ type conn struct {
 	frameMax     uint32
 	channelMax   uint16
 	heartbeat    time.Duration
-	user         *account
+	user         *broker.Account
 	vh           *vhost.VHost
 	cancelNotify bool // the client understands server-sent basic.cancel
 	// blockedNotify: the client understands connection.blocked.
@@ -142,7 +143,7 @@ func (c *conn) serve() {
 		}
 		return
 	}
-	c.log.Debug("connection open", "user", c.user.name, "vhost", c.vh.Name)
+	c.log.Debug("connection open", "user", c.user.Name(), "vhost", c.vh.Name)
 	c.readLoop()
 }
 

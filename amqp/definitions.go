@@ -5,22 +5,29 @@ import (
 	"encoding/base64"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
 
 // checkAccess enforces the user's permission patterns, with RabbitMQ's text.
-func (ch *channel) checkAccess(what access, kind, name string) error {
+func (ch *channel) checkAccess(what broker.Access, kind, name string) error {
 	c := ch.c
-	if c.user.allowed(c.vh.Name, what, name) {
+	if c.user.Allowed(c.vh.Name, what, name) {
 		return nil
 	}
-	return newError(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", kind, name, c.vh.Name, c.user.name)
+	return newError(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", kind, name, c.vh.Name, c.user.Name())
+}
+
+// applyOp runs a definition op on the connection's vhost, through the
+// broker's one entry point for state changes.
+func (ch *channel) applyOp(op vhost.Op) (vhost.Result, error) {
+	return ch.c.srv.broker.Apply(broker.VhostOp{Vhost: ch.c.vh.Name, Op: op})
 }
 
 // apply runs a definition op and sends its reply unless nowait.
 func (ch *channel) apply(op vhost.Op, nowait bool, reply wire.Method) (vhost.Result, error) {
-	res, err := ch.c.vh.Apply(op)
+	res, err := ch.applyOp(op)
 	if err != nil {
 		return res, err
 	}
@@ -49,7 +56,7 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
 		// redeclaring an existing one is checked for equivalence.
 		return newError(wire.AccessRefused, "exchange name '%s' contains reserved prefix 'amq.*'", m.Exchange)
 	}
-	if err := ch.checkAccess(configureAccess, "exchange", m.Exchange); err != nil {
+	if err := ch.checkAccess(broker.Configure, "exchange", m.Exchange); err != nil {
 		return err
 	}
 	_, err := ch.apply(vhost.DeclareExchange{
@@ -66,7 +73,7 @@ func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) error {
 	if vhost.Reserved(m.Exchange) {
 		return newError(wire.AccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", m.Exchange, ch.c.vh.Name)
 	}
-	if err := ch.checkAccess(configureAccess, "exchange", m.Exchange); err != nil {
+	if err := ch.checkAccess(broker.Configure, "exchange", m.Exchange); err != nil {
 		return err
 	}
 	_, err := ch.apply(vhost.DeleteExchange{Name: m.Exchange, IfUnused: m.IfUnused}, m.NoWait, &wire.ExchangeDeleteOk{})
@@ -74,10 +81,10 @@ func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) error {
 }
 
 func (ch *channel) exchangeBind(dest, src, key string, args wire.Table, unbind, nowait bool, reply wire.Method) error {
-	if err := ch.checkAccess(writeAccess, "exchange", dest); err != nil {
+	if err := ch.checkAccess(broker.Write, "exchange", dest); err != nil {
 		return err
 	}
-	if err := ch.checkAccess(readAccess, "exchange", src); err != nil {
+	if err := ch.checkAccess(broker.Read, "exchange", src); err != nil {
 		return err
 	}
 	op := vhost.Bind{Source: src, Destination: dest, ToExchange: true, Key: key, Args: args, Owner: ch.c.id}
@@ -117,10 +124,10 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 	} else if _, err := c.vh.Queue(name, c.id); err != nil && vhost.Reserved(name) {
 		return newError(wire.AccessRefused, "queue name '%s' contains reserved prefix 'amq.*'", name)
 	}
-	if err := ch.checkAccess(configureAccess, "queue", name); err != nil {
+	if err := ch.checkAccess(broker.Configure, "queue", name); err != nil {
 		return err
 	}
-	_, err := c.vh.Apply(vhost.DeclareQueue{
+	_, err := ch.applyOp(vhost.DeclareQueue{
 		Name: name, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete,
 		Args: m.Arguments, Owner: c.id,
 	})
@@ -158,7 +165,7 @@ func (ch *channel) readQueue(queueName string) (*queue.Queue, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := ch.checkAccess(readAccess, "queue", name); err != nil {
+	if err := ch.checkAccess(broker.Read, "queue", name); err != nil {
 		return nil, "", err
 	}
 	q, err := ch.c.vh.Queue(name, ch.c.id)
@@ -173,10 +180,10 @@ func (ch *channel) queueBind(queueName, exchangeName, key string, args wire.Tabl
 	if queueName == "" && key == "" {
 		key = name
 	}
-	if err := ch.checkAccess(writeAccess, "queue", name); err != nil {
+	if err := ch.checkAccess(broker.Write, "queue", name); err != nil {
 		return err
 	}
-	if err := ch.checkAccess(readAccess, "exchange", exchangeName); err != nil {
+	if err := ch.checkAccess(broker.Read, "exchange", exchangeName); err != nil {
 		return err
 	}
 	op := vhost.Bind{Source: exchangeName, Destination: name, Key: key, Args: args, Owner: ch.c.id}
@@ -205,10 +212,10 @@ func (ch *channel) queueDelete(m *wire.QueueDelete) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.checkAccess(configureAccess, "queue", name); err != nil {
+	if err := ch.checkAccess(broker.Configure, "queue", name); err != nil {
 		return err
 	}
-	res, err := ch.c.vh.Apply(vhost.DeleteQueue{Name: name, IfUnused: m.IfUnused, IfEmpty: m.IfEmpty, Owner: ch.c.id})
+	res, err := ch.applyOp(vhost.DeleteQueue{Name: name, IfUnused: m.IfUnused, IfEmpty: m.IfEmpty, Owner: ch.c.id})
 	if err != nil {
 		return err
 	}

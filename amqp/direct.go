@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net"
 
-	"github.com/warrenmq/warren/storage"
+	"github.com/warrenmq/warren/broker"
 )
 
 // DirectUser is the user of direct connections, as RabbitMQ's internal
@@ -26,12 +26,7 @@ func (d *directConn) LocalAddr() net.Addr  { return directAddr }
 func (d *directConn) RemoteAddr() net.Addr { return directAddr }
 
 // directAccount is the account a direct connection logs in as.
-func directAccount(vh string) *account {
-	a := newAccount(DirectUser, &credentials{tags: []string{"administrator"}})
-	p, _ := compilePermissions(Permission{Configure: ".*", Write: ".*", Read: ".*"})
-	a.setPermissions(vh, p)
-	return a
-}
+func directAccount(vh string) *broker.Account { return broker.InternalAccount(DirectUser, vh) }
 
 // DialDirect opens an in-process connection to vhost vh, served like one
 // accepted from a listener (counted, closed by Shutdown). The client must
@@ -51,7 +46,3 @@ func (s *Server) DialDirect(vh string) (net.Conn, error) {
 	}()
 	return client, nil
 }
-
-// Storage is the broker's store, for parts that keep records of their own
-// next to the definitions (shovels' runtime parameters).
-func (s *Server) Storage() *storage.Store { return s.store }

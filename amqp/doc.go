@@ -17,7 +17,7 @@
 //
 // A lock may be taken while holding the ones above it, never below:
 //
-//	Server.opMu           users, vhosts, permissions: one ServerOp at a time (Apply);
+//	broker.Broker.opMu    users, vhosts, permissions: one op at a time (Apply);
 //	                      DeleteVhost deletes the vhost's queues under it
 //	vhost.VHost.mu        definitions; held only for lookups and for q.Stats/q.Touch
 //	queue.Queue.mu        a queue's messages and consumers; Consumer.Deliver runs under it
@@ -25,10 +25,10 @@
 //	conn.outMu            a connection's outbound buffer
 //
 // conn.mu (the channel map) and vhost.VHost.replyMu are taken alone;
-// Server.mu (listeners, connections) alone or under Server.opMu, which lists
+// Server.mu (listeners, connections) alone or under broker.Broker.opMu, which lists
 // the connections to close when a vhost or a user is deleted. Logins and
 // permission checks take no lock: the users and vhosts are an immutable
-// snapshot behind an atomic pointer (registry.go), and an account's
+// snapshot behind an atomic pointer (broker/registry.go), and an account's
 // credentials and permissions are atomic pointers too. Queue
 // hooks (dead-lettering, x-expires) are called with no queue lock held, so a
 // dead letter may be pushed to any queue, including back to its source.

@@ -1,13 +1,15 @@
 package amqp
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
-	"net"
 	"os"
 	"runtime"
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 )
 
 // serverProperties is what connection.start advertises; the capabilities
@@ -19,9 +21,9 @@ func serverProperties(id Identity) wire.Table {
 	return wire.Table{
 		"product":      id.Product,
 		"version":      id.Version,
-		"platform":     "Warren " + Version + " on Go " + runtime.Version(),
+		"platform":     "Warren " + broker.Version + " on Go " + runtime.Version(),
 		"copyright":    "Copyright (c) the Warren authors",
-		"information":  "Warren " + Version + ", an AMQP 0-9-1 broker compatible with RabbitMQ 3.10",
+		"information":  "Warren " + broker.Version + ", an AMQP 0-9-1 broker compatible with RabbitMQ 3.10",
 		"cluster_name": "warren@" + host,
 		"capabilities": wire.Table{
 			"publisher_confirms":           true,
@@ -99,12 +101,12 @@ func (c *conn) handshake() error {
 	if !ok {
 		return methodError(m, wire.CommandInvalid, "expected 'connection.open', got '%s'", m.Name())
 	}
-	vh := c.srv.VHost(open.VirtualHost)
+	vh := c.srv.broker.VHost(open.VirtualHost)
 	if vh == nil {
 		return methodError(m, wire.NotAllowed, "vhost %s not found", open.VirtualHost)
 	}
-	if (*c.user.perms.Load())[vh.Name] == nil {
-		return methodError(m, wire.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.Name, c.user.name)
+	if !c.user.HasVHost(vh.Name) {
+		return methodError(m, wire.NotAllowed, "access to vhost '%s' refused for user '%s'", vh.Name, c.user.Name())
 	}
 	if limit := c.srv.cfg.MaxConnections; limit > 0 {
 		// Counted here, as RabbitMQ does: clients still in the handshake are
@@ -115,7 +117,7 @@ func (c *conn) handshake() error {
 		}
 		c.counted = true
 	}
-	if err := vh.Connect(c.user.name); err != nil {
+	if err := vh.Connect(c.user.Name()); err != nil {
 		pe := asProtoError(err)
 		pe.classID, pe.methodID = m.ClassID(), m.MethodID()
 		return pe
@@ -127,11 +129,11 @@ func (c *conn) handshake() error {
 	// Deleting a vhost or a user takes it out of the registry, then closes
 	// the open connections. One that opened meanwhile was not listed, so it
 	// looks now: one of the two sees the other (both are atomics).
-	if c.srv.VHost(vh.Name) != vh {
+	if c.srv.broker.VHost(vh.Name) != vh {
 		return newError(wire.ConnectionForced, "vhost '%s' is deleted", vh.Name)
 	}
-	if _, direct := c.nc.(*directConn); !direct && c.srv.account(c.user.name) != c.user {
-		return newError(wire.ConnectionForced, "user '%s' is deleted", c.user.name)
+	if _, direct := c.nc.(*directConn); !direct && c.srv.broker.Account(c.user.Name()) != c.user {
+		return newError(wire.ConnectionForced, "user '%s' is deleted", c.user.Name())
 	}
 	return nil
 }
@@ -177,7 +179,7 @@ var (
 // password (or a user that may only connect from localhost), errSilentClose
 // for a response that is not one.
 func (c *conn) authenticate(mechanism, response string) error {
-	var a *account
+	var a *broker.Account
 	var user string
 	switch mechanism {
 	case "EXTERNAL":
@@ -191,7 +193,7 @@ func (c *conn) authenticate(mechanism, response string) error {
 		if d, ok := c.nc.(*directConn); ok {
 			user, a = DirectUser, directAccount(d.vhost)
 		} else {
-			a = c.srv.account(user)
+			a = c.srv.broker.Account(user)
 		}
 	case "PLAIN", "AMQPLAIN":
 		var password string
@@ -200,7 +202,7 @@ func (c *conn) authenticate(mechanism, response string) error {
 		if !ok {
 			return errSilentClose
 		}
-		if a = c.srv.account(user); a != nil && !a.check(password) {
+		if a = c.srv.broker.Account(user); a != nil && !a.Check(password) {
 			a = nil
 		}
 	default:
@@ -210,12 +212,36 @@ func (c *conn) authenticate(mechanism, response string) error {
 		c.log.Info("authentication failed", "user", user, "mechanism", mechanism)
 		return errLoginRefused
 	}
-	if c.srv.loopbackOnly(user) && !isLoopback(c.nc.RemoteAddr()) {
+	if !c.srv.broker.RemoteAllowed(user, c.nc.RemoteAddr()) {
 		c.log.Info("authentication failed: user can only connect via localhost", "user", user)
 		return errLoginRefused
 	}
 	c.user = a
 	return nil
+}
+
+// parseCredentials reads the start-ok response for PLAIN or AMQPLAIN.
+func parseCredentials(mechanism, response string) (user, password string, ok bool) {
+	switch mechanism {
+	case "PLAIN":
+		// authzid NUL authcid NUL password
+		parts := bytes.Split([]byte(response), []byte{0})
+		if len(parts) != 3 {
+			return "", "", false
+		}
+		return string(parts[1]), string(parts[2]), true
+	case "AMQPLAIN":
+		// A field table without its length prefix.
+		b := binary.BigEndian.AppendUint32(nil, uint32(len(response)))
+		t, _, err := wire.DecodeTable(append(b, response...))
+		if err != nil {
+			return "", "", false
+		}
+		u, ok1 := t["LOGIN"].(string)
+		p, ok2 := t["PASSWORD"].(string)
+		return u, p, ok1 && ok2
+	}
+	return "", "", false
 }
 
 // tune applies the client's tune-ok within the server's limits.
@@ -240,13 +266,6 @@ func (c *conn) tune(t *wire.ConnectionTuneOk) error {
 	c.hb.Store(int64(c.heartbeat))
 	c.signal() // let the writer start its heartbeat ticker
 	return nil
-}
-
-func isLoopback(a net.Addr) bool {
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		return tcp.IP.IsLoopback()
-	}
-	return true // unix sockets and pipes are local
 }
 
 // frameMinSize is the smallest frame_max a client may ask for. RabbitMQ 3.10

@@ -2,134 +2,15 @@ package amqp
 
 import (
 	"crypto/tls"
-	"maps"
 	"net"
-	"slices"
 	"sort"
 	"strconv"
-
-	"github.com/warrenmq/warren/vhost"
 )
 
-// This file is the read-only view of the server that the management API
-// needs, plus the few controls it offers (closing a connection). Snapshots
+// This file is the read-only view of connections and channels that the
+// management API needs, plus the few controls it offers (closing a
+// connection); users and vhosts are the broker's (broker/info.go). Snapshots
 // are plain values: nothing here hands out a connection or a channel.
-
-// UserInfo is a user as the management API shows it.
-type UserInfo struct {
-	Name string
-	Tags []string
-	// PasswordHash is RabbitMQ's base64 salted hash, as stored ("" for a
-	// user without a password), and HashingAlgorithm its hashing module.
-	PasswordHash     string
-	HashingAlgorithm string
-	// Permissions maps a vhost name to the user's patterns there.
-	Permissions map[string]Permission
-}
-
-// VHostInfo is a virtual host's metadata.
-type VHostInfo struct {
-	Name        string
-	Description string
-	Tags        []string
-}
-
-// Authenticate checks a user's password (as connection.start-ok would) and
-// returns the user's tags. A loopback user (guest by default) is refused
-// unless remote is a loopback address, as RabbitMQ's loopback_users does for
-// the management API too.
-func (s *Server) Authenticate(user, password string, remote net.Addr) (tags []string, ok bool) {
-	a := s.account(user)
-	if a == nil || !a.check(password) {
-		return nil, false
-	}
-	if s.loopbackOnly(user) && remote != nil && !isLoopback(remote) {
-		return nil, false
-	}
-	return slices.Clone(a.tags()), true
-}
-
-// Users returns the users, sorted by name.
-func (s *Server) Users() []UserInfo {
-	reg := s.reg.Load()
-	out := make([]UserInfo, 0, len(reg.accounts))
-	for _, name := range slices.Sorted(maps.Keys(reg.accounts)) {
-		out = append(out, reg.accounts[name].info())
-	}
-	return out
-}
-
-// User returns the named user.
-func (s *Server) User(name string) (UserInfo, bool) {
-	a := s.account(name)
-	if a == nil {
-		return UserInfo{}, false
-	}
-	return a.info(), true
-}
-
-func (a *account) info() UserInfo {
-	cr := a.creds.Load()
-	perms := *a.perms.Load()
-	u := UserInfo{Name: a.name, Tags: slices.Clone(cr.tags), PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm,
-		Permissions: make(map[string]Permission, len(perms))}
-	for vh, p := range perms {
-		u.Permissions[vh] = p.Permission
-	}
-	return u
-}
-
-// Permitted reports whether user may do what ("configure", "write" or
-// "read") on the named resource in vhost, by the user's permission patterns.
-func (s *Server) Permitted(user, vhostName, what, name string) bool {
-	a := s.account(user)
-	if a == nil {
-		return false
-	}
-	var acc access
-	switch what {
-	case "configure":
-		acc = configureAccess
-	case "write":
-		acc = writeAccess
-	case "read":
-		acc = readAccess
-	default:
-		return false
-	}
-	return a.allowed(vhostName, acc, name)
-}
-
-// HasVHostAccess reports whether user has any permissions on vhost.
-func (s *Server) HasVHostAccess(user, vhostName string) bool {
-	a := s.account(user)
-	return a != nil && (*a.perms.Load())[vhostName] != nil
-}
-
-// VHostNames returns the virtual hosts' names, sorted.
-func (s *Server) VHostNames() []string {
-	return slices.Sorted(maps.Keys(s.reg.Load().vhosts))
-}
-
-// VHosts returns the virtual hosts, sorted by name.
-func (s *Server) VHosts() []*vhost.VHost {
-	reg := s.reg.Load()
-	names := slices.Sorted(maps.Keys(reg.vhosts))
-	out := make([]*vhost.VHost, len(names))
-	for i, n := range names {
-		out[i] = reg.vhosts[n].v
-	}
-	return out
-}
-
-// VHostInfo returns a virtual host's metadata.
-func (s *Server) VHostInfo(name string) (VHostInfo, bool) {
-	e := s.reg.Load().vhosts[name]
-	if e == nil {
-		return VHostInfo{}, false
-	}
-	return VHostInfo{Name: name, Description: e.description, Tags: slices.Clone(e.tags)}, true
-}
 
 // ConnectionInfo is a snapshot of one open connection.
 type ConnectionInfo struct {
@@ -187,7 +68,7 @@ func (s *Server) openConns() []*conn {
 
 func (c *conn) info() ConnectionInfo {
 	ci := ConnectionInfo{
-		ID: c.id, User: c.user.name, VHost: c.vh.Name,
+		ID: c.id, User: c.user.Name(), VHost: c.vh.Name,
 		FrameMax: c.frameMax, ChannelMax: c.channelMax, Heartbeat: int(c.heartbeat.Seconds()),
 	}
 	ci.PeerHost, ci.PeerPort = splitAddr(c.nc.RemoteAddr())

@@ -11,35 +11,21 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/warrenmq/warren/queue"
-	"github.com/warrenmq/warren/storage"
-	"github.com/warrenmq/warren/vhost"
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("amqp: server closed")
 
-// Version is the broker version reported to clients.
-var Version = "0.1.0"
-
-// Server accepts AMQP 0-9-1 connections and owns the virtual hosts.
+// Server accepts AMQP 0-9-1 connections for a broker.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
-	store  *storage.Store
-	budget *queue.Budget // memory for durable queues' backlogs, shared by every vhost
-	tls    *tls.Config   // nil unless cfg.TLS has a certificate
+	broker *broker.Broker
+	tls    *tls.Config // nil unless cfg.TLS has a certificate
 	nextID atomic.Uint64
 	open   atomic.Int64 // connections past connection.open, for MaxConnections
-	alarms alarms
-	stop   chan struct{} // closed by Shutdown: ends background work
-
-	// reg is the users and virtual hosts, read lock-free (see registry);
-	// only Apply replaces it, holding opMu.
-	reg atomic.Pointer[registry]
-	// opMu serializes ServerOps (Apply): one change to users, vhosts or
-	// permissions at a time, memory and storage together.
-	opMu sync.Mutex
 
 	mu        sync.Mutex // guards listeners, extra, conns, shutdown
 	listeners map[net.Listener]*Listener
@@ -49,7 +35,9 @@ type Server struct {
 	wg        sync.WaitGroup // every connection goroutine
 }
 
-// NewServer builds a server from cfg. It does not listen yet.
+// NewServer opens a broker with cfg.Config (see broker.Open) and builds
+// the protocol server over it. It does not listen yet; Shutdown closes the
+// broker too.
 func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -59,10 +47,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		log:       log,
 		listeners: make(map[net.Listener]*Listener),
 		conns:     make(map[*conn]struct{}),
-		stop:      make(chan struct{}),
 	}
-	s.alarms.changed = make(chan struct{})
-	s.alarms.memLimit, s.alarms.diskLimit = cfg.MemoryHighWatermark, cfg.DiskFreeLimit
 	if cfg.TLS.Listen != "" || cfg.TLS.CertFile != "" {
 		tc, err := cfg.TLS.serverTLS()
 		if err != nil {
@@ -70,82 +55,18 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		s.tls = tc
 	}
-	store, err := storage.Open(cfg.DataDir, storage.Options{Fault: cfg.StorageFault})
+	b, err := broker.Open(cfg.Config, broker.Options{Log: log})
 	if err != nil {
 		return nil, err
 	}
-	s.store = store
-	s.budget = queue.NewBudget(cfg.QueueMemoryBudget)
-	// Users, vhosts and permissions come back first, then the config's
-	// baseline fills in what is missing; only then do the vhosts, all of
-	// them, recover their queues.
-	if err := s.restoreDefinitions(); err != nil {
-		store.Close()
-		return nil, err
-	}
-	if err := s.applyBaseline(); err != nil {
-		store.Close()
-		return nil, err
-	}
-	if err := s.recover(); err != nil {
-		store.Close()
-		return nil, err
-	}
-	s.checkAlarms()
-	go s.watchAlarms(s.stop)
+	s.broker = b
+	b.RegisterCloser(s)
 	return s, nil
 }
 
-// recover loads durable definitions and messages. Entries that no queue
-// owns (a queue deleted just before a crash, whose entries were still being
-// dropped) are deleted afterwards in the background, so they do not delay
-// the start.
-func (s *Server) recover() error {
-	start := time.Now()
-	owned := make(map[string]bool)
-	total := 0
-	for _, v := range s.VHosts() {
-		keys, n, err := v.Recover()
-		if err != nil {
-			return err
-		}
-		total += n
-		for _, k := range keys {
-			owned[k] = true
-		}
-	}
-	s.log.Info("recovered", "messages", total, "took", time.Since(start).Round(time.Millisecond))
-	stored, err := s.store.Queues()
-	if err != nil {
-		return err
-	}
-	var orphans []string
-	for _, k := range stored {
-		if !owned[k] {
-			orphans = append(orphans, k)
-		}
-	}
-	if len(orphans) > 0 {
-		go func() {
-			for _, k := range orphans {
-				if err := s.store.DropEntries(k); err != nil {
-					s.log.Error("dropping the entries of a deleted queue failed", "err", err)
-					return
-				}
-			}
-			s.log.Info("dropped the entries of deleted queues", "queues", len(orphans))
-		}()
-	}
-	return nil
-}
-
-// VHost returns the named virtual host, or nil.
-func (s *Server) VHost(name string) *vhost.VHost {
-	if e := s.reg.Load().vhosts[name]; e != nil {
-		return e.v
-	}
-	return nil
-}
+// Broker is the broker the server serves: users, vhosts, permissions and
+// every state change (Broker.Apply).
+func (s *Server) Broker() *broker.Broker { return s.broker }
 
 // ListenAndServe listens on cfg.Listen and serves until Shutdown.
 func (s *Server) ListenAndServe() error {
@@ -248,12 +169,10 @@ func (s *Server) untrack(c *conn) {
 }
 
 // Shutdown stops accepting, closes every connection with 320
-// CONNECTION_FORCED and waits for them to finish, or for ctx.
+// CONNECTION_FORCED, waits for them to finish (or for ctx) and closes the
+// broker.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.shutdown {
-		close(s.stop)
-	}
 	s.shutdown = true
 	for l := range s.listeners {
 		l.Close()
@@ -276,10 +195,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 		<-done
-		err := s.store.Close()
+		err := s.broker.Close()
 		return errors.Join(fmt.Errorf("amqp: shutdown: %w", ctx.Err()), err)
 	}
-	return s.store.Close()
+	return s.broker.Close()
 }
 
 // connCount is the number of connections being served.
@@ -287,4 +206,16 @@ func (s *Server) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// CloseConnections closes the open connections whose user and vhost match
+// with 320 CONNECTION_FORCED and reason: the broker calls it when a user or
+// a vhost is deleted (broker.ConnectionCloser).
+func (s *Server) CloseConnections(match func(user, vhost string) bool, reason string) {
+	for _, c := range s.openConns() {
+		if match(c.user.Name(), c.vh.Name) {
+			c.log.Info("closing connection", "reason", reason)
+			c.forceClose(newError(wire.ConnectionForced, "%s", reason))
+		}
+	}
 }

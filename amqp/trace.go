@@ -83,7 +83,7 @@ func (c *conn) traceCommon(channel uint16, m *queue.Message) wire.Table {
 		"vhost":         c.vh.Name,
 		"channel":       int32(channel),
 		"connection":    c.info().Name,
-		"user":          c.user.name,
+		"user":          c.user.Name(),
 	}
 }
 

@@ -15,9 +15,9 @@ import (
 func TestMemoryAlarmBlocksPublishers(t *testing.T) {
 	testResourceAlarm(t, "low on memory", func(b *testBroker, on bool) {
 		if on {
-			b.srv.SetMemoryHighWatermark(1) // any process is above one byte
+			b.srv.Broker().SetMemoryHighWatermark(1) // any process is above one byte
 		} else {
-			b.srv.SetMemoryHighWatermark(0)
+			b.srv.Broker().SetMemoryHighWatermark(0)
 		}
 	})
 }
@@ -26,9 +26,9 @@ func TestMemoryAlarmBlocksPublishers(t *testing.T) {
 func TestDiskAlarmBlocksPublishers(t *testing.T) {
 	testResourceAlarm(t, "low on disk space", func(b *testBroker, on bool) {
 		if on {
-			b.srv.SetDiskFreeLimit(1 << 62) // more than any disk has free
+			b.srv.Broker().SetDiskFreeLimit(1 << 62) // more than any disk has free
 		} else {
-			b.srv.SetDiskFreeLimit(0)
+			b.srv.Broker().SetDiskFreeLimit(0)
 		}
 	})
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 )
 
 // withUsers adds users to the default configuration (which keeps guest).
-func withUsers(users ...amqp.User) func(*amqp.Config) {
+func withUsers(users ...broker.User) func(*amqp.Config) {
 	return func(c *amqp.Config) { c.Users = append(c.Users, users...) }
 }
 
@@ -24,8 +25,8 @@ func userURL(b *testBroker, user, password string) string {
 
 func TestAuthPermissions(t *testing.T) {
 	b := startBroker(t, withUsers(
-		amqp.User{Name: "reader", Password: "pw", Permissions: map[string]amqp.Permission{"/": {Read: ".*"}}},
-		amqp.User{Name: "writer", Password: "pw", Permissions: map[string]amqp.Permission{"/": {Write: ".*"}}},
+		broker.User{Name: "reader", Password: "pw", Permissions: map[string]broker.Permission{"/": {Read: ".*"}}},
+		broker.User{Name: "writer", Password: "pw", Permissions: map[string]broker.Permission{"/": {Write: ".*"}}},
 	))
 	b.skipIfExternal(t)
 
@@ -103,7 +104,7 @@ func TestAuthPermissions(t *testing.T) {
 }
 
 func TestAuthVhostRefused(t *testing.T) {
-	b := startBroker(t, withUsers(amqp.User{Name: "nobody", Password: "pw"}))
+	b := startBroker(t, withUsers(broker.User{Name: "nobody", Password: "pw"}))
 	b.skipIfExternal(t)
 
 	r := dialRaw(t, b)
@@ -117,7 +118,7 @@ func TestAuthVhostRefused(t *testing.T) {
 }
 
 func TestAuthLoginRefused(t *testing.T) {
-	b := startBroker(t, withUsers(amqp.User{Name: "u", Password: "right", Permissions: map[string]amqp.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}}}))
+	b := startBroker(t, withUsers(broker.User{Name: "u", Password: "right", Permissions: map[string]broker.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}}}))
 	b.skipIfExternal(t)
 
 	conn, err := amqp091.Dial(userURL(b, "u", "right"))
@@ -141,10 +142,10 @@ func TestAuthLoginRefused(t *testing.T) {
 // configured with RabbitMQ's salted SHA-256 password_hash logs in with the
 // password and not with anything else.
 func TestAuthMechanismsAndHashes(t *testing.T) {
-	b := startBroker(t, withUsers(amqp.User{
+	b := startBroker(t, withUsers(broker.User{
 		Name:         "hashed",
-		PasswordHash: amqp.HashPassword([4]byte{1, 2, 3, 4}, "s3cret"),
-		Permissions:  map[string]amqp.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
+		PasswordHash: broker.HashPassword([4]byte{1, 2, 3, 4}, "s3cret"),
+		Permissions:  map[string]broker.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
 	}))
 	b.skipIfExternal(t)
 	for _, tc := range []struct {

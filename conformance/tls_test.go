@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 )
 
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1 and
@@ -124,9 +125,9 @@ func startTLSBroker(t *testing.T, p *testPKI, adjust func(*amqp.TLSConfig)) (*te
 	if adjust != nil {
 		adjust(&cfg.TLS)
 	}
-	cfg.Users = append(cfg.Users, amqp.User{
+	cfg.Users = append(cfg.Users, broker.User{
 		Name: "alice", Password: "not-used-by-external",
-		Permissions: map[string]amqp.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
+		Permissions: map[string]broker.Permission{"/": {Configure: ".*", Write: ".*", Read: ".*"}},
 	})
 	srv, err := amqp.NewServer(cfg, nil)
 	require.NoError(t, err)

@@ -5,12 +5,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 )
 
 // This file serves users, virtual hosts and permissions as RabbitMQ 3.10's
 // management API does (rabbit_mgmt_wm_user, _vhost, _permission and the
-// list resources): each change is one amqp.ServerOp, applied and stored by
+// list resources): each change is one broker.Op, applied and stored by
 // the server. Changing any of them needs the administrator tag; listing
 // users and permissions does too, while vhosts are listed to anyone who may
 // see them.
@@ -33,11 +33,11 @@ func (a *API) routeVHosts(q *request) {
 		case http.MethodPut:
 			a.putVHost(q, s[1])
 		case http.MethodDelete:
-			if a.srv.VHost(s[1]) == nil {
+			if a.broker.VHost(s[1]) == nil {
 				notFound(q.w)
 				return
 			}
-			if a.applyServer(q, amqp.DeleteVhost{Name: s[1]}, http.StatusNoContent) && a.shovels != nil {
+			if a.apply(q, broker.DeleteVhost{Name: s[1]}, http.StatusNoContent) && a.shovels != nil {
 				// As RabbitMQ clears a deleted vhost's runtime parameters.
 				if err := a.shovels.DeleteVhost(s[1]); err != nil {
 					a.log.Error("deleting the shovels of a deleted vhost failed", "vhost", s[1], "err", err)
@@ -52,7 +52,7 @@ func (a *API) routeVHosts(q *request) {
 				return
 			}
 			out := []map[string]any{}
-			for _, u := range a.srv.Users() {
+			for _, u := range a.broker.Users() {
 				if p, ok := u.Permissions[s[1]]; ok {
 					out = append(out, permissionJSON(u.Name, s[1], p))
 				}
@@ -90,7 +90,7 @@ func (a *API) listVHosts(q *request) {
 	}
 	out := make([]map[string]any, 0, len(vs))
 	for _, v := range vs {
-		info, ok := a.srv.VHostInfo(v.Name)
+		info, ok := a.broker.VHostInfo(v.Name)
 		if !ok {
 			continue // deleted since
 		}
@@ -131,7 +131,7 @@ func (a *API) putVHost(q *request, name string) {
 		return
 	}
 	tracing, setTracing := body["tracing"].(bool) // rabbitmqctl trace_on/trace_off
-	if v := a.srv.VHost(name); v != nil {
+	if v := a.broker.VHost(name); v != nil {
 		if setTracing {
 			v.SetTracing(tracing)
 		}
@@ -144,13 +144,13 @@ func (a *API) putVHost(q *request, name string) {
 		badRequest(q.w, "tags must be a comma-separated string or a list of strings")
 		return
 	}
-	if !a.applyServer(q, amqp.PutVhost{Name: name, Description: desc, Tags: tags}, 0) {
+	if !a.apply(q, broker.PutVhost{Name: name, Description: desc, Tags: tags}, 0) {
 		return
 	}
-	if !a.applyServer(q, amqp.SetPermissions{User: q.u.name, Vhost: name, Configure: fullAccess, Write: fullAccess, Read: fullAccess}, 0) {
+	if !a.apply(q, broker.SetPermissions{User: q.u.name, Vhost: name, Configure: fullAccess, Write: fullAccess, Read: fullAccess}, 0) {
 		return
 	}
-	if v := a.srv.VHost(name); v != nil && setTracing {
+	if v := a.broker.VHost(name); v != nil && setTracing {
 		v.SetTracing(tracing)
 	}
 	q.w.WriteHeader(http.StatusCreated)
@@ -158,7 +158,7 @@ func (a *API) putVHost(q *request, name string) {
 
 // ---- users ----
 
-func userJSON(u amqp.UserInfo) map[string]any {
+func userJSON(u broker.UserInfo) map[string]any {
 	return map[string]any{
 		"name": u.Name, "password_hash": u.PasswordHash, "hashing_algorithm": u.HashingAlgorithm,
 		"tags": nonNil(u.Tags), "limits": map[string]any{},
@@ -186,7 +186,7 @@ func (a *API) routeUsers(q *request) {
 	case len(s) == 1:
 		get(q, func(q *request) {
 			out := []map[string]any{}
-			for _, u := range a.srv.Users() {
+			for _, u := range a.broker.Users() {
 				out = append(out, userJSON(u))
 			}
 			writeJSON(q.w, http.StatusOK, out)
@@ -194,7 +194,7 @@ func (a *API) routeUsers(q *request) {
 	case len(s) == 2 && s[1] == "without-permissions":
 		get(q, func(q *request) {
 			out := []map[string]any{}
-			for _, u := range a.srv.Users() {
+			for _, u := range a.broker.Users() {
 				if len(u.Permissions) == 0 {
 					out = append(out, userJSON(u))
 				}
@@ -210,7 +210,7 @@ func (a *API) routeUsers(q *request) {
 	case len(s) == 2:
 		switch q.r.Method {
 		case http.MethodGet, http.MethodHead:
-			u, ok := a.srv.User(s[1])
+			u, ok := a.broker.User(s[1])
 			if !ok {
 				notFound(q.w)
 				return
@@ -219,17 +219,17 @@ func (a *API) routeUsers(q *request) {
 		case http.MethodPut:
 			a.putUser(q, s[1])
 		case http.MethodDelete:
-			if _, ok := a.srv.User(s[1]); !ok {
+			if _, ok := a.broker.User(s[1]); !ok {
 				notFound(q.w)
 				return
 			}
-			a.applyServer(q, amqp.DeleteUser{Name: s[1]}, http.StatusNoContent)
+			a.apply(q, broker.DeleteUser{Name: s[1]}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
 		}
 	case len(s) == 3 && (s[2] == "permissions" || s[2] == "topic-permissions"):
 		get(q, func(q *request) {
-			u, ok := a.srv.User(s[1])
+			u, ok := a.broker.User(s[1])
 			if !ok {
 				notFound(q.w)
 				return
@@ -260,12 +260,12 @@ func (a *API) putUser(q *request, name string) {
 		badRequest(q.w, reason)
 		return
 	}
-	_, existed := a.srv.User(name)
-	a.applyServer(q, op, createdOr(existed))
+	_, existed := a.broker.User(name)
+	a.apply(q, op, createdOr(existed))
 }
 
 // userOp reads a PUT /api/users body; reason is RabbitMQ's error for a bad one.
-func userOp(name string, body map[string]any) (op amqp.PutUser, reason string) {
+func userOp(name string, body map[string]any) (op broker.PutUser, reason string) {
 	op.Name = name
 	pw, hasPassword := body["password"]
 	hash, hasHash := body["password_hash"]
@@ -296,7 +296,7 @@ func userOp(name string, body map[string]any) (op amqp.PutUser, reason string) {
 		if !ok {
 			return op, "password must be a string"
 		}
-		op.PasswordHash = amqp.NewPasswordHash(s)
+		op.PasswordHash = broker.NewPasswordHash(s)
 	case hasHash:
 		s, ok := hash.(string)
 		if !ok {
@@ -318,10 +318,10 @@ func (a *API) bulkDeleteUsers(q *request) {
 		return
 	}
 	for _, name := range body.Users {
-		if _, ok := a.srv.User(name); !ok {
+		if _, ok := a.broker.User(name); !ok {
 			continue
 		}
-		if !a.applyServer(q, amqp.DeleteUser{Name: name}, 0) {
+		if !a.apply(q, broker.DeleteUser{Name: name}, 0) {
 			return
 		}
 	}
@@ -359,12 +359,12 @@ func parseTags(v any) ([]string, bool) {
 
 // ---- permissions ----
 
-func permissionJSON(user, vh string, p amqp.Permission) map[string]any {
+func permissionJSON(user, vh string, p broker.Permission) map[string]any {
 	return map[string]any{"user": user, "vhost": vh, "configure": p.Configure, "write": p.Write, "read": p.Read}
 }
 
 // permissionsOf lists a user's permissions, by vhost name.
-func permissionsOf(u amqp.UserInfo) []map[string]any {
+func permissionsOf(u broker.UserInfo) []map[string]any {
 	out := []map[string]any{}
 	vhs := make([]string, 0, len(u.Permissions))
 	for vh := range u.Permissions {
@@ -387,7 +387,7 @@ func (a *API) routePermissions(q *request) {
 	case 1:
 		get(q, func(q *request) {
 			out := []map[string]any{}
-			for _, u := range a.srv.Users() {
+			for _, u := range a.broker.Users() {
 				out = append(out, permissionsOf(u)...)
 			}
 			writeJSON(q.w, http.StatusOK, out)
@@ -400,8 +400,8 @@ func (a *API) routePermissions(q *request) {
 }
 
 func (a *API) permission(q *request, vh, user string) {
-	u, userOK := a.srv.User(user)
-	vhostOK := a.srv.VHost(vh) != nil
+	u, userOK := a.broker.User(user)
+	vhostOK := a.broker.VHost(vh) != nil
 	p, has := u.Permissions[vh]
 	switch q.r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -432,13 +432,13 @@ func (a *API) permission(q *request, vh, user string) {
 			badRequest(q.w, "["+strings.Join(missing, ",")+"]")
 			return
 		}
-		a.applyServer(q, amqp.SetPermissions{User: user, Vhost: vh, Configure: pats[0], Write: pats[1], Read: pats[2]}, createdOr(has))
+		a.apply(q, broker.SetPermissions{User: user, Vhost: vh, Configure: pats[0], Write: pats[1], Read: pats[2]}, createdOr(has))
 	case http.MethodDelete:
 		if !userOK || !vhostOK || !has {
 			notFound(q.w)
 			return
 		}
-		a.applyServer(q, amqp.ClearPermissions{User: user, Vhost: vh}, http.StatusNoContent)
+		a.apply(q, broker.ClearPermissions{User: user, Vhost: vh}, http.StatusNoContent)
 	default:
 		methodNotAllowed(q.w)
 	}

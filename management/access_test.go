@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 )
 
 // login opens an AMQP connection as user to vhost on e's broker.
@@ -63,8 +63,8 @@ func TestUsersAPI(t *testing.T) {
 		{"no tags", "", "PUT", "/api/users/bob", map[string]any{"password": "x"}, 400, "tags_not_present"},
 		{"both passwords", "", "PUT", "/api/users/bob", map[string]any{"password": "x", "password_hash": "y", "tags": ""}, 400, "both_password_and_password_hash_are_provided"},
 		{"bad hash", "", "PUT", "/api/users/bob", map[string]any{"password_hash": "not base64!", "tags": ""}, 400, ""},
-		{"unknown hashing", "", "PUT", "/api/users/bob", map[string]any{"password_hash": amqp.HashPassword([4]byte{}, "x"), "hashing_algorithm": "rabbit_password_hashing_bcrypt", "tags": ""}, 400, ""},
-		{"hash", "", "PUT", "/api/users/carol", map[string]any{"password_hash": amqp.HashPassword([4]byte{9, 9, 9, 9}, "c"), "tags": ""}, 201, ""},
+		{"unknown hashing", "", "PUT", "/api/users/bob", map[string]any{"password_hash": broker.HashPassword([4]byte{}, "x"), "hashing_algorithm": "rabbit_password_hashing_bcrypt", "tags": ""}, 400, ""},
+		{"hash", "", "PUT", "/api/users/carol", map[string]any{"password_hash": broker.HashPassword([4]byte{9, 9, 9, 9}, "c"), "tags": ""}, 201, ""},
 		{"not admin", "watcher", "PUT", "/api/users/mallory", map[string]any{"password": "m", "tags": "administrator"}, 403, "Not administrator user"},
 		{"not admin lists", "watcher", "GET", "/api/users", nil, 403, ""},
 		{"missing", "", "GET", "/api/users/nobody", nil, 404, "Not Found"},

@@ -7,8 +7,9 @@
 // (Options.SampleInterval): a rate is the change of a total between the last
 // two samples divided by the time between them. There is no stats database.
 //
-// Every definition change goes through vhost.Apply, as AMQP's do, and every
-// change to users, vhosts and permissions through amqp.Server.Apply.
+// Every change, to definitions, users, vhosts and permissions alike, goes
+// through broker.Apply, as AMQP's do; the AMQP server is used only to list
+// and close connections and channels.
 package management
 
 import (
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/shovel"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -42,17 +44,18 @@ type Options struct {
 
 // API serves the management HTTP API. Close stops its sampler.
 type API struct {
-	srv   *amqp.Server
-	log   *slog.Logger
-	node  string
-	stats *sampler
+	broker *broker.Broker // users, vhosts, permissions, definitions
+	srv    *amqp.Server   // connections and channels
+	log    *slog.Logger
+	node   string
+	stats  *sampler
 	// shovels is rabbitmq_shovel's part: nil when the broker runs none.
 	shovels *shovel.Manager
 	// started is when the API was made: the node's uptime, near enough.
 	started time.Time
 }
 
-// New makes the API for srv and starts its rate sampler.
+// New makes the API for srv and its broker and starts its rate sampler.
 func New(srv *amqp.Server, o Options) *API {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -67,8 +70,11 @@ func New(srv *amqp.Server, o Options) *API {
 		}
 		o.Node = "warren@" + h
 	}
-	a := &API{srv: srv, log: o.Log, node: o.Node, shovels: o.Shovels, started: time.Now()}
-	a.stats = newSampler(srv, o.SampleInterval, o.Log)
+	a := &API{broker: srv.Broker(), srv: srv, log: o.Log, node: o.Node, shovels: o.Shovels, started: time.Now()}
+	a.stats = newSampler(a.broker, o.SampleInterval, o.Log)
+	if o.Shovels != nil {
+		a.broker.RegisterParameters(shovelParameters{o.Shovels})
+	}
 	return a
 }
 
@@ -124,7 +130,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
 		return
 	}
-	tags, ok := a.srv.Authenticate(name, pw, remoteAddr(r))
+	tags, ok := a.broker.Authenticate(name, pw, remoteAddr(r))
 	u := &user{name: name, tags: tags}
 	if !ok || !u.has("administrator", "monitoring", "management", "policymaker") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
@@ -240,7 +246,7 @@ func get(q *request, h func(*request)) {
 
 // vhost resolves a vhost path segment the caller may see, or writes 404.
 func (a *API) vhost(q *request, name string) *vhost.VHost {
-	v := a.srv.VHost(name)
+	v := a.broker.VHost(name)
 	if v == nil || !a.canSee(q.u, name) {
 		notFound(q.w)
 		return nil
@@ -250,7 +256,7 @@ func (a *API) vhost(q *request, name string) *vhost.VHost {
 
 // canSee reports whether u may see vhost name.
 func (a *API) canSee(u *user, name string) bool {
-	return u.has("administrator", "monitoring") || a.srv.HasVHostAccess(u.name, name)
+	return u.has("administrator", "monitoring") || a.broker.HasVHostAccess(u.name, name)
 }
 
 // visibleVHosts are the vhosts u may see, or just the one named by seg (if
@@ -264,7 +270,7 @@ func (a *API) visibleVHosts(q *request, seg int) ([]*vhost.VHost, bool) {
 		return []*vhost.VHost{v}, true
 	}
 	var out []*vhost.VHost
-	for _, v := range a.srv.VHosts() {
+	for _, v := range a.broker.VHosts() {
 		if a.canSee(q.u, v.Name) {
 			out = append(out, v)
 		}
@@ -315,22 +321,10 @@ func brokerError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusInternalServerError, "internal_error", err.Error())
 }
 
-// apply carries out a definition op for a request and answers with status,
-// or with RabbitMQ's error. It reports whether the op succeeded.
-func apply(q *request, v *vhost.VHost, op vhost.Op, status int) bool {
-	if _, err := v.Apply(op); err != nil {
-		brokerError(q.w, err)
-		return false
-	}
-	q.w.WriteHeader(status)
-	return true
-}
-
-// applyServer carries out a server op (users, vhosts, permissions) for a
-// request and answers with status (none if 0), or with RabbitMQ's error. It
-// reports whether the op succeeded.
-func (a *API) applyServer(q *request, op amqp.ServerOp, status int) bool {
-	if err := a.srv.Apply(op); err != nil {
+// apply carries out an op for a request and answers with status (none if
+// 0), or with RabbitMQ's error. It reports whether the op succeeded.
+func (a *API) apply(q *request, op broker.Op, status int) bool {
+	if _, err := a.broker.Apply(op); err != nil {
 		brokerError(q.w, err)
 		return false
 	}
@@ -338,6 +332,11 @@ func (a *API) applyServer(q *request, op amqp.ServerOp, status int) bool {
 		q.w.WriteHeader(status)
 	}
 	return true
+}
+
+// applyIn is apply for a definition op on v.
+func (a *API) applyIn(q *request, v *vhost.VHost, op vhost.Op, status int) bool {
+	return a.apply(q, broker.VhostOp{Vhost: v.Name, Op: op}, status)
 }
 
 // createdOr is 204 for an object that already existed, else 201.

@@ -74,7 +74,7 @@ type alarm struct {
 
 // currentAlarms are the resource alarms in effect, as RabbitMQ names them.
 func (a *API) currentAlarms() []alarm {
-	memory, disk := a.srv.Alarms()
+	memory, disk := a.broker.Alarms()
 	var out []alarm
 	if memory {
 		out = append(out, alarm{a.node, "memory"})
@@ -167,8 +167,8 @@ func (a *API) protocolCheck(q *request, args []string) {
 // deleted.
 func (a *API) vhostsCheck(q *request, _ []string) {
 	var down []string
-	for _, name := range a.srv.VHostNames() {
-		if v := a.srv.VHost(name); v == nil || v.Deleted() {
+	for _, name := range a.broker.VHostNames() {
+		if v := a.broker.VHost(name); v == nil || v.Deleted() {
 			down = append(down, name)
 		}
 	}

@@ -113,16 +113,16 @@ func TestHealthChecksDuringAlarm(t *testing.T) {
 	}{
 		{"memory", "memory", func(s *amqp.Server, on bool) {
 			if on {
-				s.SetMemoryHighWatermark(1) // any process is above one byte
+				s.Broker().SetMemoryHighWatermark(1) // any process is above one byte
 			} else {
-				s.SetMemoryHighWatermark(0)
+				s.Broker().SetMemoryHighWatermark(0)
 			}
 		}},
 		{"disk space", "disk", func(s *amqp.Server, on bool) {
 			if on {
-				s.SetDiskFreeLimit(1 << 62) // more than any disk has free
+				s.Broker().SetDiskFreeLimit(1 << 62) // more than any disk has free
 			} else {
-				s.SetDiskFreeLimit(0)
+				s.Broker().SetDiskFreeLimit(0)
 			}
 		}},
 	} {

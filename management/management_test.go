@@ -19,6 +19,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/amqp/amqptest"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -36,17 +37,17 @@ func start(t *testing.T) *env { return startWith(t) }
 // startWith starts a broker adjusted by opts, with its management API.
 func startWith(t *testing.T, opts ...func(*amqp.Config)) *env {
 	t.Helper()
-	broker := amqptest.NewServer(t, append([]func(*amqp.Config){func(cfg *amqp.Config) {
-		cfg.Users = append(cfg.Users, amqp.User{Name: "watcher", Password: "w", Tags: []string{"monitoring"},
-			Permissions: map[string]amqp.Permission{"/": {Configure: "", Write: "", Read: ".*"}}})
+	srv := amqptest.NewServer(t, append([]func(*amqp.Config){func(cfg *amqp.Config) {
+		cfg.Users = append(cfg.Users, broker.User{Name: "watcher", Password: "w", Tags: []string{"monitoring"},
+			Permissions: map[string]broker.Permission{"/": {Configure: "", Write: "", Read: ".*"}}})
 	}}, opts...)...)
-	api := management.New(broker.Server, management.Options{SampleInterval: 50 * time.Millisecond})
+	api := management.New(srv.Server, management.Options{SampleInterval: 50 * time.Millisecond})
 	hs := httptest.NewServer(api)
 	t.Cleanup(func() {
 		hs.Close()
 		api.Close()
 	})
-	return &env{t: t, srv: broker.Server, api: api, http: hs, amqpURL: broker.URL}
+	return &env{t: t, srv: srv.Server, api: api, http: hs, amqpURL: srv.URL}
 }
 
 // do sends a request as guest and decodes a JSON answer into out (if non-nil).
@@ -424,7 +425,7 @@ func TestRates(t *testing.T) {
 
 func TestList10000Queues(t *testing.T) {
 	e := start(t)
-	v := e.srv.VHost("/")
+	v := e.srv.Broker().VHost("/")
 	for i := range 10000 {
 		_, err := v.Apply(vhost.DeclareQueue{Name: fmt.Sprintf("queue.%05d", i)})
 		require.NoError(t, err)
@@ -510,5 +511,5 @@ func TestOverviewIdentity(t *testing.T) {
 	require.Equal(t, "3.10.8", ov["product_version"])
 	require.Equal(t, "3.10.8", ov["rabbitmq_version"])
 	require.Equal(t, "3.10.8", ov["management_version"])
-	require.Equal(t, amqp.Version, ov["warren_version"])
+	require.Equal(t, broker.Version, ov["warren_version"])
 }

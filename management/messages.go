@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -228,7 +229,7 @@ func deaths(p *wire.Properties) []deathJSON {
 		d.Exchange, _ = t["exchange"].(string)
 		d.OriginalExpiration, _ = t["original-expiration"].(string)
 		d.Count, _ = queue.IntArg(t["count"])
-		if tm, ok := jsonValue(t["time"]).(int64); ok {
+		if tm, ok := broker.JSONValue(t["time"]).(int64); ok {
 			d.Time = tm
 		}
 		if rks, ok := t["routing-keys"].([]any); ok {

@@ -1,8 +1,6 @@
 package management
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/plugins"
 	"github.com/warrenmq/warren/queue"
@@ -87,7 +86,7 @@ func (a *API) queueJSON(v *vhost.VHost, q *queue.Queue, dlq bool) queueJSON {
 	r := a.stats.rates(v.Name, q)
 	j := queueJSON{
 		Name: q.Name, VHost: v.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
-		Arguments: jsonTable(q.Args), Node: a.node, State: "running", Type: "classic",
+		Arguments: broker.JSONTable(q.Args), Node: a.node, State: "running", Type: "classic",
 		Consumers: st.Consumers, Messages: st.Ready + st.Unacked, MessagesDetails: rate{r.Messages},
 		MessagesReady: st.Ready, MessagesReadyDetails: rate{r.Ready},
 		MessagesUnacknowledged: st.Unacked, MessagesUnacknowledgedDetails: rate{r.Unacked},
@@ -107,7 +106,7 @@ func (a *API) overview(q *request) {
 	}
 	var ms messageStats
 	nq, nx, ncons := 0, 0, 0
-	for _, v := range a.srv.VHosts() {
+	for _, v := range a.broker.VHosts() {
 		if !a.canSee(q.u, v.Name) {
 			continue
 		}
@@ -130,7 +129,7 @@ func (a *API) overview(q *request) {
 		"rabbitmq_version":   id.Version,
 		"product_name":       id.Product,
 		"product_version":    id.Version,
-		"warren_version":     amqp.Version,
+		"warren_version":     broker.Version,
 		"erlang_version":     "n/a",
 		"cluster_name":       a.node,
 		"node":               a.node,
@@ -148,10 +147,10 @@ func (a *API) overview(q *request) {
 
 func (a *API) nodes(q *request) {
 	node := map[string]any{
-		"name": a.node, "type": "disc", "running": true, "mem_used": residentMemory(),
+		"name": a.node, "type": "disc", "running": true, "mem_used": rss(),
 		"uptime": time.Since(a.started).Milliseconds(), "os_pid": os.Getpid(), "enabled_plugins": plugins.Names(),
 	}
-	node["mem_alarm"], node["disk_free_alarm"] = a.srv.Alarms()
+	node["mem_alarm"], node["disk_free_alarm"] = a.broker.Alarms()
 	if len(q.segs) == 2 {
 		if q.segs[1] != a.node {
 			notFound(q.w)
@@ -425,7 +424,7 @@ func (a *API) declareQueue(q *request, v *vhost.VHost, name string) {
 		return
 	}
 	existed := findQueue(v, name) != nil
-	apply(q, v, vhost.DeclareQueue{Name: name, Durable: body.durable(), AutoDelete: body.AutoDelete, Args: tableArgs(body.Arguments)}, createdOr(existed))
+	a.applyIn(q, v, vhost.DeclareQueue{Name: name, Durable: body.durable(), AutoDelete: body.AutoDelete, Args: broker.TableArgs(body.Arguments)}, createdOr(existed))
 }
 
 func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
@@ -435,7 +434,7 @@ func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
 		return
 	}
 	qs := q.r.URL.Query()
-	apply(q, v, vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Owner}, http.StatusNoContent)
+	a.applyIn(q, v, vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Owner}, http.StatusNoContent)
 }
 
 // ---- exchanges ----
@@ -453,7 +452,7 @@ type exchangeJSON struct {
 
 func exchangeOf(v *vhost.VHost, e *exchange.Exchange) exchangeJSON {
 	return exchangeJSON{Name: e.Name, VHost: v.Name, Type: e.Kind.String(), Durable: e.Durable,
-		AutoDelete: e.AutoDelete, Internal: e.Internal, Arguments: jsonTable(e.Args), UserWho: "rmq-internal"}
+		AutoDelete: e.AutoDelete, Internal: e.Internal, Arguments: broker.JSONTable(e.Args), UserWho: "rmq-internal"}
 }
 
 func (a *API) routeExchanges(q *request) {
@@ -502,7 +501,7 @@ func (a *API) routeExchanges(q *request) {
 				writeError(q.w, http.StatusForbidden, "access_refused", "deletion of system exchange '"+s[2]+"' in vhost '"+v.Name+"' not allowed")
 				return
 			}
-			apply(q, v, vhost.DeleteExchange{Name: name, IfUnused: q.r.URL.Query().Get("if-unused") == "true"}, http.StatusNoContent)
+			a.applyIn(q, v, vhost.DeleteExchange{Name: name, IfUnused: q.r.URL.Query().Get("if-unused") == "true"}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
 		}
@@ -560,8 +559,8 @@ func (a *API) declareExchange(q *request, v *vhost.VHost, name string) {
 		badRequest(q.w, "type is required")
 		return
 	}
-	apply(q, v, vhost.DeclareExchange{Name: name, Kind: body.Type, Durable: body.durable(), AutoDelete: body.AutoDelete,
-		Internal: body.Internal, Args: tableArgs(body.Arguments)}, createdOr(existed))
+	a.applyIn(q, v, vhost.DeclareExchange{Name: name, Kind: body.Type, Durable: body.durable(), AutoDelete: body.AutoDelete,
+		Internal: body.Internal, Args: broker.TableArgs(body.Arguments)}, createdOr(existed))
 }
 
 // ---- bindings ----
@@ -577,31 +576,13 @@ type bindingJSON struct {
 	args            map[string]any // as stored, for unbind
 }
 
-// propertiesKey identifies a binding in URLs as RabbitMQ does: the routing
-// key ("~" when empty), then "~" and a hash of the arguments if any.
-func propertiesKey(key string, args map[string]any) string {
-	pk := url.PathEscape(key)
-	if key == "" {
-		pk = "~"
-	}
-	if len(args) == 0 {
-		return pk
-	}
-	b, _ := json.Marshal(jsonTable(args)) // map keys are sorted: stable
-	sum := sha256.Sum256(b)
-	if key == "" {
-		pk = ""
-	}
-	return pk + "~" + base64.RawURLEncoding.EncodeToString(sum[:12])
-}
-
 func bindingOf(v *vhost.VHost, b exchange.Binding) bindingJSON {
 	dt := "queue"
 	if b.Destination.Exchange {
 		dt = "exchange"
 	}
 	return bindingJSON{Source: b.Source, VHost: v.Name, Destination: b.Destination.Name, DestinationType: dt,
-		RoutingKey: b.Key, Arguments: jsonTable(b.Args), PropertiesKey: propertiesKey(b.Key, b.Args), args: b.Args}
+		RoutingKey: b.Key, Arguments: broker.JSONTable(b.Args), PropertiesKey: broker.PropertiesKey(b.Key, b.Args), args: b.Args}
 }
 
 func bindingsOf(v *vhost.VHost, e *exchange.Exchange) []bindingJSON {
@@ -626,7 +607,7 @@ func defaultBindings(v *vhost.VHost) []bindingJSON {
 	out := make([]bindingJSON, 0, len(qs))
 	for _, q := range qs {
 		out = append(out, bindingJSON{VHost: v.Name, Destination: q.Name, DestinationType: "queue",
-			RoutingKey: q.Name, Arguments: map[string]any{}, PropertiesKey: propertiesKey(q.Name, nil)})
+			RoutingKey: q.Name, Arguments: map[string]any{}, PropertiesKey: broker.PropertiesKey(q.Name, nil)})
 	}
 	return out
 }
@@ -649,7 +630,7 @@ func allBindings(v *vhost.VHost, withDefault bool) []bindingJSON {
 
 func queueBindings(v *vhost.VHost, name string) []bindingJSON {
 	out := []bindingJSON{{VHost: v.Name, Destination: name, DestinationType: "queue", RoutingKey: name,
-		Arguments: map[string]any{}, PropertiesKey: propertiesKey(name, nil)}}
+		Arguments: map[string]any{}, PropertiesKey: broker.PropertiesKey(name, nil)}}
 	for _, b := range allBindings(v, false) {
 		if b.DestinationType == "queue" && b.Destination == name {
 			out = append(out, b)
@@ -722,10 +703,10 @@ func (a *API) routeBindings(q *request) {
 			if !readBody(q, &body) {
 				return
 			}
-			args := tableArgs(body.Arguments)
+			args := broker.TableArgs(body.Arguments)
 			// The header goes before the status; on an error it is harmless.
-			q.w.Header().Set("Location", propertiesKey(body.RoutingKey, args))
-			apply(q, v, vhost.Bind{Source: src, Destination: dest, ToExchange: toEx, Key: body.RoutingKey, Args: args, Owner: ownerOf(v, dest, toEx)}, http.StatusCreated)
+			q.w.Header().Set("Location", broker.PropertiesKey(body.RoutingKey, args))
+			a.applyIn(q, v, vhost.Bind{Source: src, Destination: dest, ToExchange: toEx, Key: body.RoutingKey, Args: args, Owner: ownerOf(v, dest, toEx)}, http.StatusCreated)
 		default:
 			methodNotAllowed(q.w)
 		}
@@ -739,7 +720,7 @@ func (a *API) routeBindings(q *request) {
 		case http.MethodGet:
 			writeJSON(q.w, 200, b)
 		case http.MethodDelete:
-			apply(q, v, vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
+			a.applyIn(q, v, vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
 				Args: b.args, Owner: ownerOf(v, dest, toEx)}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/vhost"
 )
 
@@ -20,7 +21,7 @@ type policyJSON struct {
 func policyOut(vh string, p vhost.Policy) map[string]any {
 	return map[string]any{
 		"vhost": vh, "name": p.Name, "pattern": p.Pattern, "apply-to": p.ApplyTo,
-		"priority": p.Priority, "definition": jsonTable(p.Definition),
+		"priority": p.Priority, "definition": broker.JSONTable(p.Definition),
 	}
 }
 
@@ -62,10 +63,10 @@ func (a *API) routePolicies(q *request) {
 				return
 			}
 			prio, _ := body.Priority.Int64()
-			apply(q, v, vhost.SetPolicy{Name: s[2], Pattern: body.Pattern, ApplyTo: body.ApplyTo, Priority: int(prio),
-				Definition: tableArgs(body.Definition)}, http.StatusCreated)
+			a.applyIn(q, v, vhost.SetPolicy{Name: s[2], Pattern: body.Pattern, ApplyTo: body.ApplyTo, Priority: int(prio),
+				Definition: broker.TableArgs(body.Definition)}, http.StatusCreated)
 		case http.MethodDelete:
-			apply(q, v, vhost.DeletePolicy{Name: s[2]}, http.StatusNoContent)
+			a.applyIn(q, v, vhost.DeletePolicy{Name: s[2]}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
 		}

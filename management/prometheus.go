@@ -1,13 +1,13 @@
 package management
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/warrenmq/warren/broker/sysinfo"
 )
 
 // Metrics returns the Prometheus handler (serve it at /metrics): the text
@@ -53,7 +53,7 @@ var queueMetrics = []queueMetric{
 func (a *API) writeMetrics(b *bytes.Buffer) {
 	var qs []queueSample
 	consumers := 0
-	for _, v := range a.srv.VHosts() {
+	for _, v := range a.broker.VHosts() {
 		dlqs := deadLetterQueues(v)
 		for _, q := range v.Queues() {
 			st := q.Stats()
@@ -69,7 +69,7 @@ func (a *API) writeMetrics(b *bytes.Buffer) {
 	gauge("rabbitmq_channels", "Channels currently open", "gauge", float64(len(a.srv.Channels())))
 	gauge("rabbitmq_consumers", "Consumers currently connected", "gauge", float64(consumers))
 	gauge("rabbitmq_queues", "Queues available", "gauge", float64(len(qs)))
-	gauge("rabbitmq_process_resident_memory_bytes", "Memory used in bytes", "gauge", float64(residentMemory()))
+	gauge("rabbitmq_process_resident_memory_bytes", "Memory used in bytes", "gauge", float64(rss()))
 	for _, m := range queueMetrics {
 		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", m.name, m.help, m.name, m.typ)
 		for i := range qs {
@@ -95,22 +95,9 @@ var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
-// residentMemory is VmRSS from /proc/self/status, in bytes (0 elsewhere).
-func residentMemory() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) > 0 {
-				n, _ := strconv.ParseInt(fs[0], 10, 64)
-				return n * 1024
-			}
-		}
-	}
-	return 0
+// rss is the process's resident memory, as the memory alarm reads it; 0
+// where the system does not report it.
+func rss() uint64 {
+	n, _ := sysinfo.ResidentMemory()
+	return n
 }

@@ -77,7 +77,7 @@ func (a *API) parameter(q *request, vh, name string) {
 		}
 		notFound(q.w)
 	case http.MethodPut:
-		if a.srv.VHost(vh) == nil {
+		if a.broker.VHost(vh) == nil {
 			writeError(q.w, http.StatusNotFound, "not_found", "vhost_not_found")
 			return
 		}
@@ -199,36 +199,28 @@ func (a *API) shovelsJSON(q *request, vh string) []map[string]any {
 	return out
 }
 
-// importParameters starts the shovels of imported definitions; other
-// components are logged and skipped, as Warren has none.
-func (a *API) importParameters(d *Definitions, vh func(string) (*vhost.VHost, error)) error {
-	for _, raw := range d.Parameters {
-		p, ok := raw.(map[string]any)
-		if !ok {
-			continue
-		}
-		comp, _ := p["component"].(string)
-		name, _ := p["name"].(string)
-		vn, _ := p["vhost"].(string)
-		if comp != shovel.Component || a.shovels == nil {
-			a.log.Info("definitions import: parameter skipped: no such component", "component", comp, "name", name)
-			continue
-		}
-		v, err := vh(vn)
-		if err != nil {
-			return err
-		}
-		value, err := json.Marshal(p["value"])
-		if err != nil {
-			return err
-		}
-		if _, err := a.shovels.Put(v.Name, name, value); err != nil {
-			var ve *shovel.ValidationError
-			if errors.As(err, &ve) {
-				return &vhost.Error{Kind: vhost.PreconditionFailed, Text: ve.Error()}
-			}
-			return err
-		}
+// shovelParameters makes the shovels take part in definitions import and
+// export (broker.ParameterStore).
+type shovelParameters struct{ m *shovel.Manager }
+
+func (p shovelParameters) ImportParameter(component, vh, name string, value json.RawMessage) (bool, error) {
+	if component != shovel.Component {
+		return false, nil
 	}
-	return nil
+	if _, err := p.m.Put(vh, name, value); err != nil {
+		var ve *shovel.ValidationError
+		if errors.As(err, &ve) {
+			return true, &vhost.Error{Kind: vhost.PreconditionFailed, Text: ve.Error()}
+		}
+		return true, err
+	}
+	return true, nil
+}
+
+func (p shovelParameters) ExportParameters(vh string) []map[string]any {
+	var out []map[string]any
+	for _, sp := range p.m.Parameters(vh) {
+		out = append(out, parameterJSON(sp))
+	}
+	return out
 }

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -30,7 +30,7 @@ type qkey struct{ vhost, name string }
 // sampler reads every queue's totals every interval, keeps the rates, and
 // warns when a dead-letter queue grows.
 type sampler struct {
-	srv      *amqp.Server
+	broker   *broker.Broker
 	log      *slog.Logger
 	interval time.Duration
 
@@ -42,8 +42,8 @@ type sampler struct {
 	wg   sync.WaitGroup
 }
 
-func newSampler(srv *amqp.Server, interval time.Duration, log *slog.Logger) *sampler {
-	s := &sampler{srv: srv, log: log, interval: interval, samples: make(map[qkey]*sample), done: make(chan struct{})}
+func newSampler(b *broker.Broker, interval time.Duration, log *slog.Logger) *sampler {
+	s := &sampler{broker: b, log: log, interval: interval, samples: make(map[qkey]*sample), done: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -77,7 +77,7 @@ func (s *sampler) tick() {
 		dlq bool
 	}
 	var rs []reading
-	for _, v := range s.srv.VHosts() {
+	for _, v := range s.broker.VHosts() {
 		dlqs := deadLetterQueues(v)
 		for _, q := range v.Queues() {
 			rs = append(rs, reading{qkey{v.Name, q.Name}, q, q.Stats(), dlqs[q.Name]})

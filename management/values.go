@@ -5,81 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/broker"
 )
-
-// jsonValue turns a field-table value into what RabbitMQ's API shows.
-func jsonValue(v any) any {
-	switch v := v.(type) {
-	case wire.Table:
-		return jsonTable(v)
-	case map[string]any:
-		return jsonTable(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = jsonValue(x)
-		}
-		return out
-	case []byte:
-		return string(v)
-	case time.Time:
-		return v.Unix()
-	case wire.Decimal:
-		return v.Value
-	}
-	return v
-}
-
-func jsonTable(t map[string]any) map[string]any {
-	out := make(map[string]any, len(t))
-	for k, v := range t {
-		out[k] = jsonValue(v)
-	}
-	return out
-}
-
-// tableValue turns a JSON value (decoded with UseNumber) into a field-table
-// value: integers become int64, other numbers float64.
-func tableValue(v any) any {
-	switch v := v.(type) {
-	case json.Number:
-		if n, err := v.Int64(); err == nil {
-			return n
-		}
-		f, _ := v.Float64()
-		return f
-	case float64:
-		if v == float64(int64(v)) {
-			return int64(v)
-		}
-		return v
-	case map[string]any:
-		return tableArgs(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = tableValue(x)
-		}
-		return out
-	}
-	return v
-}
-
-// tableArgs converts a JSON arguments object; nil for an empty one.
-func tableArgs(m map[string]any) map[string]any {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = tableValue(v)
-	}
-	return out
-}
 
 // propertiesJSON renders basic properties with RabbitMQ's API names; only
 // the ones present appear.
@@ -93,7 +23,7 @@ func propertiesJSON(p *wire.Properties) map[string]any {
 	set("content_type", p.ContentType, wire.FlagContentType)
 	set("content_encoding", p.ContentEncoding, wire.FlagContentEncoding)
 	if p.Headers != nil {
-		out["headers"] = jsonTable(p.Headers)
+		out["headers"] = broker.JSONTable(p.Headers)
 	}
 	if p.DeliveryMode != 0 {
 		out["delivery_mode"] = p.DeliveryMode
@@ -160,7 +90,7 @@ func parseProperties(m map[string]any) (wire.Properties, error) {
 	}
 	p.DeliveryMode, p.Priority, p.Timestamp = uint8(dm), uint8(pr), uint64(ts)
 	if h, ok := m["headers"].(map[string]any); ok && len(h) > 0 {
-		p.Headers = wire.Table(tableArgs(h))
+		p.Headers = wire.Table(broker.TableArgs(h))
 	}
 	return p, nil
 }

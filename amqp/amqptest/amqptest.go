@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 )
 
-// Server is a running broker.
+// Server is a running broker: the AMQP server (connections, channels) and
+// the broker under it (users, vhosts, Apply, alarms).
 type Server struct {
 	*amqp.Server
+	*broker.Broker
 	// Addr is the listener's host:port.
 	Addr string
 	// URL is an AMQP URI for guest on the default vhost.
@@ -48,5 +51,5 @@ func NewServer(t testing.TB, opts ...func(*amqp.Config)) *Server {
 		_ = srv.Shutdown(ctx)
 	})
 	addr := l.Addr().String()
-	return &Server{Server: srv, Addr: addr, URL: "amqp://guest:guest@" + addr + "/"}
+	return &Server{Server: srv, Broker: srv.Broker(), Addr: addr, URL: "amqp://guest:guest@" + addr + "/"}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -23,26 +24,28 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*configs.
 // brokerConfig is the broker's part of the configuration.
 func brokerConfig(c *configs.Config) amqp.Config {
 	cfg := amqp.Config{
-		DataDir:             c.DataDir,
-		FrameMax:            c.FrameMax,
-		ChannelMax:          c.ChannelMax,
-		Heartbeat:           c.Heartbeat,
-		MaxMessageSize:      c.MaxMessageSize,
-		ConsumerTimeout:     c.ConsumerTimeout,
-		MaxConnections:      c.MaxConnections,
-		VHostLimits:         vhost.Limits{MaxConnections: c.VhostMaxConnections, MaxQueues: c.VhostMaxQueues},
-		QueueMemoryBudget:   c.QueueMemoryBudget,
-		MemoryHighWatermark: c.MemoryHighWatermark.Resolve(amqp.TotalMemory()),
-		DiskFreeLimit:       c.DiskFreeLimit.Resolve(amqp.TotalMemory()),
-		HandshakeTimeout:    c.HandshakeTimeout,
+		Config: broker.Config{
+			DataDir:             c.DataDir,
+			VHostLimits:         vhost.Limits{MaxConnections: c.VhostMaxConnections, MaxQueues: c.VhostMaxQueues},
+			QueueMemoryBudget:   c.QueueMemoryBudget,
+			MemoryHighWatermark: c.MemoryHighWatermark.Resolve(broker.TotalMemory()),
+			DiskFreeLimit:       c.DiskFreeLimit.Resolve(broker.TotalMemory()),
+			Vhosts:              c.Vhosts,
+			Users:               make([]broker.User, 0, len(c.Users)),
+			LoopbackUsers:       c.LoopbackUsers,
+		},
+		FrameMax:         c.FrameMax,
+		ChannelMax:       c.ChannelMax,
+		Heartbeat:        c.Heartbeat,
+		MaxMessageSize:   c.MaxMessageSize,
+		ConsumerTimeout:  c.ConsumerTimeout,
+		MaxConnections:   c.MaxConnections,
+		HandshakeTimeout: c.HandshakeTimeout,
 		TLS: amqp.TLSConfig{
 			CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, CAFile: c.TLS.CAFile,
 			VerifyPeer: c.TLS.VerifyPeer, FailIfNoPeerCert: c.TLS.FailIfNoPeerCert,
 		},
-		Vhosts:        c.Vhosts,
-		Users:         make([]amqp.User, 0, len(c.Users)),
-		LoopbackUsers: c.LoopbackUsers,
-		Identity:      amqp.Identity{Product: c.Identity.Product, Version: c.Identity.Version},
+		Identity: amqp.Identity{Product: c.Identity.Product, Version: c.Identity.Version},
 	}
 	// The command listens itself (several listeners may be configured);
 	// the broker's Listen is only the first, for ListenAndServe.
@@ -53,11 +56,11 @@ func brokerConfig(c *configs.Config) amqp.Config {
 		cfg.TLS.Listen = c.TLS.Listen[0]
 	}
 	for _, u := range c.Users {
-		perms := make(map[string]amqp.Permission, len(u.Permissions))
+		perms := make(map[string]broker.Permission, len(u.Permissions))
 		for v, p := range u.Permissions {
-			perms[v] = amqp.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
+			perms[v] = broker.Permission{Configure: p.Configure, Write: p.Write, Read: p.Read}
 		}
-		cfg.Users = append(cfg.Users, amqp.User{Name: u.Name, Password: u.Password, PasswordHash: u.PasswordHash,
+		cfg.Users = append(cfg.Users, broker.User{Name: u.Name, Password: u.Password, PasswordHash: u.PasswordHash,
 			Tags: u.Tags, Permissions: perms})
 	}
 	return cfg

@@ -13,8 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/warrenmq/warren/amqp"
-	"github.com/warrenmq/warren/amqp/amqptest"
-	"github.com/warrenmq/warren/management"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/storage"
 )
 
@@ -82,7 +81,7 @@ func TestBinary(t *testing.T) {
 
 	code, stdout, _ = runBin(nil, "--version")
 	assert.Equal(t, 0, code)
-	assert.Equal(t, "warren "+amqp.Version+"\n", stdout)
+	assert.Equal(t, "warren "+broker.Version+"\n", stdout)
 
 	code, _, stderr := runBin(nil, "--limits.frame_max", "10")
 	assert.Equal(t, 2, code)
@@ -119,32 +118,4 @@ func TestBinary(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(corrupt, storage.FileName), bytes.Repeat([]byte("not a database "), 1000), 0o600))
 	code, _, stderr = runBin(nil, "--amqp.listen", "127.0.0.1:0", "--http.listen=", "--prometheus.listen=", "--storage.dir", corrupt)
 	assert.Equal(t, 2, code, stderr)
-}
-
-// TestImportDefinitionsAtStart: definitions.import_file brings exchanges,
-// queues, bindings and policies in before the broker serves, and a broken
-// file is a configuration error.
-func TestImportDefinitionsAtStart(t *testing.T) {
-	srv := amqptest.NewServer(t)
-	api := management.New(srv.Server, management.Options{})
-	defer api.Close()
-	file := writeFile(t, `{
-  "policies": [{"vhost": "/", "name": "cap", "pattern": "^orders$", "apply-to": "queues", "priority": 0,
-                "definition": {"max-length": 5}}],
-  "exchanges": [{"name": "orders.x", "vhost": "/", "type": "fanout", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
-  "queues": [{"name": "orders", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {"x-max-priority": 5}}],
-  "bindings": [{"source": "orders.x", "vhost": "/", "destination": "orders", "destination_type": "queue", "routing_key": "", "arguments": {}}]
-}`)
-	require.NoError(t, importDefinitions(api, file))
-	v := srv.VHost("/")
-	q, err := v.Queue("orders", 0)
-	require.NoError(t, err)
-	assert.Equal(t, int64(5), q.Config().MaxLength, "the policy applies")
-	assert.Equal(t, uint8(5), q.Config().MaxPriority, "the argument too")
-	x, err := v.Exchange("orders.x")
-	require.NoError(t, err)
-	assert.Equal(t, 1, x.BindingCount())
-
-	require.Error(t, importDefinitions(api, writeFile(t, `{"queues": [`)))
-	require.Error(t, importDefinitions(api, filepath.Join(t.TempDir(), "missing.json")))
 }

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/configs"
 	"github.com/warrenmq/warren/management"
 	"github.com/warrenmq/warren/plugins"
@@ -55,7 +55,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		configs.Usage(stdout)
 		return exitOK
 	case errors.Is(err, configs.ErrVersion):
-		fmt.Fprintf(stdout, "warren %s\n", amqp.Version)
+		fmt.Fprintf(stdout, "warren %s\n", broker.Version)
 		return exitOK
 	case err != nil:
 		var ce *configs.Error
@@ -116,7 +116,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 			return fail("amqp.tls.listen", err)
 		}
 	}
-	shovels, err := shovel.NewManager(shovel.Options{Store: srv.Storage(), Local: srv.DialDirect, Log: log})
+	shovels, err := shovel.NewManager(shovel.Options{Store: srv.Broker().Storage(), Local: srv.DialDirect, Log: log})
 	if err != nil {
 		return fail("shovels", err)
 	}
@@ -144,7 +144,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		}
 	}
 	if conf.DefinitionsFile != "" {
-		if err := importDefinitions(api, conf.DefinitionsFile); err != nil {
+		if err := srv.Broker().ImportFile(conf.DefinitionsFile); err != nil {
 			fmt.Fprintf(stderr, "warren: definitions.import_file: %v\n", err)
 			ls.close()
 			_ = srv.Shutdown(context.Background())
@@ -161,7 +161,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	// scripts read the bound addresses (amqp=...) from this line.
 	started := startedPlugins(conf.HTTPListen != "", conf.PrometheusListen != "")
 	log.Info(fmt.Sprintf("Server startup complete; %d plugins started.", len(started)),
-		append(append([]any{"product", "Warren", "version", amqp.Version}, ls.attrs()...), "data", cfg.DataDir)...)
+		append(append([]any{"product", "Warren", "version", broker.Version}, ls.attrs()...), "data", cfg.DataDir)...)
 	for _, p := range started {
 		log.Info(" * " + p)
 	}
@@ -320,23 +320,6 @@ func (ls *listeners) close() {
 		}
 		ls.amqp = nil
 	}
-}
-
-// importDefinitions loads a definitions file into the broker before it
-// accepts connections.
-func importDefinitions(api *management.API, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var d management.Definitions
-	dec := json.NewDecoder(f)
-	dec.UseNumber()
-	if err := dec.Decode(&d); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return api.Import(&d, "")
 }
 
 // pprofHandler serves the Go profiler on its own listener (pprof.listen),

@@ -1,37 +1,36 @@
-package amqp_test
+package broker_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/vhost"
 )
 
-// startOn starts a server (without listening) on dir with cfg's users and
-// vhosts, and stops it when the test ends.
-func startOn(t *testing.T, dir string, adjust func(*amqp.Config)) (*amqp.Server, error) {
+// startOn opens a broker on dir with cfg's users and vhosts, and closes it
+// when the test ends.
+func startOn(t *testing.T, dir string, adjust func(*broker.Config)) (*broker.Broker, error) {
 	t.Helper()
-	cfg := amqp.DefaultConfig()
+	cfg := broker.DefaultConfig()
 	cfg.DataDir = dir
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	srv, err := amqp.NewServer(cfg, nil)
+	b, err := broker.Open(cfg, broker.Options{})
 	if err == nil {
-		t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+		t.Cleanup(func() { _ = b.Close() })
 	}
-	return srv, err
+	return b, err
 }
 
-func stop(t *testing.T, srv *amqp.Server) {
+func stop(t *testing.T, b *broker.Broker) {
 	t.Helper()
-	require.NoError(t, srv.Shutdown(context.Background()))
+	require.NoError(t, b.Close())
 }
 
 func kindOf(err error) vhost.Kind {
@@ -42,10 +41,10 @@ func kindOf(err error) vhost.Kind {
 	return 0
 }
 
-func withConfigUser(c *amqp.Config) {
+func withConfigUser(c *broker.Config) {
 	c.Vhosts = []string{"/", "configured"}
-	c.Users = append(c.Users, amqp.User{Name: "cfg", Password: "from-config", Tags: []string{"monitoring"},
-		Permissions: map[string]amqp.Permission{"configured": {Read: ".*"}}})
+	c.Users = append(c.Users, broker.User{Name: "cfg", Password: "from-config", Tags: []string{"monitoring"},
+		Permissions: map[string]broker.Permission{"configured": {Read: ".*"}}})
 }
 
 // TestServerOpsErrors: each op checks what it names, with the error kinds
@@ -53,32 +52,32 @@ func withConfigUser(c *amqp.Config) {
 func TestServerOpsErrors(t *testing.T) {
 	srv, err := startOn(t, t.TempDir(), nil)
 	require.NoError(t, err)
-	require.NoError(t, srv.Apply(amqp.PutUser{Name: "u", PasswordHash: amqp.NewPasswordHash("p")}))
+	require.NoError(t, apply(srv, broker.PutUser{Name: "u", PasswordHash: broker.NewPasswordHash("p")}))
 	for _, tc := range []struct {
 		name string
-		op   amqp.ServerOp
+		op   broker.Op
 		kind vhost.Kind // 0: succeeds
 	}{
-		{"empty user name", amqp.PutUser{Name: ""}, vhost.CommandInvalid},
-		{"NUL in a user name", amqp.PutUser{Name: "a\x00b"}, vhost.CommandInvalid},
-		{"bad hash", amqp.PutUser{Name: "x", PasswordHash: "!!"}, vhost.CommandInvalid},
-		{"short hash", amqp.PutUser{Name: "x", PasswordHash: "AAAA"}, vhost.CommandInvalid},
-		{"unknown hashing", amqp.PutUser{Name: "x", PasswordHash: amqp.NewPasswordHash("p"), HashingAlgorithm: "bcrypt"}, vhost.CommandInvalid},
-		{"no password", amqp.PutUser{Name: "nopw"}, 0},
-		{"delete a missing user", amqp.DeleteUser{Name: "ghost"}, vhost.NotFound},
-		{"non-UTF-8 user name", amqp.PutUser{Name: "\xff"}, vhost.CommandInvalid},
-		{"odd characters in a user name", amqp.PutUser{Name: "a b/c#%é"}, 0},
-		{"empty vhost name", amqp.PutVhost{Name: ""}, vhost.CommandInvalid},
-		{"non-UTF-8 vhost name", amqp.PutVhost{Name: "v\xc3"}, vhost.CommandInvalid},
-		{"delete a missing vhost", amqp.DeleteVhost{Name: "ghost"}, vhost.NotFound},
-		{"permissions of a missing user", amqp.SetPermissions{User: "ghost", Vhost: "/"}, vhost.NotFound},
-		{"permissions on a missing vhost", amqp.SetPermissions{User: "u", Vhost: "ghost"}, vhost.NotFound},
-		{"a bad pattern", amqp.SetPermissions{User: "u", Vhost: "/", Configure: "("}, vhost.CommandInvalid},
-		{"clear permissions the user lacks", amqp.ClearPermissions{User: "u", Vhost: "/"}, 0},
-		{"clear on a missing vhost", amqp.ClearPermissions{User: "u", Vhost: "ghost"}, vhost.NotFound},
+		{"empty user name", broker.PutUser{Name: ""}, vhost.CommandInvalid},
+		{"NUL in a user name", broker.PutUser{Name: "a\x00b"}, vhost.CommandInvalid},
+		{"bad hash", broker.PutUser{Name: "x", PasswordHash: "!!"}, vhost.CommandInvalid},
+		{"short hash", broker.PutUser{Name: "x", PasswordHash: "AAAA"}, vhost.CommandInvalid},
+		{"unknown hashing", broker.PutUser{Name: "x", PasswordHash: broker.NewPasswordHash("p"), HashingAlgorithm: "bcrypt"}, vhost.CommandInvalid},
+		{"no password", broker.PutUser{Name: "nopw"}, 0},
+		{"delete a missing user", broker.DeleteUser{Name: "ghost"}, vhost.NotFound},
+		{"non-UTF-8 user name", broker.PutUser{Name: "\xff"}, vhost.CommandInvalid},
+		{"odd characters in a user name", broker.PutUser{Name: "a b/c#%é"}, 0},
+		{"empty vhost name", broker.PutVhost{Name: ""}, vhost.CommandInvalid},
+		{"non-UTF-8 vhost name", broker.PutVhost{Name: "v\xc3"}, vhost.CommandInvalid},
+		{"delete a missing vhost", broker.DeleteVhost{Name: "ghost"}, vhost.NotFound},
+		{"permissions of a missing user", broker.SetPermissions{User: "ghost", Vhost: "/"}, vhost.NotFound},
+		{"permissions on a missing vhost", broker.SetPermissions{User: "u", Vhost: "ghost"}, vhost.NotFound},
+		{"a bad pattern", broker.SetPermissions{User: "u", Vhost: "/", Configure: "("}, vhost.CommandInvalid},
+		{"clear permissions the user lacks", broker.ClearPermissions{User: "u", Vhost: "/"}, 0},
+		{"clear on a missing vhost", broker.ClearPermissions{User: "u", Vhost: "ghost"}, vhost.NotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := srv.Apply(tc.op)
+			_, err := srv.Apply(tc.op)
 			if tc.kind == 0 {
 				require.NoError(t, err)
 				return
@@ -102,18 +101,18 @@ func TestStoredAccessAndConfigBaseline(t *testing.T) {
 	require.True(t, ok, "the configured user is created, with its clear-text password hashed")
 	u, _ := srv.User("cfg")
 	assert.NotContains(t, u.PasswordHash, "from-config")
-	assert.Equal(t, map[string]amqp.Permission{"configured": {Read: ".*"}}, u.Permissions)
+	assert.Equal(t, map[string]broker.Permission{"configured": {Read: ".*"}}, u.Permissions)
 
-	for _, op := range []amqp.ServerOp{
-		amqp.PutUser{Name: "cfg", PasswordHash: amqp.NewPasswordHash("changed"), Tags: []string{"administrator"}},
-		amqp.SetPermissions{User: "cfg", Vhost: "configured", Configure: ".*", Write: ".*", Read: ".*"},
-		amqp.PutVhost{Name: "runtime", Description: "made at run time", Tags: []string{"t"}},
-		amqp.PutUser{Name: "md5", PasswordHash: "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=", HashingAlgorithm: "rabbit_password_hashing_md5"},
-		amqp.SetPermissions{User: "md5", Vhost: "runtime", Write: "^w"},
-		amqp.DeleteUser{Name: "guest"},
-		amqp.DeleteVhost{Name: "/"},
+	for _, op := range []broker.Op{
+		broker.PutUser{Name: "cfg", PasswordHash: broker.NewPasswordHash("changed"), Tags: []string{"administrator"}},
+		broker.SetPermissions{User: "cfg", Vhost: "configured", Configure: ".*", Write: ".*", Read: ".*"},
+		broker.PutVhost{Name: "runtime", Description: "made at run time", Tags: []string{"t"}},
+		broker.PutUser{Name: "md5", PasswordHash: "AQIDBDgk9ci8Lfh6CKE9Y0AUfmU=", HashingAlgorithm: "rabbit_password_hashing_md5"},
+		broker.SetPermissions{User: "md5", Vhost: "runtime", Write: "^w"},
+		broker.DeleteUser{Name: "guest"},
+		broker.DeleteVhost{Name: "/"},
 	} {
-		require.NoError(t, srv.Apply(op), "%#v", op)
+		require.NoError(t, apply(srv, op), "%#v", op)
 	}
 	stop(t, srv)
 
@@ -136,18 +135,18 @@ func TestStoredAccessAndConfigBaseline(t *testing.T) {
 		}
 	}
 	u, _ = srv.User("cfg")
-	assert.Equal(t, amqp.Permission{Configure: ".*", Write: ".*", Read: ".*"}, u.Permissions["configured"])
+	assert.Equal(t, broker.Permission{Configure: ".*", Write: ".*", Read: ".*"}, u.Permissions["configured"])
 	assert.Equal(t, []string{"/", "configured", "runtime"}, srv.VHostNames(), "/ is in the config, so it is made again")
 	info, ok := srv.VHostInfo("runtime")
 	require.True(t, ok)
-	assert.Equal(t, amqp.VHostInfo{Name: "runtime", Description: "made at run time", Tags: []string{"t"}}, info)
+	assert.Equal(t, broker.VHostInfo{Name: "runtime", Description: "made at run time", Tags: []string{"t"}}, info)
 	assert.True(t, srv.Permitted("md5", "runtime", "write", "wq"))
 	assert.False(t, srv.Permitted("md5", "runtime", "read", "wq"))
 	assert.True(t, srv.HasVHostAccess("guest", "/"), "the configured permissions come back with the user")
 
 	// Deleting a vhost deletes the permissions on it, on disk too.
-	require.NoError(t, srv.Apply(amqp.DeleteVhost{Name: "runtime"}))
-	require.NoError(t, srv.Apply(amqp.PutVhost{Name: "runtime"}))
+	require.NoError(t, apply(srv, broker.DeleteVhost{Name: "runtime"}))
+	require.NoError(t, apply(srv, broker.PutVhost{Name: "runtime"}))
 	assert.False(t, srv.HasVHostAccess("md5", "runtime"))
 	stop(t, srv)
 	srv, err = startOn(t, dir, withConfigUser)
@@ -171,4 +170,9 @@ func TestCorruptAccessRecordRefusesStart(t *testing.T) {
 	_, err = startOn(t, dir, nil)
 	require.ErrorIs(t, err, storage.ErrCorrupt)
 	assert.Contains(t, err.Error(), `stored user "broken"`)
+}
+
+func apply(b *broker.Broker, op broker.Op) error {
+	_, err := b.Apply(op)
+	return err
 }

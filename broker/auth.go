@@ -1,40 +1,40 @@
-package amqp
+package broker
 
 import (
-	"bytes"
 	"crypto/md5" //nolint:gosec // RabbitMQ's pre-3.6 password hashing, for imported users
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"hash"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
-
-	"github.com/warrenmq/warren/amqp/wire"
 )
 
-// account is a user, ready for logins and permission checks. One account
+// Account is a user, ready for logins and permission checks. One account
 // lives as long as its user: PutUser swaps its credentials and
 // SetPermissions its permissions in place, atomically, so a connection that
 // holds the account sees the change at its next check; DeleteUser drops it
 // from the registry (and a user made again under the same name is a new
 // account).
-type account struct {
-	name  string
+type Account struct {
+	name  string // never changes
 	creds atomic.Pointer[credentials]
 	perms atomic.Pointer[permissionSet] // never nil; replaced whole, never changed
 }
 
+// Name is the user's name.
+func (a *Account) Name() string { return a.name }
+
 // newAccount is a user with no permissions yet.
-func newAccount(name string, cr *credentials) *account {
-	a := &account{name: name}
+func newAccount(name string, cr *credentials) *Account {
+	a := &Account{name: name}
 	a.creds.Store(cr)
 	a.perms.Store(&permissionSet{})
 	return a
@@ -43,8 +43,8 @@ func newAccount(name string, cr *credentials) *account {
 // setPermissions replaces the account's permissions on vhost vh with p, or
 // removes them when p is nil, copying the set (it is never changed in
 // place, since permission checks read it with no lock). Only ops call it,
-// under Server.opMu.
-func (a *account) setPermissions(vh string, p *permissions) {
+// under Broker.opMu.
+func (a *Account) setPermissions(vh string, p *permissions) {
 	cur := *a.perms.Load()
 	next := make(permissionSet, len(cur)+1)
 	maps.Copy(next, cur)
@@ -115,8 +115,8 @@ func newCredentials(passwordHash, algorithm string, tags []string) (*credentials
 	return cr, nil
 }
 
-// check reports whether password is the account's password.
-func (a *account) check(password string) bool {
+// Check reports whether password is the account's password.
+func (a *Account) Check(password string) bool {
 	cr := a.creds.Load()
 	if cr.raw == nil {
 		return false
@@ -127,15 +127,15 @@ func (a *account) check(password string) bool {
 	return subtle.ConstantTimeCompare(d.Sum(nil), cr.raw[4:]) == 1
 }
 
-// tags returns the account's tags; the caller must not change them.
-func (a *account) tags() []string { return a.creds.Load().tags }
+// Tags returns the account's tags; the caller must not change them.
+func (a *Account) Tags() []string { return a.creds.Load().tags }
 
 // compilePermissions compiles RabbitMQ's three patterns. RabbitMQ matches
 // the whole name against a pattern as given, which is an unanchored search;
 // "" matches nothing.
 func compilePermissions(p Permission) (*permissions, error) {
 	ps := &permissions{Permission: p}
-	for i, src := range [...]string{configureAccess: p.Configure, writeAccess: p.Write, readAccess: p.Read} {
+	for i, src := range [...]string{Configure: p.Configure, Write: p.Write, Read: p.Read} {
 		if src == "" {
 			continue
 		}
@@ -171,51 +171,63 @@ func NewPasswordHash(password string) string {
 	return HashPassword(salt, password)
 }
 
-// parseCredentials reads the start-ok response for PLAIN or AMQPLAIN.
-func parseCredentials(mechanism, response string) (user, password string, ok bool) {
-	switch mechanism {
-	case "PLAIN":
-		// authzid NUL authcid NUL password
-		parts := bytes.Split([]byte(response), []byte{0})
-		if len(parts) != 3 {
-			return "", "", false
-		}
-		return string(parts[1]), string(parts[2]), true
-	case "AMQPLAIN":
-		// A field table without its length prefix.
-		b := binary.BigEndian.AppendUint32(nil, uint32(len(response)))
-		t, _, err := wire.DecodeTable(append(b, response...))
-		if err != nil {
-			return "", "", false
-		}
-		u, ok1 := t["LOGIN"].(string)
-		p, ok2 := t["PASSWORD"].(string)
-		return u, p, ok1 && ok2
-	}
-	return "", "", false
-}
+// Access is what an operation needs on a resource.
+type Access uint8
 
-// access is what an operation needs on a resource.
-type access uint8
-
+// The three kinds of access RabbitMQ's permission patterns grant.
 const (
-	configureAccess access = iota
-	writeAccess
-	readAccess
+	Configure Access = iota
+	Write
+	Read
 )
 
-func (a access) String() string {
+func (a Access) String() string {
 	return [...]string{"configure", "write", "read"}[a]
 }
 
-// allowed reports whether the user may do what on the named resource in
+// Allowed reports whether the user may do what on the named resource in
 // vhost, by the permissions the user has now: every check reads them afresh
 // (RabbitMQ's channels cache their last 12 successful checks instead).
-func (a *account) allowed(vh string, what access, name string) bool {
+func (a *Account) Allowed(vh string, what Access, name string) bool {
 	p := (*a.perms.Load())[vh]
 	if p == nil {
 		return false
 	}
 	re := p.re[what]
 	return re != nil && re.MatchString(name)
+}
+
+// HasVHost reports whether the user has permissions on vhost vh, which
+// opening a connection there needs.
+func (a *Account) HasVHost(vh string) bool { return (*a.perms.Load())[vh] != nil }
+
+// RemoteAllowed applies RabbitMQ's loopback_users (Config.LoopbackUsers):
+// such a user may log in only from a loopback address; remote nil is local.
+func (b *Broker) RemoteAllowed(user string, remote net.Addr) bool {
+	return !b.loopbackOnly(user) || remote == nil || isLoopback(remote)
+}
+
+// loopbackOnly says whether user may connect only from a loopback address.
+func (b *Broker) loopbackOnly(user string) bool {
+	if b.cfg.LoopbackUsers == nil {
+		return user == "guest"
+	}
+	return slices.Contains(b.cfg.LoopbackUsers, user)
+}
+
+// InternalAccount is an account outside the registry with full permissions
+// on vhost vh and no password, for in-process connections (shovels) that
+// are not a user's.
+func InternalAccount(name, vh string) *Account {
+	a := newAccount(name, &credentials{tags: []string{"administrator"}})
+	p, _ := compilePermissions(Permission{Configure: ".*", Write: ".*", Read: ".*"})
+	a.setPermissions(vh, p)
+	return a
+}
+
+func isLoopback(a net.Addr) bool {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.IsLoopback()
+	}
+	return true // unix sockets and pipes are local
 }

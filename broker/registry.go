@@ -1,4 +1,4 @@
-package amqp
+package broker
 
 import (
 	"encoding/json"
@@ -12,14 +12,14 @@ import (
 	"github.com/warrenmq/warren/vhost"
 )
 
-// registry is the server's users and virtual hosts. It is an immutable
-// snapshot behind Server.reg, replaced whole by the ops that add or remove
+// registry is the broker's users and virtual hosts. It is an immutable
+// snapshot behind Broker.reg, replaced whole by the ops that add or remove
 // a user or a virtual host (copy on write), so that logins and lookups read
 // it with one atomic load and no lock. Accounts change their credentials
 // and permissions in place (see account), which needs no new snapshot.
 type registry struct {
 	vhosts   map[string]*vhostEntry
-	accounts map[string]*account
+	accounts map[string]*Account
 }
 
 // vhostEntry is a virtual host and its metadata; replaced whole.
@@ -30,7 +30,7 @@ type vhostEntry struct {
 }
 
 func newRegistry() *registry {
-	return &registry{vhosts: make(map[string]*vhostEntry), accounts: make(map[string]*account)}
+	return &registry{vhosts: make(map[string]*vhostEntry), accounts: make(map[string]*Account)}
 }
 
 // clone copies the maps (not the entries), for an op to change and store.
@@ -72,37 +72,38 @@ func encodeRecord(v any) []byte {
 
 func permissionKey(vhostName, user string) string { return vhostName + "\x00" + user }
 
-// newVHost makes an empty virtual host wired to the server's storage.
-func (s *Server) newVHost(name string) *vhost.VHost {
-	return vhost.New(name, vhost.Options{Store: s.store, Budget: s.budget, Log: s.log.With("vhost", name), Limits: s.cfg.VHostLimits})
+// newVHost makes an empty virtual host wired to the broker's storage.
+func (b *Broker) newVHost(name string) *vhost.VHost {
+	return vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Log: b.log.With("vhost", name), Limits: b.cfg.VHostLimits})
 }
 
-// account returns the named user's account, or nil.
-func (s *Server) account(name string) *account { return s.reg.Load().accounts[name] }
+// Account returns the named user's account, or nil. A protocol server
+// keeps the account of a connection's user and checks permissions on it.
+func (b *Broker) Account(name string) *Account { return b.reg.Load().accounts[name] }
 
 // restoreDefinitions loads the stored virtual hosts, users and permissions
 // at start, before the virtual hosts recover their queues. A record that
 // does not decode means a damaged store: the server refuses to start.
-func (s *Server) restoreDefinitions() error {
+func (b *Broker) restoreDefinitions() error {
 	reg := newRegistry()
 	corrupt := func(kind, key string, err error) error {
 		if err == nil {
 			err = errors.New("the record does not match its key")
 		}
-		return fmt.Errorf("%w: %s: stored %s %q: %v", storage.ErrCorrupt, s.store.Path(), kind, key, err)
+		return fmt.Errorf("%w: %s: stored %s %q: %v", storage.ErrCorrupt, b.store.Path(), kind, key, err)
 	}
-	err := s.store.Definitions(storage.KindVhost, func(key string, value []byte) error {
+	err := b.store.Definitions(storage.KindVhost, func(key string, value []byte) error {
 		var r vhostRecord
 		if err := json.Unmarshal(value, &r); err != nil || r.Name != key {
 			return corrupt("vhost", key, err)
 		}
-		reg.vhosts[r.Name] = &vhostEntry{v: s.newVHost(r.Name), description: r.Description, tags: r.Tags}
+		reg.vhosts[r.Name] = &vhostEntry{v: b.newVHost(r.Name), description: r.Description, tags: r.Tags}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	err = s.store.Definitions(storage.KindUser, func(key string, value []byte) error {
+	err = b.store.Definitions(storage.KindUser, func(key string, value []byte) error {
 		var r userRecord
 		if err := json.Unmarshal(value, &r); err != nil || r.Name != key {
 			return corrupt("user", key, err)
@@ -117,7 +118,7 @@ func (s *Server) restoreDefinitions() error {
 	if err != nil {
 		return err
 	}
-	err = s.store.Definitions(storage.KindPermission, func(key string, value []byte) error {
+	err = b.store.Definitions(storage.KindPermission, func(key string, value []byte) error {
 		var r permissionRecord
 		if err := json.Unmarshal(value, &r); err != nil || permissionKey(r.Vhost, r.User) != key {
 			return corrupt("permission", key, err)
@@ -126,7 +127,7 @@ func (s *Server) restoreDefinitions() error {
 		if a == nil || reg.vhosts[r.Vhost] == nil {
 			// Deleting a user or a vhost deletes its permissions in the
 			// same batch, so this is not expected; it is harmless.
-			s.log.Warn("stored permissions name a missing user or vhost; ignored", "user", r.User, "vhost", r.Vhost)
+			b.log.Warn("stored permissions name a missing user or vhost; ignored", "user", r.User, "vhost", r.Vhost)
 			return nil
 		}
 		p, err := compilePermissions(Permission{Configure: r.Configure, Write: r.Write, Read: r.Read})
@@ -139,7 +140,7 @@ func (s *Server) restoreDefinitions() error {
 	if err != nil {
 		return err
 	}
-	s.reg.Store(reg)
+	b.reg.Store(reg)
 	return nil
 }
 
@@ -149,46 +150,46 @@ func (s *Server) restoreDefinitions() error {
 // (what the management API set last), and a difference from the config is
 // logged. So the config is a baseline: deleting a configured user, vhost or
 // permission lasts until the next start.
-func (s *Server) applyBaseline() error {
-	for _, name := range s.cfg.Vhosts {
-		if s.VHost(name) == nil {
-			if err := s.Apply(PutVhost{Name: name}); err != nil {
+func (b *Broker) applyBaseline() error {
+	for _, name := range b.cfg.Vhosts {
+		if b.VHost(name) == nil {
+			if _, err := b.Apply(PutVhost{Name: name}); err != nil {
 				return fmt.Errorf("vhost %q: %w", name, err)
 			}
 		}
 	}
-	for _, u := range s.cfg.Users {
-		a := s.account(u.Name)
+	for _, u := range b.cfg.Users {
+		a := b.Account(u.Name)
 		if a == nil {
 			h := u.PasswordHash
 			if h == "" {
 				h = NewPasswordHash(u.Password)
 			}
-			if err := s.Apply(PutUser{Name: u.Name, PasswordHash: h, Tags: u.Tags}); err != nil {
+			if _, err := b.Apply(PutUser{Name: u.Name, PasswordHash: h, Tags: u.Tags}); err != nil {
 				return fmt.Errorf("user %q: %w", u.Name, err)
 			}
 		} else {
 			cr := a.creds.Load()
 			samePassword := cr.hash == u.PasswordHash
 			if u.PasswordHash == "" {
-				samePassword = a.check(u.Password)
+				samePassword = a.Check(u.Password)
 			}
 			if !samePassword || !sameSet(cr.tags, u.Tags) {
-				s.log.Warn("configured user differs from the stored one, which is kept (change it over the management API)",
+				b.log.Warn("configured user differs from the stored one, which is kept (change it over the management API)",
 					"user", u.Name, "password_differs", !samePassword, "stored_tags", cr.tags, "configured_tags", u.Tags)
 			}
 		}
 		vhs := slices.Sorted(maps.Keys(u.Permissions))
 		for _, vh := range vhs {
 			p := u.Permissions[vh]
-			have := (*s.account(u.Name).perms.Load())[vh]
+			have := (*b.Account(u.Name).perms.Load())[vh]
 			if have == nil {
 				op := SetPermissions{User: u.Name, Vhost: vh, Configure: p.Configure, Write: p.Write, Read: p.Read}
-				if err := s.Apply(op); err != nil {
+				if _, err := b.Apply(op); err != nil {
 					return fmt.Errorf("user %q: permissions on vhost %q: %w", u.Name, vh, err)
 				}
 			} else if have.Permission != p {
-				s.log.Warn("configured permissions differ from the stored ones, which are kept (change them over the management API)",
+				b.log.Warn("configured permissions differ from the stored ones, which are kept (change them over the management API)",
 					"user", u.Name, "vhost", vh)
 			}
 		}

@@ -1,4 +1,4 @@
-package amqp
+package broker
 
 import (
 	"errors"
@@ -7,20 +7,27 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/vhost"
 )
 
-// ServerOp is one change to the server's users, virtual hosts or
-// permissions. Like vhost.Op for a virtual host's definitions, every such
-// change is a value of one of these types handed to Server.Apply, the only
-// place they change, so that a later cluster can replicate them as log
-// entries. An op carries all its inputs (a password arrives already hashed,
-// with its salt), so applying it is deterministic.
-type ServerOp interface {
-	// applyTo changes memory and storage; Server.Apply holds s.opMu.
-	applyTo(s *Server) error
+// Op is one change to the broker's state: a user, a virtual host, a
+// permission, or (VhostOp) a virtual host's definitions. Every such change is
+// a value of one of these types handed to Broker.Apply, the only place they
+// change, so that a later cluster can replicate them as log entries. An op
+// carries all its inputs (a password arrives already hashed, with its salt;
+// a server-named queue's name is chosen before the op is made), so applying
+// it is deterministic.
+type Op interface {
+	// applyTo changes memory and storage together, or neither.
+	applyTo(b *Broker) (vhost.Result, error)
+}
+
+// VhostOp applies a definition op (declare, delete, bind, unbind, policy)
+// to the named virtual host.
+type VhostOp struct {
+	Vhost string
+	Op    vhost.Op
 }
 
 // PutUser creates a user, or replaces an existing user's password hash and
@@ -74,17 +81,37 @@ type ClearPermissions struct {
 	Vhost string
 }
 
-// Apply carries out one server op: memory and the stored records change
-// together, here. Ops are applied one at a time. Failures are *vhost.Error:
-// NotFound for a missing user or virtual host, CommandInvalid for a bad
-// value, InternalError when storage failed.
-func (s *Server) Apply(op ServerOp) error {
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
-	return op.applyTo(s)
+// Apply carries out one op: memory and the stored records change together,
+// or, when the op fails (storage included), neither does. Ops on users,
+// vhosts and permissions are applied one at a time; a vhost's definition ops
+// are serialized by that vhost. Every failure is a *vhost.Error, whose Kind
+// the protocol layer maps to a reply code and the management API to an
+// HTTP status: NotFound for a missing user, vhost or object, CommandInvalid
+// for a bad value, PreconditionFailed, AccessRefused and ResourceLocked as
+// AMQP has them, InternalError when storage failed.
+func (b *Broker) Apply(op Op) (vhost.Result, error) {
+	return op.applyTo(b)
 }
 
-func (op PutUser) applyTo(s *Server) error {
+func (op VhostOp) applyTo(b *Broker) (vhost.Result, error) {
+	v := b.VHost(op.Vhost)
+	if v == nil {
+		return vhost.Result{}, noVhost(op.Vhost)
+	}
+	return v.Apply(op.Op)
+}
+
+// serial runs a change to users, vhosts or permissions under opMu, one at
+// a time.
+func (b *Broker) serial(apply func(*Broker) error) (vhost.Result, error) {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	return vhost.Result{}, apply(b)
+}
+
+func (op PutUser) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+
+func (op PutUser) apply(b *Broker) error {
 	if err := checkName("user", op.Name); err != nil {
 		return err
 	}
@@ -92,66 +119,72 @@ func (op PutUser) applyTo(s *Server) error {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	var b storage.Batch
-	b.PutDefinition(storage.KindUser, op.Name, encodeRecord(userRecord{
+	var batch storage.Batch
+	batch.PutDefinition(storage.KindUser, op.Name, encodeRecord(userRecord{
 		Name: op.Name, PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm, Tags: cr.tags,
 	}))
-	if err := s.commit(&b); err != nil {
+	if err := b.commit(&batch); err != nil {
 		return err
 	}
-	if a := s.account(op.Name); a != nil {
+	if a := b.Account(op.Name); a != nil {
 		a.creds.Store(cr)
 		return nil
 	}
-	s.updateRegistry(func(r *registry) { r.accounts[op.Name] = newAccount(op.Name, cr) })
+	b.updateRegistry(func(r *registry) { r.accounts[op.Name] = newAccount(op.Name, cr) })
 	return nil
 }
 
-func (op DeleteUser) applyTo(s *Server) error {
-	reg := s.reg.Load()
+func (op DeleteUser) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+
+func (op DeleteUser) apply(b *Broker) error {
+	reg := b.reg.Load()
 	a := reg.accounts[op.Name]
 	if a == nil {
 		return noUser(op.Name)
 	}
-	var b storage.Batch
-	b.DeleteDefinition(storage.KindUser, op.Name)
+	var batch storage.Batch
+	batch.DeleteDefinition(storage.KindUser, op.Name)
 	for vh := range *a.perms.Load() {
-		b.DeleteDefinition(storage.KindPermission, permissionKey(vh, op.Name))
+		batch.DeleteDefinition(storage.KindPermission, permissionKey(vh, op.Name))
 	}
-	if err := s.commit(&b); err != nil {
+	if err := b.commit(&batch); err != nil {
 		return err
 	}
-	s.updateRegistry(func(r *registry) { delete(r.accounts, op.Name) })
+	b.updateRegistry(func(r *registry) { delete(r.accounts, op.Name) })
 	a.perms.Store(&permissionSet{})
 	// After the registry no longer has the account: a connection opening
 	// now either is listed here or finds the account gone (handshake).
-	s.closeConnections(func(c *conn) bool { return c.user == a }, "user '%s' is deleted", op.Name)
+	b.closeConnections(func(user, _ string) bool { return user == op.Name }, "user '"+op.Name+"' is deleted")
 	return nil
 }
 
-func (op PutVhost) applyTo(s *Server) error {
+func (op PutVhost) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+
+func (op PutVhost) apply(b *Broker) error {
 	if err := checkName("vhost", op.Name); err != nil {
 		return err
 	}
-	var b storage.Batch
-	b.PutDefinition(storage.KindVhost, op.Name, encodeRecord(vhostRecord{
+	var batch storage.Batch
+	batch.PutDefinition(storage.KindVhost, op.Name, encodeRecord(vhostRecord{
 		Name: op.Name, Description: op.Description, Tags: op.Tags,
 	}))
-	if err := s.commit(&b); err != nil {
+	if err := b.commit(&batch); err != nil {
 		return err
 	}
 	e := &vhostEntry{description: op.Description, tags: slices.Clone(op.Tags)}
-	if old := s.reg.Load().vhosts[op.Name]; old != nil {
+	if old := b.reg.Load().vhosts[op.Name]; old != nil {
 		e.v = old.v
 	} else {
-		e.v = s.newVHost(op.Name)
+		e.v = b.newVHost(op.Name)
 	}
-	s.updateRegistry(func(r *registry) { r.vhosts[op.Name] = e })
+	b.updateRegistry(func(r *registry) { r.vhosts[op.Name] = e })
 	return nil
 }
 
-func (op DeleteVhost) applyTo(s *Server) error {
-	reg := s.reg.Load()
+func (op DeleteVhost) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+
+func (op DeleteVhost) apply(b *Broker) error {
+	reg := b.reg.Load()
 	e := reg.vhosts[op.Name]
 	if e == nil {
 		return noVhost(op.Name)
@@ -159,27 +192,27 @@ func (op DeleteVhost) applyTo(s *Server) error {
 	// Out of the registry first, so that no connection opens on it any more
 	// (one opening right now finds it gone after open, see handshake), then
 	// close the open ones, then empty it.
-	s.updateRegistry(func(r *registry) { delete(r.vhosts, op.Name) })
-	s.closeConnections(func(c *conn) bool { return c.vh == e.v }, "vhost '%s' is deleted", op.Name)
+	b.updateRegistry(func(r *registry) { delete(r.vhosts, op.Name) })
+	b.closeConnections(func(_, vh string) bool { return vh == op.Name }, "vhost '"+op.Name+"' is deleted")
 	if err := e.v.Delete(); err != nil {
 		// Keep the vhost's record, so that what could not be deleted comes
 		// back at the next start, where the deletion can be retried.
-		s.log.Error("deleting vhost failed", "vhost", op.Name, "err", err)
+		b.log.Error("deleting vhost failed", "vhost", op.Name, "err", err)
 		return &vhost.Error{Kind: vhost.InternalError, Text: "cannot delete vhost '" + op.Name + "': " + err.Error()}
 	}
 	// The vhost's own record goes last: a crash before this commit brings
 	// the vhost back at start, empty or not, rather than leaving its stored
 	// queues without a vhost.
-	var b storage.Batch
-	b.DeleteDefinition(storage.KindVhost, op.Name)
-	var had []*account
+	var batch storage.Batch
+	batch.DeleteDefinition(storage.KindVhost, op.Name)
+	var had []*Account
 	for _, a := range reg.accounts {
 		if _, ok := (*a.perms.Load())[op.Name]; ok {
-			b.DeleteDefinition(storage.KindPermission, permissionKey(op.Name, a.name))
+			batch.DeleteDefinition(storage.KindPermission, permissionKey(op.Name, a.name))
 			had = append(had, a)
 		}
 	}
-	if err := s.commit(&b); err != nil {
+	if err := b.commit(&batch); err != nil {
 		return err
 	}
 	for _, a := range had {
@@ -188,8 +221,10 @@ func (op DeleteVhost) applyTo(s *Server) error {
 	return nil
 }
 
-func (op SetPermissions) applyTo(s *Server) error {
-	reg := s.reg.Load()
+func (op SetPermissions) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+
+func (op SetPermissions) apply(b *Broker) error {
+	reg := b.reg.Load()
 	a := reg.accounts[op.User]
 	if a == nil {
 		return noUser(op.User)
@@ -202,19 +237,21 @@ func (op SetPermissions) applyTo(s *Server) error {
 	if err != nil {
 		return invalid("%v", err)
 	}
-	var b storage.Batch
-	b.PutDefinition(storage.KindPermission, permissionKey(op.Vhost, op.User), encodeRecord(permissionRecord{
+	var batch storage.Batch
+	batch.PutDefinition(storage.KindPermission, permissionKey(op.Vhost, op.User), encodeRecord(permissionRecord{
 		User: op.User, Vhost: op.Vhost, Configure: p.Configure, Write: p.Write, Read: p.Read,
 	}))
-	if err := s.commit(&b); err != nil {
+	if err := b.commit(&batch); err != nil {
 		return err
 	}
 	a.setPermissions(op.Vhost, ps)
 	return nil
 }
 
-func (op ClearPermissions) applyTo(s *Server) error {
-	reg := s.reg.Load()
+func (op ClearPermissions) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+
+func (op ClearPermissions) apply(b *Broker) error {
+	reg := b.reg.Load()
 	a := reg.accounts[op.User]
 	if a == nil {
 		return noUser(op.User)
@@ -225,9 +262,9 @@ func (op ClearPermissions) applyTo(s *Server) error {
 	if _, ok := (*a.perms.Load())[op.Vhost]; !ok {
 		return nil
 	}
-	var b storage.Batch
-	b.DeleteDefinition(storage.KindPermission, permissionKey(op.Vhost, op.User))
-	if err := s.commit(&b); err != nil {
+	var batch storage.Batch
+	batch.DeleteDefinition(storage.KindPermission, permissionKey(op.Vhost, op.User))
+	if err := b.commit(&batch); err != nil {
 		return err
 	}
 	a.setPermissions(op.Vhost, nil)
@@ -236,38 +273,26 @@ func (op ClearPermissions) applyTo(s *Server) error {
 
 // updateRegistry replaces the registry with a copy that change has changed
 // (copy on write: readers keep the snapshot they loaded). Only ops call it,
-// under s.opMu, after their records are committed.
-func (s *Server) updateRegistry(change func(next *registry)) {
-	next := s.reg.Load().clone()
+// under b.opMu, after their records are committed.
+func (b *Broker) updateRegistry(change func(next *registry)) {
+	next := b.reg.Load().clone()
 	change(next)
-	s.reg.Store(next)
+	b.reg.Store(next)
 }
 
 // commit writes an op's records; a failure changes nothing in memory.
-func (s *Server) commit(b *storage.Batch) error {
-	if b.Len() == 0 {
+func (b *Broker) commit(batch *storage.Batch) error {
+	if batch.Len() == 0 {
 		return nil
 	}
-	if err := s.store.Commit(b); err != nil {
+	if err := b.store.Commit(batch); err != nil {
 		if errors.Is(err, storage.ErrInvalid) {
 			return invalid("%v", err)
 		}
-		s.log.Error("storing definitions failed", "err", err)
+		b.log.Error("storing definitions failed", "err", err)
 		return &vhost.Error{Kind: vhost.InternalError, Text: "cannot store definitions: " + err.Error()}
 	}
 	return nil
-}
-
-// closeConnections closes the open connections that match with 320
-// CONNECTION_FORCED and RabbitMQ's reason.
-func (s *Server) closeConnections(match func(*conn) bool, format string, args ...any) {
-	for _, c := range s.openConns() {
-		if match(c) {
-			pe := newError(wire.ConnectionForced, format, args...)
-			c.log.Info("closing connection", "reason", pe.text)
-			c.forceClose(pe)
-		}
-	}
 }
 
 // checkName refuses names that cannot be stored or used: empty, holding a
