@@ -1,15 +1,14 @@
 package vhost
 
-import "github.com/warrenmq/warren/storage"
-
 // Op is one change to a virtual host's definitions. Every declare, delete,
 // bind and unbind is a value of one of these types applied by VHost.Apply,
 // the only place definitions change, so that a later cluster can replicate
 // ops as log entries. Ops carry everything they need (a server-named queue's
 // name is chosen before the op is made), so applying one is deterministic.
 type Op interface {
-	// apply changes memory and adds what durable state changed to b.
-	apply(v *VHost, b *storage.Batch) (Result, error)
+	// apply changes memory, adds what durable state changed to t.b and
+	// records in t how to undo the change (see Apply).
+	apply(v *VHost, t *txn) (Result, error)
 }
 
 // Result is what applying an op produced.
@@ -68,18 +67,17 @@ type Bind struct {
 // Unbind removes a binding; removing one that does not exist is not an error.
 type Unbind Bind
 
-func (op DeclareExchange) apply(v *VHost, b *storage.Batch) (Result, error) {
-	return Result{}, v.declareExchange(op, b)
+func (op DeclareExchange) apply(v *VHost, t *txn) (Result, error) {
+	return Result{}, v.declareExchange(op, t)
 }
-func (op DeleteExchange) apply(v *VHost, b *storage.Batch) (Result, error) {
-	return Result{}, v.deleteExchange(op, b)
+func (op DeleteExchange) apply(v *VHost, t *txn) (Result, error) {
+	return Result{}, v.deleteExchange(op, t)
 }
-func (op DeclareQueue) apply(v *VHost, b *storage.Batch) (Result, error) {
-	return Result{}, v.declareQueue(op, b)
+func (op DeclareQueue) apply(v *VHost, t *txn) (Result, error) {
+	return Result{}, v.declareQueue(op, t)
 }
-func (op DeleteQueue) apply(v *VHost, b *storage.Batch) (Result, error) {
-	n, err := v.deleteQueue(op, b)
-	return Result{Messages: n}, err
+func (op DeleteQueue) apply(v *VHost, t *txn) (Result, error) {
+	return Result{}, v.deleteQueue(op, t)
 }
-func (op Bind) apply(v *VHost, b *storage.Batch) (Result, error)   { return Result{}, v.bind(op, b) }
-func (op Unbind) apply(v *VHost, b *storage.Batch) (Result, error) { return Result{}, v.unbind(op, b) }
+func (op Bind) apply(v *VHost, t *txn) (Result, error)   { return Result{}, v.bind(op, t) }
+func (op Unbind) apply(v *VHost, t *txn) (Result, error) { return Result{}, v.unbind(op, t) }

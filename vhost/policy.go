@@ -53,7 +53,7 @@ type policy struct {
 	re *regexp.Regexp
 }
 
-func (op SetPolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
+func (op SetPolicy) apply(v *VHost, t *txn) (Result, error) {
 	p, err := v.checkPolicy(Policy(op))
 	if err != nil {
 		return Result{}, err
@@ -63,28 +63,42 @@ func (op SetPolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
 		v.mu.Unlock()
 		return Result{}, v.gone()
 	}
+	old := v.policies[p.Name]
 	v.policies[p.Name] = p
-	v.storePolicy(b, p.Policy)
+	t.onUndo(func() { v.restorePolicyLocked(p.Name, old) })
+	v.storePolicy(&t.b, p.Policy)
 	updates := v.policyUpdatesLocked()
 	v.mu.Unlock()
-	applyUpdates(updates)
+	t.onSuccess(func(*Result) { applyUpdates(updates) })
 	return Result{}, nil
 }
 
-func (op DeletePolicy) apply(v *VHost, b *storage.Batch) (Result, error) {
+func (op DeletePolicy) apply(v *VHost, t *txn) (Result, error) {
 	v.mu.Lock()
 	if v.policies[op.Name] == nil {
 		v.mu.Unlock()
 		return Result{}, errorf(NotFound, "no policy '%s' in vhost '%s'", op.Name, v.Name)
 	}
+	old := v.policies[op.Name]
 	delete(v.policies, op.Name)
+	t.onUndo(func() { v.restorePolicyLocked(op.Name, old) })
 	if v.store != nil {
-		b.DeleteDefinition(storage.KindPolicy, v.key(op.Name))
+		t.b.DeleteDefinition(storage.KindPolicy, v.key(op.Name))
 	}
 	updates := v.policyUpdatesLocked()
 	v.mu.Unlock()
-	applyUpdates(updates)
+	t.onSuccess(func(*Result) { applyUpdates(updates) })
 	return Result{}, nil
+}
+
+// restorePolicyLocked puts back the policy an op replaced or deleted (none
+// if old is nil) when its commit failed.
+func (v *VHost) restorePolicyLocked(name string, old *policy) {
+	if old == nil {
+		delete(v.policies, name)
+	} else {
+		v.policies[name] = old
+	}
 }
 
 // checkPolicy validates a policy the way RabbitMQ's policy validator does:

@@ -113,18 +113,53 @@ func (v *VHost) Disconnect() { v.conns.Add(-1) }
 
 // Apply carries out one definition op. A change to durable definitions is
 // on disk when Apply returns.
+//
+// Memory and disk change together or not at all: an op changes memory and
+// collects its records in t, and records how to take each change back. If
+// the commit fails, the changes are undone (under v.mu) and the op fails
+// with InternalError; what must not be undone (dropping a deleted queue's
+// messages, applying a policy to queues) runs only after the commit.
 func (v *VHost) Apply(op Op) (Result, error) {
-	var b storage.Batch
-	res, err := op.apply(v, &b)
-	if err != nil || v.store == nil || b.Len() == 0 {
+	var t txn
+	res, err := op.apply(v, &t)
+	if err != nil {
 		return res, err
 	}
-	if err := v.store.Commit(&b); err != nil {
-		v.log.Error("storing definitions failed", "vhost", v.Name, "err", err)
-		return res, errorf(InternalError, "cannot store definitions: %v", err)
+	if v.store != nil && t.b.Len() > 0 {
+		if err := v.store.Commit(&t.b); err != nil {
+			v.mu.Lock()
+			for i := len(t.undo) - 1; i >= 0; i-- {
+				t.undo[i]()
+			}
+			v.mu.Unlock()
+			for _, f := range t.failed {
+				f()
+			}
+			v.log.Error("storing definitions failed", "vhost", v.Name, "err", err)
+			return Result{}, errorf(InternalError, "cannot store definitions: %v", err)
+		}
+	}
+	for _, f := range t.after {
+		f(&res)
 	}
 	return res, nil
 }
+
+// txn is one op's changes: the records to commit, how to undo its memory
+// changes if the commit fails, and what may happen only once it succeeded.
+type txn struct {
+	b storage.Batch
+	// undo runs under v.mu, newest first, when the commit fails.
+	undo []func()
+	// failed runs without v.mu after undo.
+	failed []func()
+	// after runs without v.mu once the commit succeeded.
+	after []func(*Result)
+}
+
+func (t *txn) onUndo(f func())           { t.undo = append(t.undo, f) }
+func (t *txn) onFailure(f func())        { t.failed = append(t.failed, f) }
+func (t *txn) onSuccess(f func(*Result)) { t.after = append(t.after, f) }
 
 // Exchange returns the named exchange, or a NotFound error.
 func (v *VHost) Exchange(name string) (*exchange.Exchange, error) {
@@ -197,7 +232,7 @@ func (v *VHost) ConsumerGone(q *queue.Queue, c queue.Consumer) {
 	}
 }
 
-func (v *VHost) declareExchange(op DeclareExchange, b *storage.Batch) error {
+func (v *VHost) declareExchange(op DeclareExchange, t *txn) error {
 	kind, ok := exchange.ParseKind(op.Kind)
 	if !ok {
 		return errorf(CommandInvalid, "unknown exchange type '%s'", op.Kind)
@@ -212,7 +247,8 @@ func (v *VHost) declareExchange(op DeclareExchange, b *storage.Batch) error {
 	}
 	e := exchange.New(op.Name, kind, op.Durable, op.AutoDelete, op.Internal, op.Args)
 	v.exchanges[op.Name] = e
-	v.storeExchange(b, e)
+	t.onUndo(func() { v.forgetExchangeLocked(e) })
+	v.storeExchange(&t.b, e)
 	return nil
 }
 
@@ -233,7 +269,7 @@ func (v *VHost) exchangeEquivalent(e *exchange.Exchange, kind exchange.Kind, op 
 	return argsEquivalent(what, e.Args, op.Args, exchangeCheckedArgs)
 }
 
-func (v *VHost) deleteExchange(op DeleteExchange, b *storage.Batch) error {
+func (v *VHost) deleteExchange(op DeleteExchange, t *txn) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e := v.exchanges[op.Name]
@@ -244,36 +280,58 @@ func (v *VHost) deleteExchange(op DeleteExchange, b *storage.Batch) error {
 	if op.IfUnused && e.BindingCount() > 0 {
 		return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", op.Name, v.Name)
 	}
-	v.removeExchangeLocked(e, b)
+	v.removeExchangeLocked(e, t)
 	return nil
 }
 
 // removeExchangeLocked drops e, its bindings and every binding that leads to it.
-func (v *VHost) removeExchangeLocked(e *exchange.Exchange, b *storage.Batch) {
+func (v *VHost) removeExchangeLocked(e *exchange.Exchange, t *txn) {
 	delete(v.exchanges, e.Name)
-	v.forgetExchange(b, e)
+	t.onUndo(func() { v.exchanges[e.Name] = e }) // with its own bindings, which it keeps
+	v.forgetExchange(&t.b, e)
 	for _, bd := range e.Bindings() {
-		v.forgetBinding(b, bd)
+		v.forgetBinding(&t.b, bd)
 	}
-	dest := exchange.Destination{Name: e.Name, Exchange: true}
+	v.removeDestinationLocked(exchange.Destination{Name: e.Name, Exchange: true}, t)
+}
+
+// removeDestinationLocked removes every binding to dest, and the
+// auto-delete exchanges that lose their last binding so.
+func (v *VHost) removeDestinationLocked(dest exchange.Destination, t *txn) {
 	for _, src := range v.exchanges {
 		if removed := src.RemoveDestination(dest); len(removed) > 0 {
+			t.onUndo(func() { rebind(src, removed) })
 			for _, bd := range removed {
-				v.forgetBinding(b, bd)
+				v.forgetBinding(&t.b, bd)
 			}
-			v.autoDeleteLocked(src, b)
+			v.autoDeleteLocked(src, t)
 		}
 	}
 }
 
-// autoDeleteLocked deletes an auto-delete exchange that lost its last binding.
-func (v *VHost) autoDeleteLocked(e *exchange.Exchange, b *storage.Batch) {
-	if e.AutoDelete && e.BindingCount() == 0 && v.exchanges[e.Name] == e {
-		v.removeExchangeLocked(e, b)
+// rebind puts back bindings that an op removed before its commit failed.
+func rebind(src *exchange.Exchange, bs []exchange.Binding) {
+	for _, bd := range bs {
+		_, _ = src.Bind(bd.Destination, bd.Key, bd.Args) // they were valid
 	}
 }
 
-func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
+// forgetExchangeLocked undoes a declare: the exchange goes if it is still
+// the one declared.
+func (v *VHost) forgetExchangeLocked(e *exchange.Exchange) {
+	if v.exchanges[e.Name] == e {
+		delete(v.exchanges, e.Name)
+	}
+}
+
+// autoDeleteLocked deletes an auto-delete exchange that lost its last binding.
+func (v *VHost) autoDeleteLocked(e *exchange.Exchange, t *txn) {
+	if e.AutoDelete && e.BindingCount() == 0 && v.exchanges[e.Name] == e {
+		v.removeExchangeLocked(e, t)
+	}
+}
+
+func (v *VHost) declareQueue(op DeclareQueue, t *txn) error {
 	cfg, err := queue.ParseArgs(op.Args)
 	if err != nil {
 		return v.invalidArg(op.Name, err)
@@ -306,7 +364,13 @@ func (v *VHost) declareQueue(op DeclareQueue, b *storage.Batch) error {
 	}
 	q := v.newQueue(op, owner, v.queueConfigLocked(op.Name, op.Args, cfg), v.newStoreKey(op.Name))
 	v.queues[op.Name] = q
-	v.storeQueue(b, q)
+	t.onUndo(func() {
+		if v.queues[op.Name] == q {
+			delete(v.queues, op.Name)
+		}
+	})
+	t.onFailure(func() { q.Delete() }) // empty but for what raced in; stops its timers
+	v.storeQueue(&t.b, q)
 	// Every queue is bound to the default exchange by its name; that binding
 	// is implicit (see route), so nothing is stored for it.
 	return nil
@@ -389,45 +453,40 @@ func (v *VHost) invalidArg(name string, err error) error {
 	return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", ae.Key, name, v.Name, term)
 }
 
-func (v *VHost) deleteQueue(op DeleteQueue, b *storage.Batch) (int, error) {
+func (v *VHost) deleteQueue(op DeleteQueue, t *txn) error {
 	v.mu.Lock()
 	q := v.queues[op.Name]
 	if q == nil {
 		v.mu.Unlock()
 		// RabbitMQ answers delete-ok for a queue that does not exist.
-		return 0, nil
+		return nil
 	}
 	if q.Exclusive && q.Owner != op.Owner {
 		v.mu.Unlock()
-		return 0, v.locked(op.Name)
+		return v.locked(op.Name)
 	}
 	st := q.Stats()
 	if op.IfUnused && st.Consumers > 0 {
 		v.mu.Unlock()
-		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", op.Name, v.Name)
+		return errorf(PreconditionFailed, "queue '%s' in vhost '%s' in use", op.Name, v.Name)
 	}
 	if op.IfEmpty && st.Ready > 0 {
 		v.mu.Unlock()
-		return 0, errorf(PreconditionFailed, "queue '%s' in vhost '%s' not empty", op.Name, v.Name)
+		return errorf(PreconditionFailed, "queue '%s' in vhost '%s' not empty", op.Name, v.Name)
 	}
 	delete(v.queues, op.Name)
-	v.forgetQueue(b, q)
-	dest := exchange.Destination{Name: op.Name}
-	for _, e := range v.exchanges {
-		if removed := e.RemoveDestination(dest); len(removed) > 0 {
-			for _, bd := range removed {
-				v.forgetBinding(b, bd)
-			}
-			v.autoDeleteLocked(e, b)
-		}
-	}
+	t.onUndo(func() { v.queues[op.Name] = q })
+	v.forgetQueue(&t.b, q)
+	v.removeDestinationLocked(exchange.Destination{Name: op.Name}, t)
 	v.mu.Unlock()
-	// Outside the vhost lock: Delete calls consumers, which take their
-	// channels' locks.
-	return q.Delete(), nil
+	// Once the deletion is on disk, and outside the vhost lock: Delete
+	// drops the messages and calls consumers, which take their channels'
+	// locks.
+	t.onSuccess(func(r *Result) { r.Messages = q.Delete() })
+	return nil
 }
 
-func (v *VHost) bind(op Bind, b *storage.Batch) error {
+func (v *VHost) bind(op Bind, t *txn) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.deleted {
@@ -442,12 +501,13 @@ func (v *VHost) bind(op Bind, b *storage.Batch) error {
 		return errorf(PreconditionFailed, "%s", err.Error())
 	}
 	if added {
-		v.storeBindingLocked(b, exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args})
+		t.onUndo(func() { src.Unbind(dest, op.Key, op.Args) })
+		v.storeBindingLocked(&t.b, exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args})
 	}
 	return nil
 }
 
-func (v *VHost) unbind(op Unbind, b *storage.Batch) error {
+func (v *VHost) unbind(op Unbind, t *txn) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	src, dest, err := v.bindingEndsLocked(Bind(op))
@@ -455,8 +515,10 @@ func (v *VHost) unbind(op Unbind, b *storage.Batch) error {
 		return err
 	}
 	if src.Unbind(dest, op.Key, op.Args) {
-		v.forgetBinding(b, exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args})
-		v.autoDeleteLocked(src, b)
+		bd := exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args}
+		t.onUndo(func() { rebind(src, []exchange.Binding{bd}) })
+		v.forgetBinding(&t.b, bd)
+		v.autoDeleteLocked(src, t)
 	}
 	return nil
 }
