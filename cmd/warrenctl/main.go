@@ -94,6 +94,8 @@ func newClient(env func(string) (string, bool)) *client {
 }
 
 const usage = `usage: warrenctl [--url URL] [--user U] [--password P] [--vhost V] COMMAND
+  (URL, user and password also from WARREN_URL, WARREN_USER, WARREN_PASSWORD;
+   named rabbitmqctl, rabbitmq-diagnostics or rabbitmq-plugins, it is those)
   list queues|exchanges|bindings|connections|users|vhosts|permissions
   purge QUEUE
   delete queue|exchange NAME
