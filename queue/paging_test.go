@@ -56,7 +56,7 @@ func (p *pagedQueue) publish(t testing.TB, body string, prio uint8, persistent b
 func (p *pagedQueue) paged() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.pagedLocked()
+	return p.ready.pagedCount()
 }
 
 func (p *pagedQueue) stored(t *testing.T) (entries, messages int) {
@@ -76,14 +76,14 @@ func TestPagedFIFO(t *testing.T) {
 	assert.Equal(t, n, p.Stats().Ready)
 	assert.Greater(t, p.paged(), n/2, "most of the backlog is on disk only")
 	p.mu.Lock()
-	inMemory := p.levels[0].len()
+	inMemory := p.ready.levels[0].len()
 	p.mu.Unlock()
 	assert.LessOrEqual(t, inMemory, pageLow+pageBatch)
-	// Once written, tail messages are not held in memory any more.
+	// Once written, paged messages are not held in memory any more.
 	require.Eventually(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return len(p.recent) == 0
+		return len(p.page.recent) == 0
 	}, 5*time.Second, time.Millisecond)
 
 	for i := range n {
@@ -102,7 +102,7 @@ func TestPagedFIFO(t *testing.T) {
 }
 
 // Consumers are fed from the disk as they drain memory, in order, and a
-// transient message published behind the tail keeps its place.
+// transient message published among the paged ones keeps its place.
 func TestPagedConsumerAndTransient(t *testing.T) {
 	const n = 6000
 	p := newPagedQueue(t, t.TempDir(), defaultConfig())

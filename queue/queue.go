@@ -2,9 +2,7 @@ package queue
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"math/bits"
 	"slices"
 	"sort"
 	"sync"
@@ -69,20 +67,20 @@ type Queue struct {
 	// which may change while the queue lives (SetConfig).
 	config  atomic.Pointer[Config]
 	hooks   Hooks
-	journal *journal // nil unless durable with a store
+	entries *entryStore // nil for queues that keep nothing in storage
 	now     func() time.Time
 
-	mu sync.Mutex // guards everything below
-	// levels holds the ready messages, one seq-ordered deque per priority
-	// level; nonEmpty has a bit per level that holds entries, so finding the
-	// highest is a few word operations whatever the number of levels.
-	levels     []ring
-	nonEmpty   [4]uint64
-	ready      int   // live ready messages (expired tombstones excluded)
-	readyBytes int64 // their body sizes
-	nextSeq    uint64
-	deadlines  deadlineHeap
-	timed      int // ready messages with a deadline; the heap may hold more, stale
+	// mu guards everything below. Methods named ...Locked expect it held;
+	// the values below it (readySet, pager) have no lock of their own.
+	mu    sync.Mutex
+	ready readySet
+	// pending are the stored messages pushed with the caller's batch whose
+	// write is not submitted yet, in seq order: they count as ready (in
+	// memory or paged) but are not handed out until Release, so no ack can
+	// overtake their entry on the way to disk.
+	pending []pendingWrite
+	page    pager // paging.go
+	nextSeq uint64
 	// pushClock is the current push's instant (unix ms) while it runs, 0
 	// otherwise; expiry checks during the push use it.
 	pushClock int64
@@ -95,6 +93,9 @@ type Queue struct {
 	exclusive bool // an exclusive consumer holds the queue
 	unacked   int
 	deleted   bool
+	// wrote: the queue has put entries in storage, so deleting it must
+	// drop them.
+	wrote bool
 	// hadConsumer records that a consumer ever attached: auto-delete only
 	// applies once the last of them has gone, as in RabbitMQ.
 	hadConsumer bool
@@ -102,23 +103,18 @@ type Queue struct {
 	expiryTimer *time.Timer
 	// Totals since the queue was made, for rates in the management API.
 	published, delivered, acked, deadLettered uint64
+	// check is what the invariants build tracks to check the counters
+	// against (invariants_on.go); empty otherwise.
+	check checkState
+}
 
-	// Paging (paging.go); tails is nil for queues that keep nothing on disk.
-	budget  *Budget
-	charged int64 // this queue's share of budget.used
-	tails   []tail
-	recent  []recentTail // tail messages maybe not yet on disk, in seq order
-	// pruneQueued: an empty background batch will call pruneAfterCommit.
-	pruneQueued atomic.Bool
-	loading     bool
-	loadDone    chan struct{} // closed when the running load ends
-	gen         uint64        // bumped by purge and delete: loads started before are void
-	purging     int           // purges still deleting paged-out entries; no load meanwhile
-	// wrote: the queue has put entries in storage, so deleting it must drop them.
-	wrote bool
-	// recoveredUpTo: entries up to this seq were on disk at start, so they
-	// are read back marked redelivered.
-	recoveredUpTo uint64
+// pendingWrite is a message in Queue.pending.
+type pendingWrite struct {
+	msg      *Message
+	seq      uint64
+	deadline int64
+	level    uint8
+	paged    bool // in its level's paged part, not in memory
 }
 
 // group is a run of consumers of one priority in Queue.consumers, with its
@@ -145,7 +141,6 @@ func New(name string, o Options) *Queue {
 	q := &Queue{
 		Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete,
 		Args: o.Args, Owner: o.Owner, hooks: o.Hooks, now: time.Now,
-		levels: make([]ring, int(o.Config.MaxPriority)+1),
 	}
 	cfg := o.Config
 	q.config.Store(&cfg)
@@ -154,9 +149,10 @@ func New(name string, o Options) *Queue {
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		q.journal = &journal{store: o.Store, key: o.StoreKey, log: log, durable: o.Durable && !o.Exclusive}
-		q.budget = o.Budget
-		q.tails = make([]tail, len(q.levels))
+		q.entries = &entryStore{store: o.Store, key: o.StoreKey, log: log, durable: o.Durable && !o.Exclusive}
+		q.ready = newReadySet(int(o.Config.MaxPriority)+1, true, o.Budget)
+	} else {
+		q.ready = newReadySet(int(o.Config.MaxPriority)+1, false, nil)
 	}
 	q.lastUsed = q.now()
 	if q.Config().Expires > 0 {
@@ -177,45 +173,35 @@ func (q *Queue) Config() *Config { return q.config.Load() }
 func (q *Queue) SetConfig(c Config) {
 	c.MaxPriority = q.Config().MaxPriority
 	q.config.Store(&c)
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
 	q.armExpiryLocked()
 	if !q.deleted {
-		q.dropHeadLocked(&b, &dls)
+		q.dropHeadLocked(&fx)
 	}
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	q.unlock(&fx)
 }
 
 // Push enqueues m, applying TTL and length limits, and dispatches it. With
 // a batch, a stored message's entry is added to it and nothing is
-// dispatched: the caller submits the batch and then calls Kick, so that no
-// ack of the message can reach storage before its entry does.
+// dispatched: the caller submits the batch and then calls Release, so that
+// no ack of the message can reach storage before its entry does.
 func (q *Queue) Push(m *Message, b *storage.Batch) PushResult {
-	var dls []DeadLetter
-	var own *storage.Batch
-	var release *Message
+	var fx effects
 	q.mu.Lock()
-	res := q.pushLocked(m, b, &own, &dls, &release)
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(own)
-	if release != nil {
-		q.Release(release) // its own write is submitted now
-	}
+	res := q.pushLocked(m, b, &fx)
+	q.unlock(&fx)
 	return res
 }
 
-func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dls *[]DeadLetter, selfRelease **Message) PushResult {
+func (q *Queue) pushLocked(m *Message, b *storage.Batch, fx *effects) PushResult {
 	if q.deleted {
 		return Gone
 	}
 	c := q.Config()
 	if c.Overflow != DropHead && q.fullLocked() {
 		if c.Overflow == RejectPublishDLX {
-			*dls = append(*dls, DeadLetter{Message: m, Reason: MaxLen})
+			fx.deadLetter(m, MaxLen)
 		}
 		return Refused
 	}
@@ -238,58 +224,57 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, own **storage.Batch, dl
 		defer func() { q.pushClock = 0 }()
 		e.deadline = q.pushClock + ttl
 	}
-	if q.toTailLocked(level) {
+	if q.pagesLocked(level) {
 		e.stored = true
 		if b != nil && q.persists(m) {
 			q.recordLocked(b, &e, level) // the caller submits b, then calls Release
 		} else {
 			// A message that is not stored here (transient) is written
-			// too, to keep its place behind the tail; Push releases it
+			// too, to keep its place among the paged ones; it is released
 			// once its batch is submitted.
-			if *own == nil {
-				*own = new(storage.Batch)
-			}
-			e.msg = q.storeTransientLocked(*own, m)
-			q.recordLocked(*own, &e, level)
-			*selfRelease = e.msg
+			own := fx.writes()
+			e.msg = q.storeTransient(own, m)
+			q.recordLocked(own, &e, level)
+			fx.release = e.msg
 		}
-		q.pushTailLocked(level, &e)
-		q.dropHeadLocked(own, dls)
+		q.pushPagedLocked(level, &e)
+		q.dropHeadLocked(fx)
 		return Accepted
 	}
-	deferDispatch := b != nil && q.persists(m)
-	if deferDispatch {
+	if b != nil && q.persists(m) {
 		e.stored = true
 		q.recordLocked(b, &e, level)
-		own = &b // removals below belong with the entry's own batch
-		e.pending = true
+		q.pending = append(q.pending, pendingWrite{msg: m, seq: e.seq, deadline: e.deadline, level: level})
+		q.ready.add(level, e) // its deadline is scheduled by Release
+		// Removals below belong with the entry's own batch.
+		fx.batch, fx.callers = b, true
+		q.dropHeadLocked(fx)
+		return Accepted
 	}
 	q.addLocked(level, e)
-	if !deferDispatch {
-		// A consumer that can take the message now gets it before the
-		// length limit applies, as in RabbitMQ (x-max-length 0 still
-		// delivers to a waiting consumer).
-		q.dispatchLocked(own, dls)
-		if ttl == 0 {
-			// TTL 0: nobody could take it now, so it expires now.
-			q.expireTailLocked(level, e.seq, own, dls)
-		}
+	// A consumer that can take the message now gets it before the length
+	// limit applies, as in RabbitMQ (x-max-length 0 still delivers to a
+	// waiting consumer).
+	q.dispatchLocked(fx)
+	if ttl == 0 {
+		// TTL 0: nobody could take it now, so it expires now.
+		q.expireLastLocked(level, e.seq, fx)
 	}
-	q.dropHeadLocked(own, dls)
+	q.dropHeadLocked(fx)
 	return Accepted
 }
 
 // dropHeadLocked applies a drop-head length limit: the oldest messages go,
-// dead-lettered as maxlen. A head still on disk is dropped once read back.
-func (q *Queue) dropHeadLocked(b **storage.Batch, dls *[]DeadLetter) {
+// dead-lettered as maxlen. A paged head is dropped once read back.
+func (q *Queue) dropHeadLocked(fx *effects) {
 	for q.Config().Overflow == DropHead && q.overLocked() {
-		head, lvl := q.headLocked(b, dls)
+		head, lvl := q.headLocked(fx)
 		if head == nil {
 			return
 		}
 		dropped := q.takeLocked(lvl)
-		q.forget(b, dropped.stored, dropped.seq)
-		*dls = append(*dls, DeadLetter{Message: dropped.msg, Reason: MaxLen})
+		q.forget(fx, dropped.stored, dropped.seq)
+		fx.deadLetter(dropped.msg, MaxLen)
 	}
 }
 
@@ -299,95 +284,69 @@ func (q *Queue) level(m *Message) uint8 {
 	return min(m.Priority, q.Config().MaxPriority)
 }
 
-// expireTailLocked expires the message just pushed if it is still waiting.
-func (q *Queue) expireTailLocked(level uint8, seq uint64, b **storage.Batch, dls *[]DeadLetter) {
-	r := &q.levels[level]
+// expireLastLocked expires the message just pushed, the last in its
+// level's memory, if it is still waiting.
+func (q *Queue) expireLastLocked(level uint8, seq uint64, fx *effects) {
+	r := &q.ready.levels[level]
 	if r.len() == 0 {
 		return
 	}
-	e := r.at(r.len() - 1)
-	if e.seq != seq || e.expired {
+	if e := r.at(r.len() - 1); e.seq != seq || e.expired {
 		return
 	}
-	q.forget(b, e.stored, e.seq)
-	*dls = append(*dls, DeadLetter{Message: e.msg, Reason: Expired})
-	q.ready--
-	q.readyBytes -= int64(e.msg.Size())
-	q.chargeLocked(e.msg, -1)
-	e.expired, e.msg = true, nil
-	q.timed--
-	for r.len() > 0 && r.front().expired {
-		q.popLocked(level)
-	}
+	gone := q.ready.expire(level, r.len()-1)
+	q.forget(fx, gone.stored, gone.seq)
+	fx.deadLetter(gone.msg, Expired)
+	q.refillLocked(level)
 }
 
 // fullLocked: no room for another message (reject-publish modes).
 func (q *Queue) fullLocked() bool {
 	c := q.Config()
-	return (c.MaxLength >= 0 && int64(q.ready) >= c.MaxLength) ||
-		(c.MaxLengthBytes >= 0 && q.readyBytes >= c.MaxLengthBytes)
+	return (c.MaxLength >= 0 && int64(q.ready.count) >= c.MaxLength) ||
+		(c.MaxLengthBytes >= 0 && q.ready.bytes >= c.MaxLengthBytes)
 }
 
 // overLocked: above a limit (drop-head mode).
 func (q *Queue) overLocked() bool {
 	c := q.Config()
-	return (c.MaxLength >= 0 && int64(q.ready) > c.MaxLength) ||
-		(c.MaxLengthBytes >= 0 && q.readyBytes > c.MaxLengthBytes)
+	return (c.MaxLength >= 0 && int64(q.ready.count) > c.MaxLength) ||
+		(c.MaxLengthBytes >= 0 && q.ready.bytes > c.MaxLengthBytes)
 }
 
-// addLocked puts e in its level at its seq position, and its deadline, if
-// any, in the heap.
+// addLocked puts a live message that is not pending in memory, and its
+// deadline, if any, in the heap.
 func (q *Queue) addLocked(level uint8, e entry) {
-	r := &q.levels[level]
-	if r.len() == 0 || r.at(r.len()-1).seq < e.seq {
-		r.push(e)
-	} else {
-		r.insert(e)
-	}
-	q.nonEmpty[level>>6] |= 1 << (level & 63)
-	q.ready++
-	q.readyBytes += int64(e.msg.Size())
-	q.chargeLocked(e.msg, 1)
+	q.ready.add(level, e)
 	if e.deadline != 0 {
-		q.timed++
-		q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
-		q.compactDeadlinesLocked()
-		q.armTTLLocked()
+		q.scheduleLocked(level, e.seq, e.deadline)
 	}
 }
 
-// compactDeadlinesLocked rebuilds the deadline heap when most of its items
-// belong to messages already gone (delivered, acked, dropped): they would
-// otherwise stay until their deadline, and a busy queue with a long TTL would
-// hold millions of them. The rebuild is linear and runs only after the heap
-// has doubled past the live count, so it is cheap amortised.
-func (q *Queue) compactDeadlinesLocked() {
-	if len(q.deadlines) <= 2*q.timed+1024 {
-		return
+// scheduleLocked puts a message's deadline in the heap and arms the timer.
+func (q *Queue) scheduleLocked(level uint8, seq uint64, at int64) {
+	if q.ready.schedule(deadline{at: at, seq: seq, level: level}) {
+		q.ttlAt = 0 // the timer may point at a deadline no longer in the heap
 	}
-	h := q.deadlines[:0]
-	for level := range q.levels {
-		r := &q.levels[level]
-		for i := 0; i < r.len(); i++ {
-			if e := r.at(i); !e.expired && e.deadline != 0 {
-				h = append(h, deadline{at: e.deadline, seq: e.seq, level: uint8(level)})
-			}
+	q.armTTLLocked()
+}
+
+// pendingLocked reports whether the message with seq is pending.
+func (q *Queue) pendingLocked(seq uint64) bool {
+	for i := range q.pending {
+		if q.pending[i].seq == seq {
+			return true
 		}
 	}
-	clear(h[len(h):cap(h)])
-	// Heapify bottom-up.
-	q.deadlines = h
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-	q.ttlAt = 0 // the timer may point at a deadline no longer in the heap
+	return false
 }
 
-// highestLocked returns the highest level holding entries, or -1.
-func (q *Queue) highestLocked() int {
-	for w := len(q.nonEmpty) - 1; w >= 0; w-- {
-		if x := q.nonEmpty[w]; x != 0 {
-			return w*64 + 63 - bits.LeadingZeros64(x)
+// firstPagedPendingLocked returns the index in q.pending of the first
+// paged message, or -1.
+func (q *Queue) firstPagedPendingLocked() int {
+	for i := range q.pending {
+		if q.pending[i].paged {
+			return i
 		}
 	}
 	return -1
@@ -395,27 +354,27 @@ func (q *Queue) highestLocked() int {
 
 // headLocked returns the next message to deliver and its level, expiring
 // what is due on the way; nil when there is none.
-func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8) {
+func (q *Queue) headLocked(fx *effects) (*entry, uint8) {
 	var now int64
 	for {
-		l := q.highestLocked()
+		l := q.ready.highest()
 		if l < 0 {
 			return nil, 0
 		}
 		level := uint8(l)
-		r := &q.levels[level]
+		r := &q.ready.levels[level]
 		if r.len() == 0 {
-			// The level's next messages are on disk: wait for them rather
+			// The level's next messages are paged: wait for them rather
 			// than serve a lower priority first.
 			q.maybeLoadLocked()
 			return nil, 0
 		}
 		e := r.front()
 		if e.expired {
-			q.popLocked(level)
+			q.takeLocked(level)
 			continue
 		}
-		if e.pending {
+		if len(q.pending) > 0 && q.pendingLocked(e.seq) {
 			return nil, 0 // not yet on its way to disk: wait for Release
 		}
 		if e.deadline != 0 {
@@ -429,8 +388,8 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 			// right now take the message, as RabbitMQ does.
 			if e.deadline < now {
 				expired := q.takeLocked(level)
-				q.forget(b, expired.stored, expired.seq)
-				*dls = append(*dls, DeadLetter{Message: expired.msg, Reason: Expired})
+				q.forget(fx, expired.stored, expired.seq)
+				fx.deadLetter(expired.msg, Expired)
 				continue
 			}
 		}
@@ -441,53 +400,35 @@ func (q *Queue) headLocked(b **storage.Batch, dls *[]DeadLetter) (*entry, uint8)
 // headPendingLocked reports whether the next message is waiting for its
 // write to be submitted (see Release).
 func (q *Queue) headPendingLocked() bool {
-	l := q.highestLocked()
+	l := q.ready.highest()
 	if l < 0 {
 		return false
 	}
-	r := &q.levels[l]
-	return r.len() > 0 && r.front().pending
+	r := &q.ready.levels[l]
+	return r.len() > 0 && q.pendingLocked(r.front().seq)
 }
 
-// popLocked removes the head of a level, keeping the non-empty bits right.
-func (q *Queue) popLocked(level uint8) entry {
-	r := &q.levels[level]
-	e := r.popFront()
-	if q.tails != nil && q.tails[level].count > 0 {
-		if r.len() < q.lowWater() {
-			q.maybeLoadLocked()
-		}
-	} else if r.len() == 0 {
-		q.nonEmpty[level>>6] &^= 1 << (level & 63)
-	}
-	return e
-}
-
-// takeLocked removes a live head message from the ready count.
+// takeLocked removes the head of a level in memory (a live message, or an
+// expired one's tombstone) and refills the level from disk if it runs low.
 func (q *Queue) takeLocked(level uint8) entry {
-	e := q.popLocked(level)
-	q.ready--
-	q.readyBytes -= int64(e.msg.Size())
-	q.chargeLocked(e.msg, -1)
-	if e.deadline != 0 {
-		q.timed--
-	}
+	e := q.ready.popFront(level)
+	q.refillLocked(level)
 	return e
 }
 
 // dispatchLocked hands ready messages to consumers: the highest consumer
 // priority first, round-robin within a priority, skipping full consumers,
 // until the queue is empty or nobody can take more.
-func (q *Queue) dispatchLocked(b **storage.Batch, dls *[]DeadLetter) {
+func (q *Queue) dispatchLocked(fx *effects) {
 	for len(q.consumers) > 0 {
-		e, level := q.headLocked(b, dls)
-		if e == nil || !q.offerLocked(e, level, b) {
+		e, level := q.headLocked(fx)
+		if e == nil || !q.offerLocked(e, level, fx) {
 			return
 		}
 	}
 }
 
-func (q *Queue) offerLocked(e *entry, level uint8, b **storage.Batch) bool {
+func (q *Queue) offerLocked(e *entry, level uint8, fx *effects) bool {
 	d := Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 	if q.Config().SingleActiveConsumer {
 		active := 0
@@ -496,14 +437,14 @@ func (q *Queue) offerLocked(e *entry, level uint8, b **storage.Batch) bool {
 				active = i
 			}
 		}
-		return q.tryLocked(active, level, d, b)
+		return q.tryLocked(active, level, d, fx)
 	}
 	for gi := range q.groups {
 		g := &q.groups[gi]
 		n := g.end - g.start
 		for i := 0; i < n; i++ {
 			off := (g.next + i) % n
-			if q.tryLocked(g.start+off, level, d, b) {
+			if q.tryLocked(g.start+off, level, d, fx) {
 				g.next = (off + 1) % n
 				return true
 			}
@@ -541,40 +482,46 @@ func (q *Queue) regroupLocked(changedPrio, removed int) {
 	}
 }
 
-func (q *Queue) tryLocked(idx int, level uint8, d Delivery, b **storage.Batch) bool {
+func (q *Queue) tryLocked(idx int, level uint8, d Delivery, fx *effects) bool {
 	ce := &q.consumers[idx]
 	if !ce.c.Deliver(q, d) {
 		return false
 	}
 	q.takeLocked(level)
+	q.deliveredLocked(d, ce.noAck, fx)
+	return true
+}
+
+// deliveredLocked counts a delivery; a no-ack one is settled as it leaves.
+func (q *Queue) deliveredLocked(d Delivery, noAck bool, fx *effects) {
 	q.delivered++
-	if !ce.noAck {
+	if !noAck {
 		q.unacked++
+		q.check.delivered(d)
 	} else {
 		q.acked++
-		q.forget(b, d.stored, d.seq) // settled as it leaves
+		q.forget(fx, d.stored, d.seq)
 	}
-	return true
 }
 
 // Get takes the next message for basic.get and returns it with the number of
 // messages left. With noAck the message is settled at once; otherwise it
 // counts as unacked until Ack, Reject or Requeue.
 func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
-	// The next message may be on disk, or its write not yet submitted:
-	// wait for it to be read back or released (that takes milliseconds;
-	// the bound keeps a failing disk from hanging the channel).
+	// The next message may be paged, or its write not yet submitted: wait
+	// for it to be read back or released (that takes milliseconds; the
+	// bound keeps a failing disk from hanging the channel).
 	for tries := 0; !q.deleted && tries < 100; tries++ {
-		if e, _ := q.headLocked(&b, &dls); e != nil {
+		if e, _ := q.headLocked(&fx); e != nil {
 			break
 		}
 		wait, ok := q.waitLoadLocked()
 		if !ok && !q.headPendingLocked() {
 			break
 		}
+		q.checkLocked()
 		q.mu.Unlock()
 		if wait != nil {
 			<-wait
@@ -587,23 +534,15 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 		if q.Config().Expires > 0 {
 			q.lastUsed = q.now()
 		}
-		if e, level := q.headLocked(&b, &dls); e != nil {
+		if e, level := q.headLocked(&fx); e != nil {
 			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 			q.takeLocked(level)
-			q.delivered++
-			if !noAck {
-				q.unacked++
-			} else {
-				q.acked++
-				q.forget(&b, d.stored, d.seq)
-			}
+			q.deliveredLocked(d, noAck, &fx)
 			ok = true
 		}
 	}
-	remaining = q.ready
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	remaining = q.ready.count
+	q.unlock(&fx)
 	return d, remaining, ok
 }
 
@@ -611,8 +550,9 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 // dispatch: the caller kicks the queue once the client has been told about
 // the consumer, so that no delivery overtakes the consume-ok.
 func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) error {
+	var fx effects
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock(&fx)
 	if q.deleted {
 		return ErrDeleted
 	}
@@ -639,8 +579,7 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) err
 // It reports whether the queue is an auto-delete queue that just lost its
 // last consumer.
 func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
 	found := false
 	for i := range q.consumers {
@@ -661,75 +600,62 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 	}
 	autoDelete = found && q.AutoDelete && len(q.consumers) == 0 && !q.deleted
 	if found && !q.deleted && !q.Config().SingleActiveConsumer {
-		q.dispatchLocked(&b, &dls)
+		q.dispatchLocked(&fx)
 	}
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	q.unlock(&fx)
 	return autoDelete
 }
 
 // Release makes a message pushed with a batch deliverable, once the batch is
 // submitted to storage, and dispatches it.
 func (q *Queue) Release(m *Message) {
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
-	q.releaseLocked(m, &b, &dls)
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	q.releaseLocked(m, &fx)
+	q.unlock(&fx)
 }
 
-func (q *Queue) releaseLocked(m *Message, b **storage.Batch, dls *[]DeadLetter) {
-	if len(q.recent) > 0 && q.releaseTailLocked(m) {
-		if !q.deleted {
-			q.dispatchLocked(b, dls)
-			q.dropHeadLocked(b, dls)
+func (q *Queue) releaseLocked(m *Message, fx *effects) {
+	i := slices.IndexFunc(q.pending, func(w pendingWrite) bool { return w.msg == m })
+	if q.deleted {
+		if i >= 0 {
+			// Its entry may have landed after the queue's were dropped:
+			// drop it again, after the write.
+			fx.writes().DeleteEntry(q.entries.key, q.pending[i].seq)
+			q.pending = slices.Delete(q.pending, i, i+1)
 		}
 		return
 	}
-	if q.deleted {
-		return
-	}
-	// It was pushed moments ago: look from the tail of its level.
-	level := q.level(m)
-	r := &q.levels[level]
-	for i := r.len() - 1; i >= 0; i-- {
-		e := r.at(i)
-		if e.msg == m && e.pending {
-			e.pending = false
-			if e.deadline != 0 {
-				q.deadlines.push(deadline{at: e.deadline, seq: e.seq, level: level})
-				q.armTTLLocked()
-			}
-			break
+	if i >= 0 {
+		w := q.pending[i]
+		q.pending = slices.Delete(q.pending, i, i+1)
+		if w.paged {
+			q.releasePagedLocked(w, fx)
+		} else if w.deadline != 0 {
+			q.scheduleLocked(w.level, w.seq, w.deadline)
 		}
 	}
 	// A waiting consumer gets it first; then a drop-head length limit
 	// applies, which could not while the message was pending (x-max-length
 	// 0 still delivers to a ready consumer, as in RabbitMQ).
-	q.dispatchLocked(b, dls)
-	q.dropHeadLocked(b, dls)
+	q.dispatchLocked(fx)
+	q.dropHeadLocked(fx)
 }
 
 // Kick retries dispatch, for when a consumer regained capacity (an ack, a
 // drained socket buffer, a new consumer ready).
 func (q *Queue) Kick() {
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
 	if !q.deleted {
-		q.dispatchLocked(&b, &dls)
+		q.dispatchLocked(&fx)
 	}
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	q.unlock(&fx)
 }
 
 // Ack settles deliveries that consumers acknowledged.
 func (q *Queue) Ack(ds []Delivery) {
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
 	// On a deleted queue there is nothing to settle: its entries (and their
 	// references) went with it.
@@ -737,190 +663,118 @@ func (q *Queue) Ack(ds []Delivery) {
 		q.unacked -= len(ds)
 		q.acked += uint64(len(ds))
 		for _, d := range ds {
-			q.forget(&b, d.stored, d.seq)
+			q.check.settled(d)
+			q.forget(&fx, d.stored, d.seq)
 		}
 	}
-	q.mu.Unlock()
-	q.submit(b)
+	q.unlock(&fx)
 }
 
 // Reject settles deliveries that consumers refused without requeue: they are
 // dead-lettered with reason rejected, or dropped without a dead-letter exchange.
 func (q *Queue) Reject(ds []Delivery) {
+	var fx effects
 	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		return
+	if !q.deleted {
+		q.unacked -= len(ds)
+		fx.deadLetters = make([]DeadLetter, 0, len(ds))
+		for _, d := range ds {
+			q.check.settled(d)
+			q.forget(&fx, d.stored, d.seq)
+			fx.deadLetter(d.Message, Rejected)
+		}
 	}
-	q.unacked -= len(ds)
-	var b *storage.Batch
-	dls := make([]DeadLetter, len(ds))
-	for i, d := range ds {
-		q.forget(&b, d.stored, d.seq)
-		dls[i] = DeadLetter{Message: d.Message, Reason: Rejected}
-	}
-	q.mu.Unlock()
-	// Dead letters are stored at their new home before the old entries go,
-	// so a crash in between duplicates rather than loses.
-	q.deadLetter(dls)
-	q.submit(b)
+	q.unlock(&fx)
 }
 
 // Requeue puts unacknowledged deliveries back at their original positions,
 // marked redelivered, and dispatches them again. A message returned more
 // often than the delivery limit allows is dead-lettered instead.
 func (q *Queue) Requeue(ds []Delivery) {
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
 	if q.deleted {
-		q.mu.Unlock()
+		q.unlock(&fx)
 		return
 	}
 	q.unacked -= len(ds)
+	var counts *storage.Batch
 	for _, d := range ds {
+		q.check.settled(d)
 		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true, stored: d.stored}
 		if limit := q.Config().DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
-			q.forget(&b, d.stored, d.seq)
-			dls = append(dls, DeadLetter{Message: d.Message, Reason: DeliveryLimit})
+			q.forget(&fx, d.stored, d.seq)
+			fx.deadLetter(d.Message, DeliveryLimit)
 			continue
 		}
 		if e.stored {
 			// Keep the delivery count across a restart, for the delivery limit.
-			if b == nil {
-				b = new(storage.Batch)
+			if counts == nil {
+				counts = new(storage.Batch)
 			}
-			q.recordLocked(b, &e, d.level)
+			q.recordLocked(counts, &e, d.level)
 		}
 		q.addLocked(d.level, e)
 	}
-	q.dispatchLocked(&b, &dls)
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	// The rewritten entries go to storage before the lock is released:
+	// once it is, the messages can be delivered, acked or expired by
+	// others, whose deletes must not overtake the rewrite (the entry would
+	// outlive its message). Submitting never calls back into the queue.
+	q.submit(counts)
+	q.dispatchLocked(&fx)
+	q.unlock(&fx)
 }
 
 // Purge drops every ready message and returns how many there were. Unacked
-// messages are not touched, as in RabbitMQ. A paged-out backlog is deleted
-// from disk before Purge returns, in chunks, without the queue's lock.
+// messages are not touched, as in RabbitMQ, nor are pending ones (their
+// write not yet submitted), so that no delete of their entry can reach the
+// disk before the entry itself. The paged messages are deleted from disk
+// before Purge returns, in chunks, without the queue's lock.
 func (q *Queue) Purge() int {
+	var fx effects
 	q.mu.Lock()
-	// A message still pending (its write not yet submitted) arrived as the
-	// purge ran; it stays, so that no delete of its entry can reach the disk
-	// before the entry itself.
-	type kept struct {
-		level uint8
-		e     entry
-	}
-	var pending []kept
 	var seqs []uint64
-	for level := range q.levels {
-		r := &q.levels[level]
+	for level := range q.ready.levels {
+		r := &q.ready.levels[level]
 		for i := 0; i < r.len(); i++ {
-			switch e := r.at(i); {
-			case e.pending:
-				pending = append(pending, kept{uint8(level), *e})
-			case !e.expired && e.stored:
+			if e := r.at(i); !e.expired && e.stored && !q.pendingLocked(e.seq) {
 				seqs = append(seqs, e.seq)
 			}
 		}
 	}
-	keep := 0 // tail messages not yet submitted stay, like pending ones in memory
-	for _, r := range q.recent {
-		if r.sub == 0 {
-			keep++
-		}
-	}
-	n := q.ready - len(pending) - keep
-	var job *tailPurge
-	if q.pagedLocked() > keep {
-		job = q.tailPurgeLocked()
+	n := q.ready.count - len(q.pending)
+	var job *pagedPurge
+	if q.ready.pagedCount() > q.pagedPendingLocked() {
+		job = q.pagedPurgeLocked()
 	}
 	q.clearLocked()
-	for _, k := range pending {
-		q.addLocked(k.level, k.e)
+	// The pending messages stay.
+	for _, w := range q.pending {
+		if w.paged {
+			q.ready.addPaged(w.level, w.seq, int64(w.msg.Size()))
+		} else {
+			q.ready.add(w.level, entry{msg: w.msg, seq: w.seq, deadline: w.deadline, stored: true})
+		}
 	}
-	q.mu.Unlock()
+	q.unlock(&fx)
 	q.deleteEntries(seqs)
 	if job != nil {
-		// The paged-out part is deleted before purge-ok: a purge that a
+		// The paged part is deleted before purge-ok: a purge that a
 		// restart could undo would not be one. The queue serves meanwhile.
-		q.purgeTail(job)
+		q.purgePaged(job)
 	}
 	return n
 }
 
-// tailPurge is a purge's work on disk: every entry of a level's tail from
-// its from seq up to upTo, except the pending ones, which stay queued.
-type tailPurge struct {
-	from []uint64 // by level; MaxUint64 for levels without a tail
-	upTo uint64
-	keep map[uint64]bool
-}
-
-// tailPurgeLocked empties the tails except for their pending messages and
-// returns the deletes to do on disk. Loads wait until they are done.
-func (q *Queue) tailPurgeLocked() *tailPurge {
-	job := &tailPurge{from: make([]uint64, len(q.tails)), upTo: q.nextSeq, keep: make(map[uint64]bool)}
-	for l := range q.tails {
-		job.from[l] = ^uint64(0)
-		if q.tails[l].count > 0 {
-			job.from[l] = q.tails[l].from
+// pagedPendingLocked is the number of pending messages that are paged.
+func (q *Queue) pagedPendingLocked() int {
+	n := 0
+	for _, w := range q.pending {
+		if w.paged {
+			n++
 		}
 	}
-	for _, r := range q.recent {
-		if r.sub == 0 {
-			job.keep[r.seq] = true
-		}
-	}
-	q.purging++
-	q.gen++
-	return job
-}
-
-// purgeTail deletes a purge's paged-out entries, in chunks.
-func (q *Queue) purgeTail(job *tailPurge) {
-	store := q.journal.store
-	err := store.Flush()
-	start := slices.Min(job.from)
-	for err == nil && start <= job.upTo {
-		var b storage.Batch
-		next := job.upTo + 1
-		var derr error
-		err = store.Scan(q.journal.key, start, func(seq uint64, ent []byte, _ func(uint64) []byte) bool {
-			if seq > job.upTo {
-				return false
-			}
-			if b.Len() >= chunkOps {
-				next = seq
-				return false
-			}
-			rec, ok := decodeEntry(ent)
-			if !ok {
-				derr = fmt.Errorf("entry %d: %w", seq, errBadRecord)
-				return false
-			}
-			level := min(rec.level, q.Config().MaxPriority)
-			if seq >= job.from[level] && !job.keep[seq] {
-				b.DeleteEntry(q.journal.key, seq)
-			}
-			return true
-		})
-		if err == nil {
-			err = derr
-		}
-		if err == nil && b.Len() > 0 {
-			err = store.Commit(&b)
-		}
-		start = next
-	}
-	if err != nil {
-		q.journal.log.Error("purging a queue's paged-out messages failed", "queue", q.Name, "err", err)
-	}
-	q.mu.Lock()
-	q.purging--
-	q.maybeLoadLocked()
-	q.mu.Unlock()
+	return n
 }
 
 // chunkOps bounds one batch of a purge, so that dropping a million stored
@@ -932,44 +786,20 @@ func (q *Queue) deleteEntries(seqs []uint64) {
 	for len(seqs) > 0 {
 		b := new(storage.Batch)
 		for b.Len() < chunkOps && len(seqs) > 0 {
-			b.DeleteEntry(q.journal.key, seqs[0])
+			b.DeleteEntry(q.entries.key, seqs[0])
 			seqs = seqs[1:]
 		}
 		q.submit(b)
 	}
 }
 
-// clearLocked empties the queue's ready messages, in memory and (counts
-// only) on disk, except for tail messages still pending.
+// clearLocked empties the queue's ready messages, in memory and paged, and
+// forgets the recent paged ones (a purge deletes them on disk after a
+// flush). Pending messages stay in q.pending, counted nowhere.
 func (q *Queue) clearLocked() {
-	for i := range q.levels {
-		q.levels[i] = ring{}
-	}
-	q.nonEmpty = [4]uint64{}
-	q.ready, q.readyBytes = 0, 0
-	q.deadlines, q.timed = nil, 0
-	if q.tails == nil {
-		return
-	}
-	if q.budget != nil {
-		q.budget.used.Add(-q.charged)
-	}
-	q.charged = 0
-	for l := range q.tails {
-		q.tails[l].count, q.tails[l].bytes = 0, 0
-	}
-	// Tail messages not yet submitted stay; submitted ones go with the
-	// rest (a purge deletes them on disk after a flush).
-	kept := q.recent[:0]
-	for _, r := range q.recent {
-		if r.sub != 0 {
-			continue
-		}
-		kept = append(kept, r)
-		q.tailAddLocked(r.level, r.seq, int64(r.msg.Size()))
-	}
-	clear(q.recent[len(kept):])
-	q.recent = kept
+	q.ready.clear()
+	clear(q.page.recent)
+	q.page.recent = q.page.recent[:0]
 }
 
 // Touch records a use of the queue (a redeclare), which resets x-expires.
@@ -984,30 +814,22 @@ func (q *Queue) Touch() {
 // entries, and with them its references to stored messages, are deleted in
 // the background, in chunks; its storage key is never reused.
 func (q *Queue) Delete() int {
+	var fx effects
 	q.mu.Lock()
+	defer q.unlock(&fx)
 	if q.deleted {
-		q.mu.Unlock()
 		return 0
 	}
 	q.deleted = true
-	q.gen++
-	n := q.ready
-	// Pending messages, in memory or in a tail, delete their entries again
-	// when released, in case their write lands after the drop.
-	for level := range q.levels {
-		r := &q.levels[level]
-		for i := 0; i < r.len(); i++ {
-			if e := r.at(i); e.pending {
-				q.recent = append(q.recent, recentTail{seq: e.seq, msg: e.msg, level: uint8(level)})
-			}
-		}
-	}
-	defer q.mu.Unlock()
+	q.page.gen++
+	n := q.ready.count
+	// Pending messages stay in q.pending: Release deletes their entries
+	// again, in case their write lands after the drop.
 	q.clearLocked()
-	if q.journal != nil && q.wrote {
+	if q.entries != nil && q.wrote {
 		go func() {
-			if err := q.journal.store.DropEntries(q.journal.key); err != nil {
-				q.journal.log.Error("deleting a deleted queue's entries failed", "queue", q.Name, "err", err)
+			if err := q.entries.store.DropEntries(q.entries.key); err != nil {
+				q.entries.log.Error("deleting a deleted queue's entries failed", "queue", q.Name, "err", err)
 			}
 		}()
 	}
@@ -1022,6 +844,7 @@ func (q *Queue) Delete() int {
 	}
 	q.consumers, q.groups = nil, nil
 	q.unacked = 0
+	q.check.dropUnacked()
 	return n
 }
 
@@ -1042,7 +865,7 @@ func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return Stats{
-		Ready: q.ready, ReadyBytes: q.readyBytes, Unacked: q.unacked, Consumers: len(q.consumers),
+		Ready: q.ready.count, ReadyBytes: q.ready.bytes, Unacked: q.unacked, Consumers: len(q.consumers),
 		Published: q.published, Delivered: q.delivered, Acked: q.acked, DeadLettered: q.deadLettered,
 	}
 }
@@ -1052,10 +875,10 @@ func (q *Queue) InUse() bool { return q.Stats().Consumers > 0 }
 
 // armTTLLocked makes the TTL timer fire at the earliest deadline.
 func (q *Queue) armTTLLocked() {
-	if len(q.deadlines) == 0 {
+	at, ok := q.ready.firstDeadline()
+	if !ok {
 		return
 	}
-	at := q.deadlines[0].at
 	if q.ttlAt != 0 && q.ttlAt <= at {
 		return
 	}
@@ -1071,47 +894,33 @@ func (q *Queue) armTTLLocked() {
 // expireDue runs on the TTL timer: every message whose deadline passed is
 // expired where it sits, found by its seq in its level.
 func (q *Queue) expireDue() {
-	var dls []DeadLetter
-	var b *storage.Batch
+	var fx effects
 	q.mu.Lock()
 	q.ttlAt = 0
 	if q.deleted {
-		q.mu.Unlock()
+		q.unlock(&fx)
 		return
 	}
 	now := q.now().UnixMilli()
-	for len(q.deadlines) > 0 && q.deadlines[0].at <= now {
-		d := q.deadlines.pop()
-		r := &q.levels[d.level]
-		i := r.search(d.seq)
-		if i == r.len() {
-			continue
+	for {
+		d, due := q.ready.popDue(now)
+		if !due {
+			break
 		}
-		e := r.at(i)
-		if e.seq != d.seq || e.expired {
+		i := q.ready.find(d)
+		if i < 0 {
 			continue // delivered meanwhile, or already expired
 		}
-		if e.pending {
-			continue // Release puts its deadline back
+		if len(q.pending) > 0 && q.pendingLocked(d.seq) {
+			continue // Release schedules its deadline again
 		}
-		q.forget(&b, e.stored, e.seq)
-		dls = append(dls, DeadLetter{Message: e.msg, Reason: Expired})
-		q.ready--
-		q.readyBytes -= int64(e.msg.Size())
-		q.chargeLocked(e.msg, -1)
-		e.expired, e.msg = true, nil
-		q.timed--
-		if i == 0 {
-			// Drop tombstones at the head now rather than on the next read.
-			for r.len() > 0 && r.front().expired {
-				q.popLocked(d.level)
-			}
-		}
+		gone := q.ready.expire(d.level, i)
+		q.forget(&fx, gone.stored, gone.seq)
+		fx.deadLetter(gone.msg, Expired)
+		q.refillLocked(d.level)
 	}
 	q.armTTLLocked()
-	q.mu.Unlock()
-	q.deadLetter(dls)
-	q.submit(b)
+	q.unlock(&fx)
 }
 
 // armExpiryLocked (re)starts the x-expires timer from the last use.

@@ -719,7 +719,7 @@ func TestDeadlineHeapStaysBounded(t *testing.T) {
 		require.True(t, ok)
 	}
 	q.mu.Lock()
-	n := len(q.deadlines)
+	n := len(q.ready.deadlines)
 	q.mu.Unlock()
 	assert.LessOrEqual(t, n, 1025, "stale deadlines are compacted away")
 

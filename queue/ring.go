@@ -11,10 +11,6 @@ type entry struct {
 	// expired marks a message that expired in place (TTL in mid-queue); it
 	// is skipped and dropped when it reaches the head.
 	expired bool
-	// pending marks a stored message whose write is not submitted yet: it
-	// is not handed out until Release, so no ack can overtake its entry on
-	// the way to disk.
-	pending bool
 	// stored: the queue has an entry on disk for the message.
 	stored bool
 }

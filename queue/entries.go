@@ -8,14 +8,17 @@ import (
 	"github.com/warrenmq/warren/storage"
 )
 
-// A durable queue journals its persistent messages: one entry per message
-// under the queue's key (message id, deadline, delivery count, level, body
-// size, flags), the message itself stored once under its id however many
-// queues hold it; storage deletes it with the last entry that references it.
-// Writes are collected in a storage.Batch and group-committed.
+// A queue keeps an entry in storage for each stored message it holds, under
+// the queue's key and the message's seq (message id, deadline, delivery
+// count, level, body size, flags): a durable queue for its persistent
+// messages, any queue with a store for its paged messages. The message
+// itself is stored once under its id however many queues hold it; storage
+// deletes it with the last entry that references it. Writes are collected
+// in a storage.Batch and group-committed.
 
-// journal is a queue's handle on storage; nil for queues that keep nothing.
-type journal struct {
+// entryStore is where a queue keeps its entries; nil for queues that keep
+// nothing. It never changes after New.
+type entryStore struct {
 	store *storage.Store
 	key   string
 	log   *slog.Logger
@@ -64,37 +67,33 @@ func decodeEntry(b []byte) (record, bool) {
 // persists reports whether m is kept across restarts in this queue: a
 // stored (persistent) message in a durable queue.
 func (q *Queue) persists(m *Message) bool {
-	return m.ID != 0 && q.journal != nil && q.journal.durable
+	return m.ID != 0 && q.entries != nil && q.entries.durable
 }
 
 // recordLocked adds e's entry to b.
 func (q *Queue) recordLocked(b *storage.Batch, e *entry, level uint8) {
 	q.wrote = true
-	b.PutEntry(q.journal.key, e.seq, encodeEntry(e, level))
+	b.PutEntry(q.entries.key, e.seq, encodeEntry(e, level))
 }
 
 // forget removes a stored message's entry; storage deletes the body with
 // its last entry.
-func (q *Queue) forget(b **storage.Batch, stored bool, seq uint64) {
-	if !stored {
-		return
+func (q *Queue) forget(fx *effects, stored bool, seq uint64) {
+	if stored {
+		fx.writes().DeleteEntry(q.entries.key, seq)
 	}
-	if *b == nil {
-		*b = new(storage.Batch)
-	}
-	(*b).DeleteEntry(q.journal.key, seq)
 }
 
 // submit commits what an operation changed, without waiting: acks and
 // expiry need no confirmation, and the group commit orders them after the
 // writes submitted before.
 func (q *Queue) submit(b *storage.Batch) {
-	if b == nil || b.Len() == 0 || q.journal == nil {
+	if b == nil || b.Len() == 0 || q.entries == nil {
 		return
 	}
-	q.journal.store.SubmitBackground(b, func(err error) {
+	q.entries.store.SubmitBackground(b, func(err error) {
 		if err != nil {
-			q.journal.log.Error("storage write failed", "queue", q.Name, "err", err)
+			q.entries.log.Error("storage write failed", "queue", q.Name, "err", err)
 		}
 	})
 }

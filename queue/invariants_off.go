@@ -1,0 +1,15 @@
+//go:build !invariants
+
+package queue
+
+// checkState is empty without the invariants build tag, and its methods
+// compile to nothing.
+type checkState struct{}
+
+func (checkState) delivered(Delivery) {}
+func (checkState) settled(Delivery)   {}
+func (checkState) dropUnacked()       {}
+
+// checkLocked checks the queue's counters in the invariants build
+// (invariants_on.go); here it does nothing.
+func (q *Queue) checkLocked() {}
