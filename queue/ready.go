@@ -36,23 +36,6 @@ type readySet struct {
 	charged int64
 }
 
-// firstDeadline returns the earliest deadline in the heap.
-func (rs *readySet) firstDeadline() (int64, bool) {
-	if len(rs.deadlines) == 0 {
-		return 0, false
-	}
-	return rs.deadlines[0].at, true
-}
-
-// popDue takes the earliest deadline item from the heap if it is due at
-// now.
-func (rs *readySet) popDue(now int64) (deadline, bool) {
-	if len(rs.deadlines) == 0 || rs.deadlines[0].at > now {
-		return deadline{}, false
-	}
-	return rs.deadlines.pop(), true
-}
-
 // pagedPart is a priority level's paged messages: those of the level with
 // a seq of at least from (every message of the level in memory, ready or
 // unacked, has a lower seq).
@@ -196,6 +179,23 @@ func (rs *readySet) schedule(d deadline) (rebuilt bool) {
 		h.down(i)
 	}
 	return true
+}
+
+// firstDeadline returns the earliest deadline in the heap.
+func (rs *readySet) firstDeadline() (int64, bool) {
+	if len(rs.deadlines) == 0 {
+		return 0, false
+	}
+	return rs.deadlines[0].at, true
+}
+
+// popDue takes the earliest deadline item from the heap if it is due at
+// now.
+func (rs *readySet) popDue(now int64) (deadline, bool) {
+	if len(rs.deadlines) == 0 || rs.deadlines[0].at > now {
+		return deadline{}, false
+	}
+	return rs.deadlines.pop(), true
 }
 
 // addPaged counts a message of size bytes with seq into a level's paged
