@@ -46,6 +46,12 @@ func (fx *effects) deadLetter(m *Message, r Reason) {
 func (q *Queue) unlock(fx *effects) {
 	q.checkLocked()
 	q.mu.Unlock()
+	if fx.batch != nil || fx.deadLetters != nil || fx.release != nil || fx.prune {
+		q.finish(fx) // most operations leave nothing: keep unlock inlined
+	}
+}
+
+func (q *Queue) finish(fx *effects) {
 	q.deadLetter(fx.deadLetters)
 	if !fx.callers {
 		q.submit(fx.batch)

@@ -6,9 +6,9 @@ package queue
 // compile to nothing.
 type checkState struct{}
 
-func (checkState) delivered(Delivery) {}
-func (checkState) settled(Delivery)   {}
-func (checkState) dropUnacked()       {}
+func (checkState) delivered(uint64) {}
+func (checkState) settled(uint64)   {}
+func (checkState) dropUnacked()     {}
 
 // checkLocked checks the queue's counters in the invariants build
 // (invariants_on.go); here it does nothing.

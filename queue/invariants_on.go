@@ -18,21 +18,21 @@ type checkState struct {
 	checks int
 }
 
-func (c *checkState) delivered(d Delivery) {
+func (c *checkState) delivered(seq uint64) {
 	if c.unacked == nil {
 		c.unacked = make(map[uint64]bool)
 	}
-	if c.unacked[d.seq] {
-		panic(fmt.Sprintf("queue invariant: message %d delivered again before it was settled", d.seq))
+	if c.unacked[seq] {
+		panic(fmt.Sprintf("queue invariant: message %d delivered again before it was settled", seq))
 	}
-	c.unacked[d.seq] = true
+	c.unacked[seq] = true
 }
 
-func (c *checkState) settled(d Delivery) {
-	if !c.unacked[d.seq] {
-		panic(fmt.Sprintf("queue invariant: message %d settled but not outstanding", d.seq))
+func (c *checkState) settled(seq uint64) {
+	if !c.unacked[seq] {
+		panic(fmt.Sprintf("queue invariant: message %d settled but not outstanding", seq))
 	}
-	delete(c.unacked, d.seq)
+	delete(c.unacked, seq)
 }
 
 func (c *checkState) dropUnacked() { clear(c.unacked) }

@@ -488,19 +488,19 @@ func (q *Queue) tryLocked(idx int, level uint8, d Delivery, fx *effects) bool {
 		return false
 	}
 	q.takeLocked(level)
-	q.deliveredLocked(d, ce.noAck, fx)
+	q.deliveredLocked(d.seq, d.stored, ce.noAck, fx)
 	return true
 }
 
 // deliveredLocked counts a delivery; a no-ack one is settled as it leaves.
-func (q *Queue) deliveredLocked(d Delivery, noAck bool, fx *effects) {
+func (q *Queue) deliveredLocked(seq uint64, stored, noAck bool, fx *effects) {
 	q.delivered++
 	if !noAck {
 		q.unacked++
-		q.check.delivered(d)
+		q.check.delivered(seq)
 	} else {
 		q.acked++
-		q.forget(fx, d.stored, d.seq)
+		q.forget(fx, stored, seq)
 	}
 }
 
@@ -537,7 +537,7 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 		if e, level := q.headLocked(&fx); e != nil {
 			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 			q.takeLocked(level)
-			q.deliveredLocked(d, noAck, &fx)
+			q.deliveredLocked(d.seq, d.stored, noAck, &fx)
 			ok = true
 		}
 	}
@@ -663,7 +663,7 @@ func (q *Queue) Ack(ds []Delivery) {
 		q.unacked -= len(ds)
 		q.acked += uint64(len(ds))
 		for _, d := range ds {
-			q.check.settled(d)
+			q.check.settled(d.seq)
 			q.forget(&fx, d.stored, d.seq)
 		}
 	}
@@ -679,7 +679,7 @@ func (q *Queue) Reject(ds []Delivery) {
 		q.unacked -= len(ds)
 		fx.deadLetters = make([]DeadLetter, 0, len(ds))
 		for _, d := range ds {
-			q.check.settled(d)
+			q.check.settled(d.seq)
 			q.forget(&fx, d.stored, d.seq)
 			fx.deadLetter(d.Message, Rejected)
 		}
@@ -700,7 +700,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 	q.unacked -= len(ds)
 	var counts *storage.Batch
 	for _, d := range ds {
-		q.check.settled(d)
+		q.check.settled(d.seq)
 		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true, stored: d.stored}
 		if limit := q.Config().DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
 			q.forget(&fx, d.stored, d.seq)

@@ -113,7 +113,9 @@ func (rs *readySet) popFront(level uint8) entry {
 			rs.timed--
 		}
 	}
-	rs.mark(level)
+	if rs.levels[level].len() == 0 {
+		rs.mark(level)
+	}
 	return e
 }
 
