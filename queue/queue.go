@@ -412,7 +412,9 @@ func (q *Queue) headPendingLocked() bool {
 // expired one's tombstone) and refills the level from disk if it runs low.
 func (q *Queue) takeLocked(level uint8) entry {
 	e := q.ready.popFront(level)
-	q.refillLocked(level)
+	if q.ready.paged != nil {
+		q.refillLocked(level)
+	}
 	return e
 }
 
