@@ -86,6 +86,7 @@ type Exchange struct {
 // fanout and headers ones.
 type snapshot struct {
 	ndest, nnode int32 // id spaces, sizing the mark arrays of one Route
+	bindings     int   // how many bindings, for Bound
 	direct       pmap[bag[Destination]]
 	fanout       bag[Destination]
 	topic        *tnode
@@ -277,6 +278,10 @@ func (e *Exchange) BindingCount() int {
 	return e.w.count
 }
 
+// Bound reports whether the exchange has any binding, without a lock: the
+// event exchange's emitters check it before building an event.
+func (e *Exchange) Bound() bool { return e.snap.Load().bindings > 0 }
+
 // Route appends to out every destination bound for a message with this
 // routing key and headers, each at most once among those it appends, and
 // returns the extended slice. Destinations already in out are not
@@ -327,7 +332,7 @@ func (e *Exchange) Equivalent(kind Kind, durable, autoDelete, internal bool, arg
 func (e *Exchange) publish() {
 	w := &e.w
 	e.snap.Store(&snapshot{
-		ndest: w.nextDest, nnode: w.trie.nextID,
+		ndest: w.nextDest, nnode: w.trie.nextID, bindings: w.count,
 		direct: w.direct, fanout: w.fanout, topic: w.topic, headers: w.headers,
 	})
 }
