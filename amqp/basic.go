@@ -313,6 +313,7 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	}
 	cs.ready = true
 	ch.mu.Unlock()
+	ch.emitConsumerCreated(cs, name, m.Exclusive, m.Arguments)
 	q.Kick()
 	return nil
 }
@@ -337,6 +338,7 @@ func (ch *channel) basicCancel(m *wire.BasicCancel) error {
 		ch.c.vh.UnregisterReplyTo(token)
 	}
 	if cs != nil {
+		ch.emitConsumerDeleted(cs, ch.c.user.Name())
 		ch.c.vh.ConsumerGone(cs.q, cs)
 	}
 	if !m.NoWait {
@@ -349,12 +351,17 @@ func (ch *channel) basicCancel(m *wire.BasicCancel) error {
 // the client hears basic.cancel if it said it understands it.
 func (ch *channel) cancelledByQueue(cs *consumer) {
 	ch.mu.Lock()
-	if ch.consumers[cs.tag] == cs {
+	listed := ch.consumers[cs.tag] == cs
+	if listed {
 		delete(ch.consumers, cs.tag)
 	}
 	cs.gone = true
 	released := ch.released
 	ch.mu.Unlock()
+	if listed && !released {
+		// Under the queue lock, but Emit only queues the event.
+		ch.emitConsumerDeleted(cs, "")
+	}
 	if ch.c.cancelNotify && !released {
 		ch.c.sendRaw(&wire.BasicCancel{ConsumerTag: cs.tag, NoWait: true}, ch.id)
 	}

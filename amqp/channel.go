@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/event"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -18,6 +19,8 @@ import (
 type channel struct {
 	c  *conn
 	id uint16
+	// pid names the channel in events; unique in the node, unlike id.
+	pid uint64
 
 	// closing is set once channel.close went out (by the reader, or by the
 	// consumer-timeout timer); the reader then waits for close-ok.
@@ -143,7 +146,7 @@ func (ch *channel) checkTimeouts() {
 }
 
 func newChannel(c *conn, id uint16) *channel {
-	return &channel{c: c, id: id, consumers: make(map[string]*consumer), flowActive: true}
+	return &channel{c: c, id: id, pid: c.srv.nextID.Add(1), consumers: make(map[string]*consumer), flowActive: true}
 }
 
 // handleMethod runs one method; a returned soft error has already been
@@ -351,6 +354,7 @@ func (ch *channel) release() {
 		ch.c.vh.UnregisterReplyTo(token)
 	}
 	for _, cs := range consumers {
+		ch.emitConsumerDeleted(cs, event.Internal)
 		ch.c.vh.ConsumerGone(cs.q, cs)
 	}
 	requeueAll(pending)
@@ -368,6 +372,7 @@ func (ch *channel) release() {
 	if ch.tx != nil {
 		ch.tx = nil
 	}
+	ch.emitClosed()
 }
 
 // requeueAll returns deliveries to their queues, one call per run of the

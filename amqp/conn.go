@@ -58,7 +58,13 @@ type conn struct {
 	// must close.
 	unblockReader chan struct{}
 	peerName      string // CN of the verified TLS client certificate, or ""
-	counted       bool   // counted in srv.open (MaxConnections)
+	// startOK is set once connection.start-ok arrived, with what it said;
+	// connectedAt is when the socket was accepted. For the event exchange.
+	startOK     bool
+	clientProps wire.Table
+	mechanism   string
+	connectedAt time.Time
+	counted     bool // counted in srv.open (MaxConnections)
 
 	// hb is the heartbeat for the writer goroutine; open is set after the handshake.
 	hb   atomic.Int64
@@ -104,6 +110,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		unblockReader: make(chan struct{}, 1),
 		done:          make(chan struct{}),
 		lastAck:       -1,
+		connectedAt:   time.Now(),
 	}
 }
 
@@ -144,6 +151,7 @@ func (c *conn) serve() {
 		return
 	}
 	c.log.Debug("connection open", "user", c.user.Name(), "vhost", c.vh.Name)
+	c.emitConnectionCreated()
 	c.readLoop()
 }
 
@@ -374,6 +382,7 @@ func (c *conn) openChannel(id uint16) error {
 	c.channels[id] = ch
 	c.mu.Unlock()
 	c.sendRaw(&wire.ChannelOpenOk{}, id)
+	ch.emitCreated()
 	return nil
 }
 
@@ -396,6 +405,9 @@ func (c *conn) cleanup() {
 	c.mu.Unlock()
 	for _, ch := range chs {
 		ch.release()
+	}
+	if c.startOK {
+		c.emitConnectionClosed()
 	}
 	if c.vh != nil {
 		c.vh.DeleteOwnedQueues(c.id)

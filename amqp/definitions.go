@@ -22,7 +22,7 @@ func (ch *channel) checkAccess(what broker.Access, kind, name string) error {
 // applyOp runs a definition op on the connection's vhost, through the
 // broker's one entry point for state changes.
 func (ch *channel) applyOp(op vhost.Op) (vhost.Result, error) {
-	return ch.c.srv.broker.Apply(broker.VhostOp{Vhost: ch.c.vh.Name, Op: op})
+	return ch.c.srv.broker.ApplyAs(broker.VhostOp{Vhost: ch.c.vh.Name, Op: op}, ch.c.user.Name())
 }
 
 // apply runs a definition op and sends its reply unless nowait.

@@ -65,6 +65,7 @@ func (c *conn) handshake() error {
 		return methodError(m, wire.CommandInvalid, "expected 'connection.start_ok', got '%s'", m.Name())
 	}
 	authFailureClose := false
+	c.startOK, c.clientProps, c.mechanism = true, startOk.ClientProperties, startOk.Mechanism
 	if caps, ok := startOk.ClientProperties["capabilities"].(wire.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
 		c.blockedNotify, _ = caps["connection.blocked"].(bool)
@@ -205,6 +206,9 @@ func (c *conn) authenticate(mechanism, response string) error {
 		if a = c.srv.broker.Account(user); a != nil && !a.Check(password) {
 			a = nil
 		}
+		if a == nil {
+			c.emitLogin(user, mechanism, false)
+		}
 	default:
 		return errSilentClose
 	}
@@ -217,6 +221,7 @@ func (c *conn) authenticate(mechanism, response string) error {
 		return errLoginRefused
 	}
 	c.user = a
+	c.emitLogin(user, mechanism, true)
 	return nil
 }
 

@@ -26,7 +26,11 @@ type Broker struct {
 	budget *queue.Budget // memory for durable queues' backlogs, shared by every vhost
 	alarms alarms
 	stop   chan struct{} // closed by Close: ends background work
-	closed atomic.Bool
+	// events publishes to the event exchange (events.go); its goroutine
+	// is counted in background, which Close waits for.
+	events     *events
+	background sync.WaitGroup
+	closed     atomic.Bool
 
 	// reg is the users and virtual hosts, read lock-free (see registry);
 	// only Apply replaces it, holding opMu.
@@ -62,7 +66,7 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{cfg: cfg, log: o.Log, stop: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: o.Log, stop: make(chan struct{}), events: newEvents()}
 	b.alarms.changed = make(chan struct{})
 	b.alarms.memLimit, b.alarms.diskLimit = cfg.MemoryHighWatermark, cfg.DiskFreeLimit
 	store, err := storage.Open(cfg.DataDir, storage.Options{Fault: cfg.StorageFault})
@@ -86,6 +90,12 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	b.reportUnsupportedAlarms()
 	b.checkAlarms()
 	go b.watchAlarms(b.stop)
+	b.declareEventExchange()
+	b.background.Add(1)
+	go func() {
+		defer b.background.Done()
+		b.publishEvents(b.stop)
+	}()
 	return b, nil
 }
 
@@ -97,6 +107,7 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	close(b.stop)
+	b.background.Wait()
 	return b.store.Close()
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/event"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
@@ -227,7 +228,7 @@ func (b *Broker) Import(d *Definitions, only, acting string) error {
 		return v, nil
 	}
 	apply := func(v *vhost.VHost, op vhost.Op) error {
-		_, err := b.Apply(VhostOp{Vhost: v.Name, Op: op})
+		_, err := b.ApplyAs(VhostOp{Vhost: v.Name, Op: op}, importer(acting))
 		return err
 	}
 	if only == "" {
@@ -314,7 +315,7 @@ func (b *Broker) importAccess(d *Definitions, acting string) error {
 			// RabbitMQ before 3.6 hashed with MD5 and did not say so.
 			op.HashingAlgorithm = "rabbit_password_hashing_md5"
 		}
-		if _, err := b.Apply(op); err != nil {
+		if _, err := b.ApplyAs(op, importer(acting)); err != nil {
 			return fmt.Errorf("user '%s': %w", u.Name, err)
 		}
 	}
@@ -326,18 +327,18 @@ func (b *Broker) importAccess(d *Definitions, acting string) error {
 		if v.Metadata != nil {
 			op.Description, op.Tags = v.Metadata.Description, v.Metadata.Tags
 		}
-		if _, err := b.Apply(op); err != nil {
+		if _, err := b.ApplyAs(op, importer(acting)); err != nil {
 			return err
 		}
 		if _, ok := b.User(acting); ok {
-			_, err := b.Apply(SetPermissions{User: acting, Vhost: v.Name, Configure: ".*", Write: ".*", Read: ".*"})
+			_, err := b.ApplyAs(SetPermissions{User: acting, Vhost: v.Name, Configure: ".*", Write: ".*", Read: ".*"}, importer(acting))
 			if err != nil {
 				return err
 			}
 		}
 	}
 	for _, p := range d.Permissions {
-		if _, err := b.Apply(SetPermissions{User: p.User, Vhost: p.VHost, Configure: p.Configure, Write: p.Write, Read: p.Read}); err != nil {
+		if _, err := b.ApplyAs(SetPermissions{User: p.User, Vhost: p.VHost, Configure: p.Configure, Write: p.Write, Read: p.Read}, importer(acting)); err != nil {
 			return err
 		}
 	}
@@ -569,4 +570,13 @@ func (b *Broker) importParameters(d *Definitions, vh func(string) (*vhost.VHost,
 		}
 	}
 	return nil
+}
+
+// importer is who an import's events name: the importing user, or the
+// broker itself for the definitions file read at start.
+func importer(acting string) string {
+	if acting == "" {
+		return event.Internal
+	}
+	return acting
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/event"
 	"github.com/warrenmq/warren/storage"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -19,8 +21,9 @@ import (
 // a server-named queue's name is chosen before the op is made), so applying
 // it is deterministic.
 type Op interface {
-	// applyTo changes memory and storage together, or neither.
-	applyTo(b *Broker) (vhost.Result, error)
+	// applyTo changes memory and storage together, or neither; actor is
+	// who asked, for the events.
+	applyTo(b *Broker, actor string) (vhost.Result, error)
 }
 
 // VhostOp applies a definition op (declare, delete, bind, unbind, policy)
@@ -90,28 +93,36 @@ type ClearPermissions struct {
 // for a bad value, PreconditionFailed, AccessRefused and ResourceLocked as
 // AMQP has them, InternalError when storage failed.
 func (b *Broker) Apply(op Op) (vhost.Result, error) {
-	return op.applyTo(b)
+	return op.applyTo(b, event.Internal)
 }
 
-func (op VhostOp) applyTo(b *Broker) (vhost.Result, error) {
+// ApplyAs is Apply on behalf of a user (a client's, or the management API's
+// caller), whom the op's events name as user_who_performed_action.
+func (b *Broker) ApplyAs(op Op, actor string) (vhost.Result, error) {
+	return op.applyTo(b, actor)
+}
+
+func (op VhostOp) applyTo(b *Broker, actor string) (vhost.Result, error) {
 	v := b.VHost(op.Vhost)
 	if v == nil {
 		return vhost.Result{}, noVhost(op.Vhost)
 	}
-	return v.Apply(op.Op)
+	return v.ApplyAs(op.Op, actor)
 }
 
 // serial runs a change to users, vhosts or permissions under opMu, one at
 // a time.
-func (b *Broker) serial(apply func(*Broker) error) (vhost.Result, error) {
+func (b *Broker) serial(apply func(*Broker, string) error, actor string) (vhost.Result, error) {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
-	return vhost.Result{}, apply(b)
+	return vhost.Result{}, apply(b, actor)
 }
 
-func (op PutUser) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+func (op PutUser) applyTo(b *Broker, actor string) (vhost.Result, error) {
+	return b.serial(op.apply, actor)
+}
 
-func (op PutUser) apply(b *Broker) error {
+func (op PutUser) apply(b *Broker, actor string) error {
 	if err := checkName("user", op.Name); err != nil {
 		return err
 	}
@@ -127,16 +138,25 @@ func (op PutUser) apply(b *Broker) error {
 		return err
 	}
 	if a := b.Account(op.Name); a != nil {
+		old := a.creds.Load()
 		a.creds.Store(cr)
+		if old.hash != cr.hash {
+			b.emit("user.password.changed", func() wire.Table { return event.User(op.Name, actor) })
+		}
+		b.emit("user.tags.set", func() wire.Table { return event.UserTags(op.Name, cr.tags, actor) })
 		return nil
 	}
 	b.updateRegistry(func(r *registry) { r.accounts[op.Name] = newAccount(op.Name, cr) })
+	b.emit("user.created", func() wire.Table { return event.User(op.Name, actor) })
+	b.emit("user.tags.set", func() wire.Table { return event.UserTags(op.Name, cr.tags, actor) })
 	return nil
 }
 
-func (op DeleteUser) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+func (op DeleteUser) applyTo(b *Broker, actor string) (vhost.Result, error) {
+	return b.serial(op.apply, actor)
+}
 
-func (op DeleteUser) apply(b *Broker) error {
+func (op DeleteUser) apply(b *Broker, actor string) error {
 	reg := b.reg.Load()
 	a := reg.accounts[op.Name]
 	if a == nil {
@@ -155,12 +175,15 @@ func (op DeleteUser) apply(b *Broker) error {
 	// After the registry no longer has the account: a connection opening
 	// now either is listed here or finds the account gone (handshake).
 	b.closeConnections(func(user, _ string) bool { return user == op.Name }, "user '"+op.Name+"' is deleted")
+	b.emit("user.deleted", func() wire.Table { return event.User(op.Name, actor) })
 	return nil
 }
 
-func (op PutVhost) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+func (op PutVhost) applyTo(b *Broker, actor string) (vhost.Result, error) {
+	return b.serial(op.apply, actor)
+}
 
-func (op PutVhost) apply(b *Broker) error {
+func (op PutVhost) apply(b *Broker, actor string) error {
 	if err := checkName("vhost", op.Name); err != nil {
 		return err
 	}
@@ -172,18 +195,30 @@ func (op PutVhost) apply(b *Broker) error {
 		return err
 	}
 	e := &vhostEntry{description: op.Description, tags: slices.Clone(op.Tags)}
-	if old := b.reg.Load().vhosts[op.Name]; old != nil {
+	old := b.reg.Load().vhosts[op.Name]
+	if old != nil {
 		e.v = old.v
 	} else {
 		e.v = b.newVHost(op.Name)
 	}
 	b.updateRegistry(func(r *registry) { r.vhosts[op.Name] = e })
+	if old == nil {
+		e.v.AnnounceCreated(actor)
+		b.emit("vhost.created", func() wire.Table {
+			return event.VhostCreated(op.Name, op.Description, op.Tags, event.Node(), e.v.Tracing(), actor)
+		})
+		if op.Name == event.DefaultVhost {
+			b.declareEventExchange()
+		}
+	}
 	return nil
 }
 
-func (op DeleteVhost) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+func (op DeleteVhost) applyTo(b *Broker, actor string) (vhost.Result, error) {
+	return b.serial(op.apply, actor)
+}
 
-func (op DeleteVhost) apply(b *Broker) error {
+func (op DeleteVhost) apply(b *Broker, actor string) error {
 	reg := b.reg.Load()
 	e := reg.vhosts[op.Name]
 	if e == nil {
@@ -193,8 +228,11 @@ func (op DeleteVhost) apply(b *Broker) error {
 	// (one opening right now finds it gone after open, see handshake), then
 	// close the open ones, then empty it.
 	b.updateRegistry(func(r *registry) { delete(r.vhosts, op.Name) })
+	if op.Name == event.DefaultVhost {
+		b.events.x.Store(nil)
+	}
 	b.closeConnections(func(_, vh string) bool { return vh == op.Name }, "vhost '"+op.Name+"' is deleted")
-	if err := e.v.Delete(); err != nil {
+	if err := e.v.DeleteAs(actor); err != nil {
 		// Keep the vhost's record, so that what could not be deleted comes
 		// back at the next start, where the deletion can be retried.
 		b.log.Error("deleting vhost failed", "vhost", op.Name, "err", err)
@@ -217,13 +255,18 @@ func (op DeleteVhost) apply(b *Broker) error {
 	}
 	for _, a := range had {
 		a.setPermissions(op.Name, nil)
+		b.emit("permission.deleted", func() wire.Table { return event.PermissionDeleted(op.Name, a.name, actor) })
 	}
+	b.emit("vhost.deleted", func() wire.Table { return event.VhostDeleted(op.Name, actor) })
+	b.emit("vhost.down", func() wire.Table { return event.VhostDown(op.Name, event.Node()) })
 	return nil
 }
 
-func (op SetPermissions) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+func (op SetPermissions) applyTo(b *Broker, actor string) (vhost.Result, error) {
+	return b.serial(op.apply, actor)
+}
 
-func (op SetPermissions) apply(b *Broker) error {
+func (op SetPermissions) apply(b *Broker, actor string) error {
 	reg := b.reg.Load()
 	a := reg.accounts[op.User]
 	if a == nil {
@@ -245,12 +288,17 @@ func (op SetPermissions) apply(b *Broker) error {
 		return err
 	}
 	a.setPermissions(op.Vhost, ps)
+	b.emit("permission.created", func() wire.Table {
+		return event.PermissionCreated(op.Vhost, op.User, p.Configure, p.Write, p.Read, actor)
+	})
 	return nil
 }
 
-func (op ClearPermissions) applyTo(b *Broker) (vhost.Result, error) { return b.serial(op.apply) }
+func (op ClearPermissions) applyTo(b *Broker, actor string) (vhost.Result, error) {
+	return b.serial(op.apply, actor)
+}
 
-func (op ClearPermissions) apply(b *Broker) error {
+func (op ClearPermissions) apply(b *Broker, actor string) error {
 	reg := b.reg.Load()
 	a := reg.accounts[op.User]
 	if a == nil {
@@ -268,6 +316,7 @@ func (op ClearPermissions) apply(b *Broker) error {
 		return err
 	}
 	a.setPermissions(op.Vhost, nil)
+	b.emit("permission.deleted", func() wire.Table { return event.PermissionDeleted(op.Vhost, op.User, actor) })
 	return nil
 }
 

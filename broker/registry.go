@@ -74,7 +74,7 @@ func permissionKey(vhostName, user string) string { return vhostName + "\x00" + 
 
 // newVHost makes an empty virtual host wired to the broker's storage.
 func (b *Broker) newVHost(name string) *vhost.VHost {
-	return vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Log: b.log.With("vhost", name), Limits: b.cfg.VHostLimits})
+	return vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Log: b.log.With("vhost", name), Limits: b.cfg.VHostLimits, Events: b.events})
 }
 
 // Account returns the named user's account, or nil. A protocol server

@@ -324,7 +324,7 @@ func brokerError(w http.ResponseWriter, err error) {
 // apply carries out an op for a request and answers with status (none if
 // 0), or with RabbitMQ's error. It reports whether the op succeeded.
 func (a *API) apply(q *request, op broker.Op, status int) bool {
-	if _, err := a.broker.Apply(op); err != nil {
+	if _, err := a.broker.ApplyAs(op, q.u.name); err != nil {
 		brokerError(q.w, err)
 		return false
 	}

@@ -16,6 +16,7 @@ type Plugin struct {
 
 // Builtin are the plugins Warren provides, sorted by name.
 var Builtin = []Plugin{
+	{Name: "rabbitmq_event_exchange"},
 	{Name: "rabbitmq_management"},
 	{Name: "rabbitmq_management_agent", Implicit: true},
 	{Name: "rabbitmq_prometheus"},

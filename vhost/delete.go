@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/warrenmq/warren/event"
 	"github.com/warrenmq/warren/queue"
 )
 
@@ -19,7 +20,10 @@ import (
 // Delete carries on past a failed deletion and returns every error; what
 // could not be deleted stays stored, so the caller should keep the virtual
 // host's own record then, to retry.
-func (v *VHost) Delete() error {
+func (v *VHost) Delete() error { return v.DeleteAs(event.Internal) }
+
+// DeleteAs is Delete on behalf of a user, whom its events name.
+func (v *VHost) DeleteAs(actor string) error {
 	v.mu.Lock()
 	v.deleted = true
 	queues := make([]*queue.Queue, 0, len(v.queues))
@@ -41,18 +45,18 @@ func (v *VHost) Delete() error {
 	// Queues first: their bindings go with them, and dropping the policies
 	// afterwards does not reconfigure queues about to be deleted.
 	for _, q := range queues {
-		if _, err := v.Apply(DeleteQueue{Name: q.Name, Owner: q.Owner}); err != nil {
+		if _, err := v.ApplyAs(DeleteQueue{Name: q.Name, Owner: q.Owner}, actor); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, name := range exchanges {
-		if _, err := v.Apply(DeleteExchange{Name: name}); err != nil {
+		if _, err := v.ApplyAs(DeleteExchange{Name: name}, actor); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, name := range policies {
 		// A policy deleted meanwhile by someone else is not a failure.
-		if _, err := v.Apply(DeletePolicy{Name: name}); err != nil && !isKind(err, NotFound) {
+		if _, err := v.ApplyAs(DeletePolicy{Name: name}, actor); err != nil && !isKind(err, NotFound) {
 			errs = append(errs, err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/event"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/storage"
@@ -70,6 +72,10 @@ func (op SetPolicy) apply(v *VHost, t *txn) (Result, error) {
 	updates := v.policyUpdatesLocked()
 	v.mu.Unlock()
 	t.onSuccess(func(*Result) { applyUpdates(updates) })
+	pol := p.Policy
+	v.emit(t, "policy.set", func() wire.Table {
+		return event.PolicySet(v.Name, pol.Name, pol.Pattern, pol.ApplyTo, pol.Priority, pol.Definition, t.actor)
+	})
 	return Result{}, nil
 }
 
@@ -88,6 +94,7 @@ func (op DeletePolicy) apply(v *VHost, t *txn) (Result, error) {
 	updates := v.policyUpdatesLocked()
 	v.mu.Unlock()
 	t.onSuccess(func(*Result) { applyUpdates(updates) })
+	v.emit(t, "policy.cleared", func() wire.Table { return event.PolicyCleared(v.Name, op.Name, t.actor) })
 	return Result{}, nil
 }
 

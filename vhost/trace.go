@@ -21,15 +21,20 @@ func (v *VHost) Tracing() bool { return v.tracing.Load() }
 // clients cannot publish there). Trace messages are transient and are not
 // traced themselves. The caller holds no queue lock.
 func (v *VHost) PublishTrace(routingKey string, props, body []byte) {
-	m := &queue.Message{Exchange: TraceExchange, RoutingKey: routingKey, Properties: props, Body: body}
+	v.publishInternal(&queue.Message{Exchange: TraceExchange, RoutingKey: routingKey, Properties: props, Body: body})
+}
+
+// publishInternal routes a message the broker publishes itself through
+// its (internal) exchange, if that exists. The caller holds no lock.
+func (v *VHost) publishInternal(m *queue.Message) {
 	var s Scratch
 	v.mu.RLock()
-	x := v.exchanges[TraceExchange]
+	x := v.exchanges[m.Exchange]
 	if x == nil {
 		v.mu.RUnlock()
 		return
 	}
-	v.routeLocked(x, &Publishing{Exchange: TraceExchange, RoutingKey: routingKey, Message: m}, &s)
+	v.routeLocked(x, &Publishing{Exchange: m.Exchange, RoutingKey: m.RoutingKey, Message: m}, &s)
 	v.mu.RUnlock()
 	if len(s.queues) > 0 {
 		v.enqueue(s.queues, m, nil, nil)

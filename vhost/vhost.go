@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/warrenmq/warren/amqp/wire"
+	"github.com/warrenmq/warren/event"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/storage"
@@ -54,6 +56,8 @@ type VHost struct {
 	// tracing turns the firehose on (trace.go): the one load publishing
 	// and delivering pay when it is off.
 	tracing atomic.Bool
+	// events receives the vhost's definition events (event.go).
+	events event.Emitter
 }
 
 // Limits are RabbitMQ's per-vhost limits (rabbitmqctl set_vhost_limits);
@@ -73,6 +77,9 @@ type Options struct {
 	Budget *queue.Budget
 	Log    *slog.Logger
 	Limits Limits
+	// Events receives the definition events (rabbitmq_event_exchange);
+	// nil emits none.
+	Events event.Emitter
 }
 
 // New makes a virtual host with RabbitMQ's predeclared exchanges.
@@ -80,9 +87,13 @@ func New(name string, o Options) *VHost {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Events == nil {
+		o.Events = event.Nop{}
+	}
 	v := &VHost{
 		Name:      name,
 		limits:    o.Limits,
+		events:    o.Events,
 		store:     o.Store,
 		budget:    o.Budget,
 		log:       o.Log,
@@ -119,8 +130,12 @@ func (v *VHost) Disconnect() { v.conns.Add(-1) }
 // the commit fails, the changes are undone (under v.mu) and the op fails
 // with InternalError; what must not be undone (dropping a deleted queue's
 // messages, applying a policy to queues) runs only after the commit.
-func (v *VHost) Apply(op Op) (Result, error) {
-	var t txn
+func (v *VHost) Apply(op Op) (Result, error) { return v.ApplyAs(op, event.Internal) }
+
+// ApplyAs is Apply on behalf of a user, whom the op's events name as
+// user_who_performed_action (see event).
+func (v *VHost) ApplyAs(op Op, actor string) (Result, error) {
+	t := txn{actor: actor}
 	res, err := op.apply(v, &t)
 	if err != nil {
 		return res, err
@@ -149,6 +164,8 @@ func (v *VHost) Apply(op Op) (Result, error) {
 // changes if the commit fails, and what may happen only once it succeeded.
 type txn struct {
 	b storage.Batch
+	// actor is who asked for the op, for its events.
+	actor string
 	// undo runs under v.mu, newest first, when the commit fails.
 	undo []func()
 	// failed runs without v.mu after undo.
@@ -249,6 +266,7 @@ func (v *VHost) declareExchange(op DeclareExchange, t *txn) error {
 	v.exchanges[op.Name] = e
 	t.onUndo(func() { v.forgetExchangeLocked(e) })
 	v.storeExchange(&t.b, e)
+	v.emitExchangeCreated(t, e, t.actor)
 	return nil
 }
 
@@ -280,29 +298,34 @@ func (v *VHost) deleteExchange(op DeleteExchange, t *txn) error {
 	if op.IfUnused && e.BindingCount() > 0 {
 		return errorf(PreconditionFailed, "exchange '%s' in vhost '%s' in use", op.Name, v.Name)
 	}
-	v.removeExchangeLocked(e, t)
+	v.removeExchangeLocked(e, t, t.actor)
 	return nil
 }
 
-// removeExchangeLocked drops e, its bindings and every binding that leads to it.
-func (v *VHost) removeExchangeLocked(e *exchange.Exchange, t *txn) {
+// removeExchangeLocked drops e, its bindings and every binding that leads
+// to it; actor is who deleted it, for the events.
+func (v *VHost) removeExchangeLocked(e *exchange.Exchange, t *txn, actor string) {
 	delete(v.exchanges, e.Name)
 	t.onUndo(func() { v.exchanges[e.Name] = e }) // with its own bindings, which it keeps
 	v.forgetExchange(&t.b, e)
+	v.emit(t, "exchange.deleted", func() wire.Table { return event.ExchangeDeleted(v.Name, e.Name, actor) })
 	for _, bd := range e.Bindings() {
 		v.forgetBinding(&t.b, bd)
+		v.emitBinding(t, "binding.deleted", bd, actor)
 	}
-	v.removeDestinationLocked(exchange.Destination{Name: e.Name, Exchange: true}, t)
+	v.removeDestinationLocked(exchange.Destination{Name: e.Name, Exchange: true}, t, actor)
 }
 
 // removeDestinationLocked removes every binding to dest, and the
-// auto-delete exchanges that lose their last binding so.
-func (v *VHost) removeDestinationLocked(dest exchange.Destination, t *txn) {
+// auto-delete exchanges that lose their last binding so; actor is who
+// removed the bindings, for the events.
+func (v *VHost) removeDestinationLocked(dest exchange.Destination, t *txn, actor string) {
 	for _, src := range v.exchanges {
 		if removed := src.RemoveDestination(dest); len(removed) > 0 {
 			t.onUndo(func() { rebind(src, removed) })
 			for _, bd := range removed {
 				v.forgetBinding(&t.b, bd)
+				v.emitBinding(t, "binding.deleted", bd, actor)
 			}
 			v.autoDeleteLocked(src, t)
 		}
@@ -327,7 +350,7 @@ func (v *VHost) forgetExchangeLocked(e *exchange.Exchange) {
 // autoDeleteLocked deletes an auto-delete exchange that lost its last binding.
 func (v *VHost) autoDeleteLocked(e *exchange.Exchange, t *txn) {
 	if e.AutoDelete && e.BindingCount() == 0 && v.exchanges[e.Name] == e {
-		v.removeExchangeLocked(e, t)
+		v.removeExchangeLocked(e, t, event.Internal)
 	}
 }
 
@@ -371,6 +394,13 @@ func (v *VHost) declareQueue(op DeclareQueue, t *txn) error {
 	})
 	t.onFailure(func() { q.Delete() }) // empty but for what raced in; stops its timers
 	v.storeQueue(&t.b, q)
+	v.emit(t, "queue.created", func() wire.Table {
+		owner := ""
+		if q.Exclusive {
+			owner = event.Pid(q.Owner)
+		}
+		return event.QueueCreated(v.Name, q.Name, q.Durable, q.AutoDelete, q.Exclusive, owner, q.Args, t.actor)
+	})
 	// Every queue is bound to the default exchange by its name; that binding
 	// is implicit (see route), so nothing is stored for it.
 	return nil
@@ -477,7 +507,9 @@ func (v *VHost) deleteQueue(op DeleteQueue, t *txn) error {
 	delete(v.queues, op.Name)
 	t.onUndo(func() { v.queues[op.Name] = q })
 	v.forgetQueue(&t.b, q)
-	v.removeDestinationLocked(exchange.Destination{Name: op.Name}, t)
+	// RabbitMQ names nobody for the bindings that go with a queue.
+	v.removeDestinationLocked(exchange.Destination{Name: op.Name}, t, event.Internal)
+	v.emit(t, "queue.deleted", func() wire.Table { return event.QueueDeleted(v.Name, q.Name, t.actor) })
 	v.mu.Unlock()
 	// Once the deletion is on disk, and outside the vhost lock: Delete
 	// drops the messages and calls consumers, which take their channels'
@@ -502,7 +534,9 @@ func (v *VHost) bind(op Bind, t *txn) error {
 	}
 	if added {
 		t.onUndo(func() { src.Unbind(dest, op.Key, op.Args) })
-		v.storeBindingLocked(&t.b, exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args})
+		bd := exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args}
+		v.storeBindingLocked(&t.b, bd)
+		v.emitBinding(t, "binding.created", bd, t.actor)
 	}
 	return nil
 }
@@ -518,6 +552,7 @@ func (v *VHost) unbind(op Unbind, t *txn) error {
 		bd := exchange.Binding{Source: src.Name, Destination: dest, Key: op.Key, Args: op.Args}
 		t.onUndo(func() { rebind(src, []exchange.Binding{bd}) })
 		v.forgetBinding(&t.b, bd)
+		v.emitBinding(t, "binding.deleted", bd, t.actor)
 		v.autoDeleteLocked(src, t)
 	}
 	return nil
