@@ -112,6 +112,7 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 		return newError(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", props.UserID, ch.c.user.Name())
 	}
 	p := vhost.Publishing{Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, Message: msg, Owner: ch}
+	p.Props = vhost.HashProperties(props)
 	rewrite := false
 	if props.Headers != nil {
 		p.Headers = props.Headers

@@ -6,8 +6,10 @@ package exchange
 
 import (
 	"cmp"
+	"fmt"
 	"hash/maphash"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,18 +19,34 @@ import (
 // Kind is an exchange type.
 type Kind uint8
 
-// The exchange types.
+// The exchange types: AMQP's four, then the plugin types Warren has built
+// in, under the plugins' names.
 const (
 	Direct Kind = iota + 1
 	Fanout
 	Topic
 	Headers
+	// ConsistentHash is rabbitmq_consistent_hash_exchange's x-consistent-hash.
+	ConsistentHash
+	// Random is rabbitmq_random_exchange's x-random.
+	Random
+	// Delayed is rabbitmq-delayed-message-exchange's x-delayed-message: it
+	// routes as its x-delayed-type; the virtual host holds delayed messages.
+	Delayed
+	// Deduplication is rabbitmq-message-deduplication's
+	// x-message-deduplication: it routes as fanout; the virtual host drops
+	// duplicates.
+	Deduplication
 )
 
-var kindNames = [...]string{Direct: "direct", Fanout: "fanout", Topic: "topic", Headers: "headers"}
+var kindNames = [...]string{
+	Direct: "direct", Fanout: "fanout", Topic: "topic", Headers: "headers",
+	ConsistentHash: "x-consistent-hash", Random: "x-random",
+	Delayed: "x-delayed-message", Deduplication: "x-message-deduplication",
+}
 
 // ParseKind maps a type name from exchange.declare to a Kind. Names are
-// case-sensitive, as in RabbitMQ; plugin types are unknown here.
+// case-sensitive, as in RabbitMQ.
 func ParseKind(s string) (Kind, bool) {
 	for k, name := range kindNames {
 		if name != "" && name == s {
@@ -71,6 +89,14 @@ type Exchange struct {
 	Durable, AutoDelete, Internal bool
 	Args                          map[string]any
 
+	// rk is how bindings route: Kind, except that a delayed exchange routes
+	// as its x-delayed-type and a deduplication exchange as fanout.
+	rk Kind
+	// hashHeader names the header a consistent-hash exchange hashes
+	// (hash-header), when hashOn is hashHeader.
+	hashOn     hashSource
+	hashHeader string
+
 	// snap is what Route reads: an immutable routing table, replaced whole
 	// on every change so that routing takes no lock and scales across cores.
 	snap atomic.Pointer[snapshot]
@@ -91,6 +117,10 @@ type snapshot struct {
 	fanout       bag[Destination]
 	topic        *tnode
 	headers      bag[hbinding]
+	// buckets maps a consistent-hash exchange's bucket numbers to
+	// destinations; all holds a random exchange's bindings, one entry each.
+	buckets []Destination
+	all     bag[randBinding]
 }
 
 // writer is the mutable side: the bindings by identity and by destination,
@@ -111,10 +141,35 @@ type writer struct {
 	trie    trieWriter
 	topic   *tnode
 	headers bag[hbinding]
+	ring    []ringEntry // consistent hash: the bindings owning buckets, in bucket order
+	all     bag[randBinding]
 	edgePos map[edge]int        // direct: in the key's bag; topic: in the node's bag
 	destPos map[Destination]int // fanout
-	recPos  map[*bindingRec]int // headers
+	recPos  map[*bindingRec]int // headers and random
 }
+
+// ringEntry is one destination's consecutive run of buckets.
+type ringEntry struct {
+	dest   Destination
+	weight int
+}
+
+// randBinding is one binding of a random exchange.
+type randBinding struct {
+	dest Destination
+	rec  *bindingRec
+}
+
+// hashSource is what a consistent-hash exchange hashes.
+type hashSource uint8
+
+const (
+	hashRoutingKey hashSource = iota
+	hashHeaderValue
+	hashMessageID
+	hashCorrelationID
+	hashTimestamp
+)
 
 // edge is a binding's identity less its arguments.
 type edge struct {
@@ -136,7 +191,18 @@ type destInfo struct {
 func New(name string, kind Kind, durable, autoDelete, internal bool, args map[string]any) *Exchange {
 	e := &Exchange{
 		Name: name, Kind: kind, Durable: durable, AutoDelete: autoDelete, Internal: internal, Args: args,
-		seed: maphash.MakeSeed(),
+		seed: maphash.MakeSeed(), rk: kind,
+	}
+	switch kind {
+	case Delayed:
+		// CheckArgs has made sure the type is one of the others.
+		t, _ := args["x-delayed-type"].(string)
+		e.rk, _ = ParseKind(t)
+	case Deduplication:
+		e.rk = Fanout
+	}
+	if e.rk == ConsistentHash {
+		e.hashOn, e.hashHeader = parseHashArgs(args)
 	}
 	e.w.edges = make(map[edge][]*bindingRec)
 	e.w.dests = make(map[Destination]*destInfo)
@@ -154,8 +220,14 @@ func New(name string, kind Kind, durable, autoDelete, internal bool, args map[st
 // any-with-x is a *BindingError.
 func (e *Exchange) Bind(dest Destination, key string, args map[string]any) (added bool, err error) {
 	var hb hbinding
-	if e.Kind == Headers {
+	weight := 0
+	switch e.rk {
+	case Headers:
 		if hb, err = compileHeaders(args); err != nil {
+			return false, err
+		}
+	case ConsistentHash:
+		if weight, err = ParseWeight(key); err != nil {
 			return false, err
 		}
 	}
@@ -183,7 +255,7 @@ func (e *Exchange) Bind(dest Destination, key string, args map[string]any) (adde
 
 	// Routing structures hold each destination once per place it can be
 	// reached from, so direct and fanout routes need no deduplication.
-	switch e.Kind {
+	switch e.rk {
 	case Direct:
 		if len(recs) == 0 {
 			h := maphash.String(e.seed, key)
@@ -202,6 +274,14 @@ func (e *Exchange) Bind(dest Destination, key string, args map[string]any) (adde
 	case Headers:
 		hb.ref, hb.rec = ref, rec
 		w.headers, w.recPos[rec] = w.headers.add(hb)
+	case ConsistentHash:
+		// As the plugin: a destination that already owns buckets (bound
+		// with another key) gets no more.
+		if !slices.ContainsFunc(w.ring, func(r ringEntry) bool { return r.dest == dest }) {
+			w.ring = append(w.ring, ringEntry{dest, weight})
+		}
+	case Random:
+		w.all, w.recPos[rec] = w.all.add(randBinding{dest, rec})
 	}
 	e.publish()
 	return true, nil
@@ -289,7 +369,7 @@ func (e *Exchange) Bound() bool { return e.snap.Load().bindings > 0 }
 // when out has the capacity (nor, with simple argument values, for headers).
 func (e *Exchange) Route(key string, headers map[string]any, out []Destination) []Destination {
 	s := e.snap.Load()
-	switch e.Kind {
+	switch e.rk {
 	case Direct:
 		if s.direct.root == nil {
 			return out
@@ -307,6 +387,83 @@ func (e *Exchange) Route(key string, headers map[string]any, out []Destination) 
 		out = s.routeTopic(e.seed, key, out)
 	case Headers:
 		out = s.routeHeaders(headers, out)
+	case ConsistentHash:
+		switch e.hashOn {
+		case hashRoutingKey:
+			h, _ := ErlangPhash2(Binary(key))
+			out = s.routeBucket(h, out)
+		case hashHeaderValue:
+			// A missing header hashes the atom undefined, as in the plugin.
+			t := Atom("undefined")
+			if v, ok := headers[e.hashHeader]; ok {
+				if t, ok = FieldTerm(v); !ok {
+					// Not a term Warren models: still the same queue every time.
+					t = Binary(fmt.Sprint(v))
+				}
+			}
+			h, _ := ErlangPhash2(t)
+			out = s.routeBucket(h, out)
+		}
+	case Random:
+		if n := s.all.len(); n > 0 {
+			i := rand.IntN(n)
+			out = append(out, s.all.chunks[i/chunkSize][i%chunkSize].dest)
+		}
+	}
+	return out
+}
+
+// RoutesOnce reports whether the exchange routes a message once whatever
+// its CC and BCC keys (fanout, consistent-hash, random and deduplication
+// exchanges ignore routing keys, or hash only the first).
+func (e *Exchange) RoutesOnce() bool {
+	switch e.rk {
+	case Fanout, ConsistentHash, Random:
+		return true
+	}
+	return false
+}
+
+// RoutingKind is the type whose logic routes this exchange's messages: the
+// x-delayed-type of a delayed exchange, fanout for a deduplication one.
+func (e *Exchange) RoutingKind() Kind { return e.rk }
+
+// MessageProperties are the properties a consistent-hash exchange may hash
+// on (hash-property).
+type MessageProperties struct {
+	MessageID, CorrelationID string
+	Timestamp                uint64
+	HasMessageID             bool
+	HasCorrelationID         bool
+	HasTimestamp             bool
+}
+
+// HashesProperty reports whether the exchange hashes a message property,
+// so that its caller must use RouteProperties.
+func (e *Exchange) HashesProperty() bool {
+	return e.rk == ConsistentHash && e.hashOn >= hashMessageID
+}
+
+// RouteProperties routes by a message property (hash-property). An absent
+// property hashes the atom undefined, as in the plugin.
+func (e *Exchange) RouteProperties(p *MessageProperties, out []Destination) []Destination {
+	t := Atom("undefined")
+	switch {
+	case e.hashOn == hashMessageID && p.HasMessageID:
+		t = Binary(p.MessageID)
+	case e.hashOn == hashCorrelationID && p.HasCorrelationID:
+		t = Binary(p.CorrelationID)
+	case e.hashOn == hashTimestamp && p.HasTimestamp:
+		t = Binary(strconv.FormatUint(p.Timestamp, 10))
+	}
+	h, _ := ErlangPhash2(t)
+	return e.snap.Load().routeBucket(h, out)
+}
+
+// routeBucket appends the destination of the bucket the hash jumps to.
+func (s *snapshot) routeBucket(h uint32, out []Destination) []Destination {
+	if n := len(s.buckets); n > 0 {
+		out = append(out, s.buckets[jumpBucket(h, n)])
 	}
 	return out
 }
@@ -331,10 +488,19 @@ func (e *Exchange) Equivalent(kind Kind, durable, autoDelete, internal bool, arg
 // publish makes the writer's current structures what Route sees.
 func (e *Exchange) publish() {
 	w := &e.w
-	e.snap.Store(&snapshot{
+	s := &snapshot{
 		ndest: w.nextDest, nnode: w.trie.nextID, bindings: w.count,
 		direct: w.direct, fanout: w.fanout, topic: w.topic, headers: w.headers,
-	})
+		all: w.all,
+	}
+	if e.rk == ConsistentHash {
+		for _, r := range w.ring {
+			for range r.weight {
+				s.buckets = append(s.buckets, r.dest)
+			}
+		}
+	}
+	e.snap.Store(s)
 }
 
 func (w *writer) allocDest() int32 {
@@ -366,7 +532,7 @@ func (e *Exchange) remove(r *bindingRec) {
 		delete(w.dests, dest)
 		w.freeDest = append(w.freeDest, di.id)
 	}
-	switch e.Kind {
+	switch e.rk {
 	case Direct:
 		if len(recs) == 0 {
 			h := maphash.String(e.seed, key)
@@ -414,5 +580,34 @@ func (e *Exchange) remove(r *bindingRec) {
 		if moved {
 			w.recPos[mv.rec] = pos
 		}
+	case ConsistentHash:
+		// As the plugin: removing any binding to a destination takes all
+		// its buckets; the buckets after them move down.
+		w.ring = slices.DeleteFunc(w.ring, func(x ringEntry) bool { return x.dest == dest })
+	case Random:
+		pos := w.recPos[r]
+		var mv randBinding
+		var moved bool
+		w.all, mv, moved = w.all.removeAt(pos)
+		delete(w.recPos, r)
+		if moved {
+			w.recPos[mv.rec] = pos
+		}
 	}
+}
+
+// parseHashArgs reads hash-header and hash-property (CheckArgs validated them).
+func parseHashArgs(args map[string]any) (hashSource, string) {
+	if h, ok := args["hash-header"].(string); ok {
+		return hashHeaderValue, h
+	}
+	switch args["hash-property"] {
+	case "message_id":
+		return hashMessageID, ""
+	case "correlation_id":
+		return hashCorrelationID, ""
+	case "timestamp":
+		return hashTimestamp, ""
+	}
+	return hashRoutingKey, ""
 }

@@ -448,11 +448,19 @@ type exchangeJSON struct {
 	Internal   bool           `json:"internal"`
 	Arguments  map[string]any `json:"arguments"`
 	UserWho    string         `json:"user_who_performed_action"`
+	// MessagesDelayed is what an x-delayed-message exchange holds, as the
+	// plugin's exchange info adds it.
+	MessagesDelayed *int `json:"messages_delayed,omitempty"`
 }
 
 func exchangeOf(v *vhost.VHost, e *exchange.Exchange) exchangeJSON {
-	return exchangeJSON{Name: e.Name, VHost: v.Name, Type: e.Kind.String(), Durable: e.Durable,
+	j := exchangeJSON{Name: e.Name, VHost: v.Name, Type: e.Kind.String(), Durable: e.Durable,
 		AutoDelete: e.AutoDelete, Internal: e.Internal, Arguments: broker.JSONTable(e.Args), UserWho: "rmq-internal"}
+	if e.Kind == exchange.Delayed {
+		n := v.MessagesDelayed(e)
+		j.MessagesDelayed = &n
+	}
+	return j
 }
 
 func (a *API) routeExchanges(q *request) {

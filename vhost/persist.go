@@ -1,8 +1,11 @@
 package vhost
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
@@ -62,10 +65,14 @@ func (v *VHost) storeExchange(b *storage.Batch, e *exchange.Exchange) {
 	if v.store == nil || !e.Durable {
 		return
 	}
-	b.PutDefinition(storage.KindExchange, v.key(e.Name), encodeTable(map[string]any{
+	rec := map[string]any{
 		"name": e.Name, "type": e.Kind.String(), "durable": e.Durable,
 		"auto_delete": e.AutoDelete, "internal": e.Internal, "arguments": e.Args,
-	}))
+	}
+	if key := v.delayKeys[e.Name]; key != "" {
+		rec["storage_key"] = key // where its delayed messages are
+	}
+	b.PutDefinition(storage.KindExchange, v.key(e.Name), encodeTable(rec))
 }
 
 func (v *VHost) forgetExchange(b *storage.Batch, e *exchange.Exchange) {
@@ -132,11 +139,19 @@ func (v *VHost) forgetBinding(b *storage.Batch, bd exchange.Binding) {
 // basic.get only after the write is submitted, so no ack can overtake it;
 // onDisk, if given, learns when it is there (publisher confirms).
 func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, owner any, onDisk func(error)) (r Routed) {
-	var b *storage.Batch
+	return v.enqueueBatch(qs, m, nil, owner, onDisk)
+}
+
+// enqueueBatch is enqueue with writes already collected in b (a delayed
+// message's record, or the deletion of its entry), which are submitted with
+// the message's own, so onDisk waits for them too.
+func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Batch, owner any, onDisk func(error)) (r Routed) {
 	if m.Persistent && v.store != nil {
 		for _, q := range qs {
 			if q.Durable && !q.Exclusive {
-				b = &storage.Batch{Owner: owner}
+				if b == nil {
+					b = &storage.Batch{Owner: owner}
+				}
 				m.ID = v.store.NextMessageID()
 				b.PutMessage(m.ID, queue.EncodeMessage(m))
 				break
@@ -158,7 +173,9 @@ func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, owner any, onDisk f
 	if b == nil {
 		return r
 	}
-	b.SetMessageRefs(m.ID, refs)
+	if m.ID != 0 {
+		b.SetMessageRefs(m.ID, refs)
+	}
 	r.Stored = true
 	if onDisk == nil {
 		onDisk = v.logFailure
@@ -240,7 +257,17 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 		if !ok {
 			return nil, 0, fmt.Errorf("vhost %s: stored exchange %q has unknown type %q", v.Name, str(t, "name"), str(t, "type"))
 		}
-		v.exchanges[str(t, "name")] = exchange.New(str(t, "name"), kind, true, flag(t, "auto_delete"), flag(t, "internal"), args(t))
+		x := exchange.New(str(t, "name"), kind, true, flag(t, "auto_delete"), flag(t, "internal"), args(t))
+		v.exchanges[x.Name] = x
+		if key := str(t, "storage_key"); kind == exchange.Delayed && key != "" {
+			v.delayKeys[x.Name] = key
+			n, err := v.recoverDelayedLocked(x, key)
+			if err != nil {
+				return nil, 0, fmt.Errorf("vhost %s: delayed exchange %q: %w", v.Name, x.Name, err)
+			}
+			messages += n
+			keys = append(keys, key)
+		}
 	}
 	for _, rec := range records[1] {
 		t, err := decode(rec)
@@ -265,11 +292,26 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 		keys = append(keys, key)
 		v.queues[op.Name] = q
 	}
+	bindings := make([]map[string]any, 0, len(records[2]))
 	for _, rec := range records[2] {
 		t, err := decode(rec)
 		if err != nil {
 			return nil, 0, err
 		}
+		bindings = append(bindings, t)
+	}
+	// A consistent-hash exchange's buckets follow binding order; RabbitMQ
+	// rebuilds them at start from its bindings sorted as Erlang terms (key,
+	// then destination kind, exchange before queue, then name), so Warren
+	// binds in that order too and keys land where they would there.
+	slices.SortStableFunc(bindings, func(a, b map[string]any) int {
+		return cmp.Or(
+			strings.Compare(str(a, "routing_key"), str(b, "routing_key")),
+			strings.Compare(str(a, "destination_type"), str(b, "destination_type")),
+			strings.Compare(str(a, "destination"), str(b, "destination")),
+		)
+	})
+	for _, t := range bindings {
 		src := v.exchanges[str(t, "source")]
 		if src == nil {
 			continue

@@ -6,6 +6,7 @@ import (
 
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/storage"
 )
 
 // ReplyToPrefix is the routing-key prefix of RabbitMQ's direct reply-to
@@ -26,6 +27,8 @@ type Publishing struct {
 	Headers map[string]any
 	// CC and BCC are the sender-selected extra routing keys.
 	CC, BCC []string
+	// Props are the properties a consistent-hash exchange may hash on.
+	Props   exchange.MessageProperties
 	Message *queue.Message
 	// Owner identifies the publisher (its channel) to storage's group
 	// commit; nil is fine.
@@ -41,6 +44,16 @@ type Scratch struct {
 	// Routed names the queues of the last publish, only while tracing is
 	// on (the firehose's routed_queues).
 	Routed []string
+	// delayed lists the delayed exchanges the message waits at; err is an
+	// x-delay that cannot be read.
+	delayed []delayAt
+	err     error
+}
+
+// delayAt is a delayed exchange a message waits at, and for how long (ms).
+type delayAt struct {
+	x  *exchange.Exchange
+	ms int64
 }
 
 // ErrRefused is what onDisk gets when a full queue (x-overflow
@@ -78,6 +91,20 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 	}
 	s.queues = s.queues[:0]
 	v.routeLocked(src, p, s)
+	if s.err != nil {
+		v.mu.RUnlock()
+		err := s.err
+		s.err = nil
+		clear(s.queues)
+		s.delayed = s.delayed[:0]
+		return Routed{}, err
+	}
+	var b *storage.Batch
+	for _, d := range s.delayed {
+		v.delay(d.x, p, d.ms, &b, p.Owner)
+	}
+	clear(s.delayed)
+	s.delayed = s.delayed[:0]
 	v.mu.RUnlock()
 	if v.tracing.Load() {
 		s.Routed = s.Routed[:0]
@@ -86,7 +113,7 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 		}
 	}
 
-	r := v.enqueue(s.queues, p.Message, p.Owner, onDisk)
+	r := v.enqueueBatch(s.queues, p.Message, b, p.Owner, onDisk)
 	clear(s.queues)
 	return r, nil
 }
@@ -115,12 +142,23 @@ func (v *VHost) routeExchangeLocked(e *exchange.Exchange, p *Publishing, s *Scra
 	}
 	s.seen = append(s.seen, e.Name)
 	start := len(out)
-	out = v.matchLocked(e, p.RoutingKey, p.Headers, out)
-	for _, k := range p.CC {
-		out = v.matchLocked(e, k, p.Headers, out)
-	}
-	for _, k := range p.BCC {
-		out = v.matchLocked(e, k, p.Headers, out)
+	switch {
+	case e.Kind == exchange.Delayed && v.delayedLocked(e, p, s):
+		// It waits; the exchange matched nothing now, as in the plugin.
+	case e.Kind == exchange.Deduplication && v.duplicate(e, p):
+		// A duplicate goes nowhere.
+	case e.HashesProperty():
+		out = e.RouteProperties(&p.Props, out)
+	case e.RoutesOnce():
+		out = v.matchLocked(e, p.RoutingKey, p.Headers, out)
+	default:
+		out = v.matchLocked(e, p.RoutingKey, p.Headers, out)
+		for _, k := range p.CC {
+			out = v.matchLocked(e, k, p.Headers, out)
+		}
+		for _, k := range p.BCC {
+			out = v.matchLocked(e, k, p.Headers, out)
+		}
 	}
 	// The alternate exchange is for messages this exchange's own bindings
 	// did not match; a match to an exchange that reaches nothing counts.
@@ -145,6 +183,20 @@ func (v *VHost) routeExchangeLocked(e *exchange.Exchange, p *Publishing, s *Scra
 		}
 	}
 	return out
+}
+
+// delayedLocked reports whether p waits at delayed exchange e (its x-delay
+// is a delay the plugin honours), noting it in s.
+func (v *VHost) delayedLocked(e *exchange.Exchange, p *Publishing, s *Scratch) bool {
+	ms, ok, err := delayOf(p.Headers)
+	if err != nil {
+		s.err = err
+		return true
+	}
+	if ok {
+		s.delayed = append(s.delayed, delayAt{e, ms})
+	}
+	return ok
 }
 
 // matchLocked applies one exchange's bindings; the default exchange binds

@@ -47,6 +47,12 @@ type VHost struct {
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
 
+	// delayKeys names each durable delayed exchange's entries in storage;
+	// guarded by mu.
+	delayKeys map[string]string
+	delays    delays // delayed messages (delayed.go)
+	dedup     dedupCaches
+
 	store  *storage.Store
 	budget *queue.Budget
 	log    *slog.Logger
@@ -101,6 +107,7 @@ func New(name string, o Options) *VHost {
 		policies:  make(map[string]*policy),
 		queues:    make(map[string]*queue.Queue),
 		replyTo:   make(map[string]ReplyTarget),
+		delayKeys: make(map[string]string),
 	}
 	for _, p := range predeclared {
 		v.exchanges[p.name] = exchange.New(p.name, p.kind, true, false, p.internal, nil)
@@ -262,9 +269,26 @@ func (v *VHost) declareExchange(op DeclareExchange, t *txn) error {
 	if e := v.exchanges[op.Name]; e != nil {
 		return v.exchangeEquivalent(e, kind, op)
 	}
+	// As RabbitMQ, a plugin type checks its arguments only when the
+	// exchange is made.
+	if err := exchange.CheckArgs(kind, op.Args); err != nil {
+		var de *exchange.DeclareError
+		if errors.As(err, &de) && de.CommandInvalid {
+			return errorf(CommandInvalid, "%s", de.Text)
+		}
+		return errorf(PreconditionFailed, "%s", err.Error())
+	}
 	e := exchange.New(op.Name, kind, op.Durable, op.AutoDelete, op.Internal, op.Args)
 	v.exchanges[op.Name] = e
 	t.onUndo(func() { v.forgetExchangeLocked(e) })
+	if kind == exchange.Delayed {
+		// Every delayed exchange may page its messages out; a durable
+		// one also keeps its persistent messages there.
+		if key := v.newStoreKey(op.Name); key != "" {
+			v.delayKeys[op.Name] = key
+			t.onUndo(func() { delete(v.delayKeys, op.Name) })
+		}
+	}
 	v.storeExchange(&t.b, e)
 	v.emitExchangeCreated(t, e, t.actor)
 	return nil
@@ -309,6 +333,21 @@ func (v *VHost) removeExchangeLocked(e *exchange.Exchange, t *txn, actor string)
 	t.onUndo(func() { v.exchanges[e.Name] = e }) // with its own bindings, which it keeps
 	v.forgetExchange(&t.b, e)
 	v.emit(t, "exchange.deleted", func() wire.Table { return event.ExchangeDeleted(v.Name, e.Name, actor) })
+	switch e.Kind {
+	case exchange.Delayed:
+		// Its stored messages go in the batch; those in memory once the
+		// deletion is on disk.
+		if key, ok := v.delayKeys[e.Name]; ok {
+			if v.store != nil {
+				t.b.DeleteQueue(key)
+			}
+			delete(v.delayKeys, e.Name)
+			t.onUndo(func() { v.delayKeys[e.Name] = key })
+		}
+		t.onSuccess(func(*Result) { v.forgetDelayed(e) })
+	case exchange.Deduplication:
+		t.onSuccess(func(*Result) { v.dedup.drop(e) })
+	}
 	for _, bd := range e.Bindings() {
 		v.forgetBinding(&t.b, bd)
 		v.emitBinding(t, "binding.deleted", bd, actor)
