@@ -64,3 +64,60 @@ func TestErlangVectors(t *testing.T) {
 		t.Fatalf("read %d vectors", n)
 	}
 }
+
+// TestConsistentHashRing: each binding owns weight buckets in binding
+// order; a destination bound again (another key) gets none more; removing
+// any of its bindings removes all its buckets, as the plugin does.
+func TestConsistentHashRing(t *testing.T) {
+	dest := func(n string) Destination { return Destination{Name: n} }
+	e := New("chx", ConsistentHash, false, false, false, nil)
+	for _, b := range []struct{ q, key string }{{"a", "1"}, {"b", "2"}, {"c", "1"}, {"b", "5"}} {
+		_, err := e.Bind(dest(b.q), b.key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func() (out []string) {
+		for _, d := range e.snap.Load().buckets {
+			out = append(out, d.Name)
+		}
+		return out
+	}
+	if got := strings.Join(names(), ","); got != "a,b,b,c" {
+		t.Fatalf("buckets %s", got)
+	}
+	e.Unbind(dest("b"), "5", nil)
+	if got := strings.Join(names(), ","); got != "a,c" {
+		t.Fatalf("after unbinding b: %s", got)
+	}
+	if e.BindingCount() != 3 {
+		t.Fatalf("bindings %d", e.BindingCount())
+	}
+	for _, key := range []string{"x", "0", "-1", "1.5", ""} {
+		if _, err := e.Bind(dest("d"), key, nil); err == nil {
+			t.Errorf("weight %q accepted", key)
+		}
+	}
+}
+
+// TestRandomRoutesOneBinding: x-random picks one binding per message, and
+// removing bindings keeps the rest reachable.
+func TestRandomRoutesOneBinding(t *testing.T) {
+	e := New("rx", Random, false, false, false, nil)
+	for i := range 5 {
+		_, _ = e.Bind(Destination{Name: strconv.Itoa(i)}, "", nil)
+	}
+	e.RemoveDestination(Destination{Name: "1"})
+	e.RemoveDestination(Destination{Name: "3"})
+	seen := map[string]int{}
+	for range 600 {
+		out := e.Route("ignored", nil, nil)
+		if len(out) != 1 {
+			t.Fatalf("routed to %v", out)
+		}
+		seen[out[0].Name]++
+	}
+	if len(seen) != 3 || seen["0"] == 0 || seen["2"] == 0 || seen["4"] == 0 {
+		t.Fatalf("spread %v", seen)
+	}
+}

@@ -49,16 +49,16 @@ func newWith(t *testing.T, kind Kind, binds ...bind) *Exchange {
 }
 
 func TestParseKind(t *testing.T) {
-	for _, k := range []Kind{Direct, Fanout, Topic, Headers} {
+	for _, k := range []Kind{Direct, Fanout, Topic, Headers, ConsistentHash, Random, Delayed, Deduplication} {
 		got, ok := ParseKind(k.String())
 		assert.True(t, ok)
 		assert.Equal(t, k, got)
 	}
-	for _, s := range []string{"", "Direct", "x-consistent-hash", "match"} {
+	for _, s := range []string{"", "Direct", "x-consistent-hash-exchange", "match"} {
 		_, ok := ParseKind(s)
 		assert.False(t, ok, s)
 	}
-	assert.Equal(t, "Kind(9)", Kind(9).String())
+	assert.Equal(t, "Kind(99)", Kind(99).String())
 }
 
 func TestDirect(t *testing.T) {
