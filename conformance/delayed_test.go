@@ -7,6 +7,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
+	"github.com/warrenmq/warren/amqp"
 )
 
 // The delayed-message plugin is not installed on the RabbitMQ these tests
@@ -212,4 +213,71 @@ func TestDelayedExchangeDeletedDropsMessages(t *testing.T) {
 	require.NoError(t, ch.ExchangeDelete(x, false, false))
 	time.Sleep(400 * time.Millisecond)
 	requireQueueLen(t, ch, q, 0)
+}
+
+// TestDelayedPagedBacklog: with a memory budget far smaller than the
+// backlog, delayed messages (persistent and transient, published in no
+// particular due order) spill to disk and all arrive, in due order; the
+// persistent ones also across a restart.
+func TestDelayedPagedBacklog(t *testing.T) {
+	b := newRestartableBroker(t, func(c *amqp.Config) { c.QueueMemoryBudget = 64 << 10 })
+	ch := b.channel()
+	require.NoError(t, ch.ExchangeDeclare("paged", "x-delayed-message", true, false, false, false, amqp091.Table{"x-delayed-type": "fanout"}))
+	_, err := ch.QueueDeclare("out", true, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind("out", "", "paged", false, nil))
+	require.NoError(t, ch.Confirm(false))
+	const n = 3000
+	confirms := ch.NotifyPublish(make(chan amqp091.Confirmation, n))
+	for i := range n {
+		delay := 800 + (i*7919)%1000 // 800..1799 ms, scattered
+		mode := amqp091.Transient
+		if i%2 == 0 {
+			mode = amqp091.Persistent
+		}
+		due := time.Now().UnixMilli() + int64(delay)
+		require.NoError(t, ch.Publish("paged", "", false, false, amqp091.Publishing{
+			DeliveryMode: mode, Headers: amqp091.Table{"x-delay": int32(delay)}, Body: []byte(strconv.FormatInt(due, 10)),
+		}))
+		if i%10 == 9 {
+			// Confirmed in small groups, so the broker's clock reading
+			// (its due time) trails the client's by little.
+			for range 10 {
+				require.True(t, (<-confirms).Ack)
+			}
+		}
+	}
+	d := consume(t, ch, "out", nil)
+	var last int64
+	for range n {
+		m := recv(t, d)
+		due, _ := strconv.ParseInt(string(m.Body), 10, 64)
+		// The broker reads its clock after the client (some ms later under
+		// load), so its due times can be that much later than these.
+		require.GreaterOrEqual(t, due+100, last, "out of due order")
+		require.GreaterOrEqual(t, time.Now().UnixMilli()+3, due, "delivered early")
+		last = max(last, due)
+		require.NoError(t, m.Ack(false))
+	}
+
+	// Across a restart: the persistent half of a paged backlog.
+	for i := range n {
+		mode := amqp091.Transient
+		if i%2 == 0 {
+			mode = amqp091.Persistent
+		}
+		require.NoError(t, ch.Publish("paged", "", false, false, amqp091.Publishing{
+			DeliveryMode: mode, Headers: amqp091.Table{"x-delay": int32(1000 + i%500)}, Body: []byte("r"),
+		}))
+	}
+	for range n {
+		require.True(t, (<-confirms).Ack)
+	}
+	b.restart()
+	ch = b.channel()
+	d = consume(t, ch, "out", nil)
+	for range n / 2 {
+		require.NoError(t, recv(t, d).Ack(false))
+	}
+	requireNoDelivery(t, d)
 }

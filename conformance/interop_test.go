@@ -123,3 +123,24 @@ func runScript(t *testing.T, argv []string) ([]byte, error) {
 	}
 	return out, err
 }
+
+// TestInteropPikaDelayedScheduling: MassTransit-style scheduling (a
+// delayed exchange bound to the destination exchange) through pika.
+func TestInteropPikaDelayedScheduling(t *testing.T) {
+	python, reason := pythonWithPika()
+	if reason != "" {
+		if os.Getenv(requireInteropEnv) == "1" {
+			t.Fatalf("%s=1 but the client is missing: %s", requireInteropEnv, reason)
+		}
+		t.Skip(reason)
+	}
+	b := startBroker(t)
+	if b.External {
+		t.Skip("RabbitMQ here has no rabbitmq_delayed_message_exchange")
+	}
+	out, err := runScript(t, []string{python, "interop/pika/delayed_scheduling.py", b.URL})
+	if err != nil {
+		t.Fatalf("delayed_scheduling.py: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}

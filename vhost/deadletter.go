@@ -5,6 +5,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/queue"
+	"github.com/warrenmq/warren/storage"
 )
 
 // death is one dead-lettering event, as x-death records it.
@@ -46,6 +47,13 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 		}
 		s.queues = s.queues[:0]
 		v.routeLocked(src, &p, &s)
+		// A dead letter may wait at a delayed exchange, as any message.
+		var b *storage.Batch
+		var submitted []*delayedExchange
+		for _, d := range s.delayed {
+			v.delay(d.x, &p, d.ms, &b, nil, &submitted)
+		}
+		s.delayed, s.err = s.delayed[:0], nil
 		v.mu.RUnlock()
 		kept := s.queues[:0]
 		for _, target := range s.queues {
@@ -54,7 +62,8 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 			}
 			kept = append(kept, target)
 		}
-		v.enqueue(kept, p.Message, nil, nil)
+		v.enqueueBatch(kept, p.Message, b, nil, nil)
+		v.delaysSubmitted(submitted)
 	}
 }
 

@@ -1,10 +1,14 @@
 package vhost
 
 import (
+	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,14 +24,18 @@ import (
 // most 2^32-1 ms is not routed but waits; when it is due, its x-delay header
 // becomes the negative delay and it is routed from that exchange by the
 // x-delayed-type's logic (bindings, exchange-to-exchange bindings, alternate
-// exchange). All of a virtual host's waiting messages sit in one min-heap
+// exchange). A virtual host's waiting messages in memory sit in one min-heap
 // ordered by due time behind one timer.
 //
-// A persistent message published to a durable delayed exchange is stored:
-// its record, plus an entry under the exchange's storage key whose seq is
-// the due time (milliseconds, shifted left 20 bits, plus a counter), so
-// the entries of an exchange are in due order on disk. Routing it when due
-// deletes that entry in the batch that stores it in its queues.
+// On disk, each delayed exchange has entries under a storage key of its
+// own, whose seq is the due time (milliseconds, shifted left 20 bits) plus
+// a counter, so they are in due order. A persistent message published to a
+// durable delayed exchange is always written (confirmed once on disk);
+// routing it when due deletes its entry in the batch that stores it in its
+// queues. Memory obeys the shared budget (storage.memory_budget): once it
+// is spent, an exchange's latest messages go to disk only (transient ones
+// in records that a restart drops), and an exchange whose messages in
+// memory run out reads the next ones back in due order.
 
 // maxDelay is the plugin's limit (Erlang's largest timer); a longer delay
 // routes the message at once.
@@ -37,29 +45,59 @@ const maxDelay = math.MaxUint32
 // millisecond.
 const dueShift = 20
 
-// delayedMsg is one waiting message.
+// Paging: an exchange keeps at least delayKeep messages in memory before
+// it spills, and reads delayLoad at a time back.
+const (
+	delayKeep = 64
+	delayLoad = 4096
+)
+
+// delayedMsg is one waiting message in memory.
 type delayedMsg struct {
-	due   int64  // unix milliseconds
-	seq   uint64 // due<<dueShift | counter: orders equal due times, keys the stored entry
+	seq   uint64 // due<<dueShift | counter: the order, and the stored entry's key
 	delay int64  // the x-delay it came with, for the header it leaves with
 	x     *delayedExchange
 	m     *queue.Message
 	bcc   []string
-	// stored: the message and its entry are on disk.
-	stored bool
+	// stored: the message and its entry are on disk; transient: written
+	// only for paging, so a restart drops it.
+	stored, transient bool
 }
 
-// delayedExchange is a delayed exchange's waiting messages.
+func (dm *delayedMsg) due() int64 { return int64(dm.seq >> dueShift) }
+
+// cost is what a waiting message charges the memory budget: its bytes,
+// the two structs and allocation overhead.
+func (dm *delayedMsg) cost() int64 { return int64(len(dm.m.Body)+len(dm.m.Properties)) + 256 }
+
+// delayedExchange is a delayed exchange's waiting messages; its fields
+// are guarded by delays.mu.
 type delayedExchange struct {
 	x *exchange.Exchange
-	// key names the exchange's entries in storage; "" for a transient one.
-	key string
-	n   int // messages waiting; guarded by delays.mu
+	// key names the exchange's entries in storage; "" without storage.
+	key     string
+	durable bool
+	n       int // messages waiting, in memory and on disk
+	mem     int // of which in the heap
+	charged int64
+	// disk counts messages only on disk; all have seq >= bound, and every
+	// message of the exchange in memory has seq < bound.
+	disk  int
+	bound uint64
+	// pending counts disk writes not yet handed to storage; lastSubmit is
+	// what storage.Submitted said after the last one was. A read from disk
+	// waits for both, so it cannot miss an entry.
+	pending    int
+	lastSubmit uint64
 }
 
 // delays is a virtual host's timer heap.
 type delays struct {
-	mu      sync.Mutex // guards everything below
+	// run serializes deliverDue: a timer may fire while an earlier run
+	// still routes, and messages must reach their queues in due order.
+	// Taken before mu, never under it.
+	run     sync.Mutex
+	mu      sync.Mutex // guards everything below and every delayedExchange
 	heap    delayHeap
 	byX     map[*exchange.Exchange]*delayedExchange
 	timer   *time.Timer
@@ -123,7 +161,7 @@ func delayOf(headers map[string]any) (delay int64, ok bool, err error) {
 }
 
 // delayedFor returns the waiting-message state of a delayed exchange,
-// making it on first use.
+// making it on first use; the caller holds delays.mu and v.mu.
 func (v *VHost) delayedFor(x *exchange.Exchange) *delayedExchange {
 	d := &v.delays
 	if d.byX == nil {
@@ -131,7 +169,7 @@ func (v *VHost) delayedFor(x *exchange.Exchange) *delayedExchange {
 	}
 	dx := d.byX[x]
 	if dx == nil {
-		dx = &delayedExchange{x: x, key: v.delayKeys[x.Name]}
+		dx = &delayedExchange{x: x, key: v.delayKeys[x.Name], durable: x.Durable}
 		d.byX[x] = dx
 	}
 	return dx
@@ -148,34 +186,117 @@ func (v *VHost) MessagesDelayed(x *exchange.Exchange) int {
 	return 0
 }
 
-// delay makes p wait at delayed exchange x. A persistent message bound for
-// a durable exchange adds its writes to *b (made if nil).
-func (v *VHost) delay(x *exchange.Exchange, p *Publishing, ms int64, b **storage.Batch, owner any) {
+// delay makes p wait at delayed exchange x; the caller holds v.mu. Writes
+// (a persistent message for a durable exchange, or paging) go to *b, made
+// if nil, and the exchange is added to *submit: the caller submits b, then
+// calls delaysSubmitted.
+func (v *VHost) delay(x *exchange.Exchange, p *Publishing, ms int64, b **storage.Batch, owner any, submit *[]*delayedExchange) {
 	m := *p.Message // the copy waits; the original may also reach queues now
 	m.ID = 0
 	dm := &delayedMsg{delay: ms, m: &m, bcc: p.BCC}
-	now := time.Now().UnixMilli()
-	dm.due = now + ms
+	due := time.Now().UnixMilli() + ms
 	d := &v.delays
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	dx := v.delayedFor(x)
 	d.counter++
-	dm.seq = uint64(dm.due)<<dueShift | d.counter&(1<<dueShift-1)
+	dm.seq = uint64(due)<<dueShift | d.counter&(1<<dueShift-1)
 	dm.x = dx
-	if m.Persistent && dx.key != "" && v.store != nil {
+	dx.n++
+	paged := v.store != nil && dx.key != ""
+	write := func(w *delayedMsg, transient bool) {
 		if *b == nil {
 			*b = &storage.Batch{Owner: owner}
 		}
-		m.ID = v.store.NextMessageID()
-		(*b).PutMessage(m.ID, queue.EncodeMessage(&m))
-		(*b).PutEntry(dx.key, dm.seq, encodeDelayEntry(m.ID, ms, p.BCC))
-		(*b).SetMessageRefs(m.ID, 1)
-		dm.stored = true
+		v.writeDelayedLocked(*b, w, transient)
+		w.x.pending++
+		*submit = append(*submit, w.x)
 	}
-	dx.n++
-	heap.Push(&d.heap, dm)
+	if paged && dx.disk > 0 && dm.seq >= dx.bound {
+		// Behind what is on disk: it stays there too.
+		write(dm, !(m.Persistent && dx.durable))
+		dx.disk++
+		return
+	}
+	if paged && m.Persistent && dx.durable {
+		write(dm, false)
+	}
+	v.pushLocked(dm)
+	if paged && v.budget.Over() && dx.mem > delayKeep {
+		v.spillLocked(dx, write)
+	}
 	v.armLocked()
-	d.mu.Unlock()
+}
+
+// writeDelayedLocked adds dm's record and entry to b.
+func (v *VHost) writeDelayedLocked(b *storage.Batch, dm *delayedMsg, transient bool) {
+	dm.m.ID = v.store.NextMessageID()
+	b.PutMessage(dm.m.ID, queue.EncodeMessage(dm.m))
+	b.PutEntry(dm.x.key, dm.seq, encodeDelayEntry(dm.m.ID, dm.delay, dm.bcc, transient))
+	b.SetMessageRefs(dm.m.ID, 1)
+	dm.stored, dm.transient = true, transient
+}
+
+// delaysSubmitted records that the writes delay added for these exchanges
+// were handed to storage.
+func (v *VHost) delaysSubmitted(dxs []*delayedExchange) {
+	if len(dxs) == 0 || v.store == nil {
+		return
+	}
+	n := v.store.Submitted()
+	v.delays.mu.Lock()
+	for _, dx := range dxs {
+		dx.pending--
+		dx.lastSubmit = n
+	}
+	v.delays.mu.Unlock()
+}
+
+// pushLocked puts dm in the heap and charges the budget.
+func (v *VHost) pushLocked(dm *delayedMsg) {
+	heap.Push(&v.delays.heap, dm)
+	dm.x.mem++
+	c := dm.cost()
+	dm.x.charged += c
+	v.budget.Charge(c)
+}
+
+// spillLocked moves the later half of dx's messages in memory to disk
+// only, writing those that are not there yet through write, and lowers
+// dx.bound to the first of them.
+func (v *VHost) spillLocked(dx *delayedExchange, write func(dm *delayedMsg, transient bool)) {
+	d := &v.delays
+	var mine []*delayedMsg
+	for _, dm := range d.heap {
+		if dm.x == dx {
+			mine = append(mine, dm)
+		}
+	}
+	slices.SortFunc(mine, func(a, b *delayedMsg) int { return cmp.Compare(a.seq, b.seq) })
+	out := mine[len(mine)/2:]
+	spilled := make(map[*delayedMsg]bool, len(out))
+	var freed int64
+	for _, dm := range out {
+		if !dm.stored {
+			write(dm, true)
+		}
+		spilled[dm] = true
+		freed += dm.cost()
+	}
+	kept := d.heap[:0]
+	for _, dm := range d.heap {
+		if !spilled[dm] {
+			kept = append(kept, dm)
+		}
+	}
+	clear(d.heap[len(kept):])
+	d.heap = kept
+	heap.Init(&d.heap)
+	dx.mem -= len(out)
+	dx.disk += len(out)
+	dx.bound = out[0].seq
+	dx.charged -= freed
+	v.budget.Charge(-freed)
 }
 
 // armLocked points the one timer at the earliest due message.
@@ -184,7 +305,7 @@ func (v *VHost) armLocked() {
 	if len(d.heap) == 0 {
 		return
 	}
-	due := d.heap[0].due
+	due := d.heap[0].due()
 	if d.timerAt != 0 && d.timerAt <= due {
 		return
 	}
@@ -197,32 +318,129 @@ func (v *VHost) armLocked() {
 	d.timerAt = due
 }
 
-// deliverDue routes every message whose time has come.
+// deliverDue routes every message whose time has come, reading more from
+// disk for exchanges whose messages in memory ran out.
 func (v *VHost) deliverDue() {
 	const batch = 1024
+	v.delays.run.Lock()
+	defer v.delays.run.Unlock()
 	for {
 		d := &v.delays
 		d.mu.Lock()
 		d.timerAt = 0
 		now := time.Now().UnixMilli()
 		var due []*delayedMsg
-		for len(d.heap) > 0 && d.heap[0].due <= now && len(due) < batch {
+		var refill []*delayedExchange
+		for len(d.heap) > 0 && d.heap[0].due() <= now && len(due) < batch {
 			dm := heap.Pop(&d.heap).(*delayedMsg)
-			dm.x.n--
+			dx := dm.x
+			dx.n--
+			dx.mem--
+			c := dm.cost()
+			dx.charged -= c
+			v.budget.Charge(-c)
 			due = append(due, dm)
+			if dx.mem == 0 && dx.disk > 0 {
+				refill = append(refill, dx)
+			}
 		}
-		more := len(d.heap) > 0 && d.heap[0].due <= now
-		if !more {
+		more := len(d.heap) > 0 && d.heap[0].due() <= now
+		if !more && len(refill) == 0 {
 			v.armLocked()
 		}
 		d.mu.Unlock()
 		for _, dm := range due {
 			v.routeDelayed(dm)
 		}
-		if !more {
+		for _, dx := range refill {
+			v.loadDelayed(dx)
+		}
+		if !more && len(refill) == 0 {
 			return
 		}
 	}
+}
+
+// loadDelayed reads dx's next messages back from disk, once every write
+// for it is there.
+func (v *VHost) loadDelayed(dx *delayedExchange) {
+	d := &v.delays
+	for {
+		d.mu.Lock()
+		if dx.mem > 0 || dx.disk == 0 || d.byX[dx.x] != dx {
+			d.mu.Unlock()
+			return
+		}
+		if pending := dx.pending; pending > 0 || v.store.Committed() < dx.lastSubmit {
+			wait := dx.lastSubmit
+			d.mu.Unlock()
+			if err := v.store.WaitCommitted(wait); err != nil {
+				v.log.Error("reading delayed messages failed", "vhost", v.Name, "err", err)
+				return
+			}
+			if pending > 0 {
+				time.Sleep(time.Millisecond) // a publisher is about to submit
+			}
+			continue
+		}
+		err := v.readDelayedLocked(dx, delayLoad)
+		v.armLocked()
+		d.mu.Unlock()
+		if err != nil {
+			v.log.Error("reading delayed messages failed", "vhost", v.Name, "err", err)
+		}
+		return
+	}
+}
+
+// readDelayedLocked moves up to max of dx's messages from disk to memory,
+// in due order, and moves dx.bound past them.
+func (v *VHost) readDelayedLocked(dx *delayedExchange, max int) error {
+	loaded := 0
+	var ferr error
+	reachedEnd := true
+	err := v.store.Scan(dx.key, dx.bound, func(seq uint64, entry []byte, message func(uint64) []byte) bool {
+		if loaded == max {
+			dx.bound = seq
+			reachedEnd = false
+			return false
+		}
+		dm, err := decodeDelayed(dx, seq, entry, message)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		v.pushLocked(dm)
+		dx.disk--
+		loaded++
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	if reachedEnd {
+		dx.disk = 0
+	}
+	return nil
+}
+
+func decodeDelayed(dx *delayedExchange, seq uint64, entry []byte, message func(uint64) []byte) (*delayedMsg, error) {
+	id, delay, transient, bcc, err := decodeDelayEntry(entry)
+	if err != nil {
+		return nil, err
+	}
+	body := message(id)
+	if body == nil {
+		return nil, fmt.Errorf("%w: delayed message %d", storage.ErrNotFound, id)
+	}
+	m, err := queue.DecodeMessage(id, bytes.Clone(body))
+	if err != nil {
+		return nil, err
+	}
+	return &delayedMsg{seq: seq, delay: delay, x: dx, m: m, bcc: bcc, stored: true, transient: transient}, nil
 }
 
 // routeDelayed routes a message that is due from its exchange, unless the
@@ -239,16 +457,13 @@ func (v *VHost) routeDelayed(dm *delayedMsg) {
 	x := v.exchanges[dm.x.x.Name]
 	if x != dm.x.x {
 		v.mu.RUnlock()
-		if b != nil {
-			v.store.SubmitBackground(b, v.logFailure)
-		}
 		return
 	}
 	var s Scratch
-	s.queues = s.queues[:0]
 	v.routeLocked(x, &p, &s)
 	v.mu.RUnlock()
-	// Its x-delay is negative now, so no exchange on the way delays it again.
+	// Its x-delay is negative now, so no exchange on the way delays it
+	// again.
 	v.enqueueBatch(s.queues, p.Message, b, nil, nil)
 }
 
@@ -300,6 +515,7 @@ func (v *VHost) forgetDelayed(x *exchange.Exchange) {
 		return
 	}
 	delete(d.byX, x)
+	v.budget.Charge(-dx.charged)
 	kept := d.heap[:0]
 	for _, dm := range d.heap {
 		if dm.x != dx {
@@ -314,10 +530,15 @@ func (v *VHost) forgetDelayed(x *exchange.Exchange) {
 // encodeDelayEntry is a stored delayed message's entry: the message id
 // (storage requires it first), the delay, and the BCC keys, which the
 // stored properties no longer carry.
-func encodeDelayEntry(id uint64, delay int64, bcc []string) []byte {
-	b := make([]byte, 0, 18)
+func encodeDelayEntry(id uint64, delay int64, bcc []string, transient bool) []byte {
+	b := make([]byte, 0, 19)
 	b = binary.BigEndian.AppendUint64(b, id)
 	b = binary.BigEndian.AppendUint64(b, uint64(delay))
+	flags := byte(0)
+	if transient {
+		flags = 1
+	}
+	b = append(b, flags)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(bcc)))
 	for _, k := range bcc {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(k)))
@@ -328,64 +549,73 @@ func encodeDelayEntry(id uint64, delay int64, bcc []string) []byte {
 
 var errBadDelayEntry = errors.New("vhost: bad delayed message entry")
 
-func decodeDelayEntry(b []byte) (id uint64, delay int64, bcc []string, err error) {
-	if len(b) < 18 {
-		return 0, 0, nil, errBadDelayEntry
+func decodeDelayEntry(b []byte) (id uint64, delay int64, transient bool, bcc []string, err error) {
+	if len(b) < 19 {
+		return 0, 0, false, nil, errBadDelayEntry
 	}
 	id = binary.BigEndian.Uint64(b)
 	delay = int64(binary.BigEndian.Uint64(b[8:]))
-	n := int(binary.BigEndian.Uint16(b[16:]))
-	b = b[18:]
+	transient = b[16]&1 != 0
+	n := int(binary.BigEndian.Uint16(b[17:]))
+	b = b[19:]
 	for range n {
 		if len(b) < 2 {
-			return 0, 0, nil, errBadDelayEntry
+			return 0, 0, false, nil, errBadDelayEntry
 		}
 		l := int(binary.BigEndian.Uint16(b))
 		if len(b) < 2+l {
-			return 0, 0, nil, errBadDelayEntry
+			return 0, 0, false, nil, errBadDelayEntry
 		}
 		bcc = append(bcc, string(b[2:2+l]))
 		b = b[2+l:]
 	}
-	return id, delay, bcc, nil
+	return id, delay, transient, bcc, nil
 }
 
-// recoverDelayedLocked loads a durable delayed exchange's stored messages.
+// recoverDelayedLocked counts a durable delayed exchange's stored
+// messages and reads the first ones into memory; records written only for
+// paging (transient messages) are deleted, as a restart loses them.
 func (v *VHost) recoverDelayedLocked(x *exchange.Exchange, key string) (int, error) {
-	type rec struct {
-		seq   uint64
-		value []byte
-	}
-	var recs []rec
-	err := v.store.Entries(key, func(seq uint64, value []byte) error {
-		recs = append(recs, rec{seq, value})
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
 	d := &v.delays
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dx := v.delayedFor(x)
-	for _, r := range recs {
-		id, delay, bcc, err := decodeDelayEntry(r.value)
+	var drop storage.Batch
+	var ferr error
+	first := true
+	err := v.store.Scan(key, 0, func(seq uint64, entry []byte, message func(uint64) []byte) bool {
+		_, _, transient, _, err := decodeDelayEntry(entry)
 		if err != nil {
-			return 0, err
+			ferr = err
+			return false
 		}
-		body, err := v.store.Message(id)
-		if err != nil {
-			return 0, err
+		if transient {
+			drop.DeleteEntry(key, seq)
+			return true
 		}
-		m, err := queue.DecodeMessage(id, body)
-		if err != nil {
-			return 0, err
+		if first {
+			dx.bound, first = seq, false
 		}
-		heap.Push(&d.heap, &delayedMsg{
-			due: int64(r.seq >> dueShift), seq: r.seq, delay: delay, x: dx, m: m, bcc: bcc, stored: true,
-		})
+		dx.disk++
 		dx.n++
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if drop.Len() > 0 {
+		if err := v.store.Commit(&drop); err != nil {
+			return 0, err
+		}
+	}
+	if dx.disk > 0 {
+		if err := v.readDelayedLocked(dx, delayLoad); err != nil {
+			return 0, err
+		}
 	}
 	v.armLocked()
-	return len(recs), nil
+	return dx.n, nil
 }

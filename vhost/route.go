@@ -100,8 +100,9 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 		return Routed{}, err
 	}
 	var b *storage.Batch
+	var submitted []*delayedExchange
 	for _, d := range s.delayed {
-		v.delay(d.x, p, d.ms, &b, p.Owner)
+		v.delay(d.x, p, d.ms, &b, p.Owner, &submitted)
 	}
 	clear(s.delayed)
 	s.delayed = s.delayed[:0]
@@ -114,6 +115,7 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 	}
 
 	r := v.enqueueBatch(s.queues, p.Message, b, p.Owner, onDisk)
+	v.delaysSubmitted(submitted)
 	clear(s.queues)
 	return r, nil
 }
