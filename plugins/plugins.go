@@ -16,10 +16,14 @@ type Plugin struct {
 
 // Builtin are the plugins Warren provides, sorted by name.
 var Builtin = []Plugin{
+	{Name: "rabbitmq_consistent_hash_exchange"},
+	{Name: "rabbitmq_delayed_message_exchange"},
 	{Name: "rabbitmq_event_exchange"},
 	{Name: "rabbitmq_management"},
 	{Name: "rabbitmq_management_agent", Implicit: true},
+	{Name: "rabbitmq_message_deduplication"},
 	{Name: "rabbitmq_prometheus"},
+	{Name: "rabbitmq_random_exchange"},
 	{Name: "rabbitmq_shovel"},
 	{Name: "rabbitmq_shovel_management"},
 	{Name: "rabbitmq_web_dispatch", Implicit: true},

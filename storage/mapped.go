@@ -41,3 +41,10 @@ func (s *Store) touchWrites(ops int) {
 func (s *Store) releaseMapped(tx *bolt.Tx) {
 	unmapResident(s.db.Info().Data, uintptr(tx.Size()))
 }
+
+// ReleaseMapped hands back the file pages reads have made resident, for a
+// caller that has just walked much of the file (a recovery scan).
+func (s *Store) ReleaseMapped() {
+	s.touched.Store(0)
+	_ = s.view(func(tx *bolt.Tx) error { s.releaseMapped(tx); return nil })
+}

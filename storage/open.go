@@ -57,6 +57,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.nextID.Store(lastID)
+	// Rebuilding the freelist (NoFreelistSync) read every page of the
+	// file: hand them back, or a large data directory shows in RSS.
+	_ = s.view(func(tx *bolt.Tx) error { s.releaseMapped(tx); return nil })
 	go newCommitter(s, lastID).run() // Close waits for it (stopped)
 	return s, nil
 }

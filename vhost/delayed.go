@@ -611,6 +611,8 @@ func (v *VHost) recoverDelayedLocked(x *exchange.Exchange, key string) (int, err
 			return 0, err
 		}
 	}
+	// The count walked every entry: those pages need not stay resident.
+	v.store.ReleaseMapped()
 	if dx.disk > 0 {
 		if err := v.readDelayedLocked(dx, delayLoad); err != nil {
 			return 0, err

@@ -328,17 +328,21 @@ func TestRabbitmqPlugins(t *testing.T) {
 	const p = "rabbitmq-plugins"
 	e.check(t, []step{
 		{p, ctl("list"), "Listing plugins with pattern \".*\" ...\n Configured: E = explicitly enabled; e = implicitly enabled\n | Status: * = running on warren@test\n |/\n" +
-			"[E*] rabbitmq_event_exchange    " + version + "\n" +
-			"[E*] rabbitmq_management        " + version + "\n" +
-			"[e*] rabbitmq_management_agent  " + version + "\n" +
-			"[E*] rabbitmq_prometheus        " + version + "\n" +
-			"[E*] rabbitmq_shovel            " + version + "\n" +
-			"[E*] rabbitmq_shovel_management " + version + "\n" +
-			"[e*] rabbitmq_web_dispatch      " + version + "\n", "", 0},
+			"[E*] rabbitmq_consistent_hash_exchange " + version + "\n" +
+			"[E*] rabbitmq_delayed_message_exchange " + version + "\n" +
+			"[E*] rabbitmq_event_exchange           " + version + "\n" +
+			"[E*] rabbitmq_management               " + version + "\n" +
+			"[e*] rabbitmq_management_agent         " + version + "\n" +
+			"[E*] rabbitmq_message_deduplication    " + version + "\n" +
+			"[E*] rabbitmq_prometheus               " + version + "\n" +
+			"[E*] rabbitmq_random_exchange          " + version + "\n" +
+			"[E*] rabbitmq_shovel                   " + version + "\n" +
+			"[E*] rabbitmq_shovel_management        " + version + "\n" +
+			"[e*] rabbitmq_web_dispatch             " + version + "\n", "", 0},
 		{p, ctl("list", "-q", "prometheus"), "[E*] rabbitmq_prometheus " + version + "\n", "", 0},
 		{p, ctl("is_enabled", "rabbitmq_management"), "Asking node warren@test if plugin rabbitmq_management is enabled...\nPlugin rabbitmq_management is enabled on node warren@test\n", "", 0},
 		{p, ctl("is_enabled", "rabbitmq_stomp"), "Asking node warren@test if plugin rabbitmq_stomp is enabled...\n",
-			"Error:\nPlugin rabbitmq_stomp is not enabled on node warren@test. Enabled plugins and dependencies: rabbitmq_event_exchange, rabbitmq_management, rabbitmq_management_agent, rabbitmq_prometheus, rabbitmq_shovel, rabbitmq_shovel_management, rabbitmq_web_dispatch\n", 69},
+			"Error:\nPlugin rabbitmq_stomp is not enabled on node warren@test. Enabled plugins and dependencies: rabbitmq_consistent_hash_exchange, rabbitmq_delayed_message_exchange, rabbitmq_event_exchange, rabbitmq_management, rabbitmq_management_agent, rabbitmq_message_deduplication, rabbitmq_prometheus, rabbitmq_random_exchange, rabbitmq_shovel, rabbitmq_shovel_management, rabbitmq_web_dispatch\n", 69},
 		{p, ctl("enable", "rabbitmq_management"), "Enabling plugins on node warren@test:\nrabbitmq_management\nPlugin rabbitmq_management is built into Warren and always enabled.\nPlugin configuration unchanged.\n", "", 0},
 		{p, ctl("enable", "foo_bar"), "Enabling plugins on node warren@test:\nfoo_bar\n", "Error:\n{:plugins_not_found, [:foo_bar]}\n", 70},
 		{p, ctl("disable", "rabbitmq_prometheus"), "Disabling plugins on node warren@test:\nrabbitmq_prometheus\n",
