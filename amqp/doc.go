@@ -24,6 +24,10 @@
 //	channel.mu            a channel's consumers, unacked deliveries, prefetch counters
 //	conn.outMu            a connection's outbound buffer
 //
+// vhost's delays.mu (delayed messages) and dedup.mu (deduplication caches)
+// are taken under vhost.VHost.mu or alone, and call nothing while held;
+// delays.run (one run of the delayed-message timer at a time) is taken
+// before them and routes with none of them held.
 // conn.mu (the channel map) and vhost.VHost.replyMu are taken alone;
 // Server.mu (listeners, connections) alone or under broker.Broker.opMu, which lists
 // the connections to close when a vhost or a user is deleted. Logins and
