@@ -337,3 +337,29 @@ func TestEventExchangeServerOps(t *testing.T) {
 	requireEvent(t, ev["user.deleted"][0], amqp091.Table{"name": "evu", "user_who_performed_action": "guest"})
 	requireEvent(t, ev["vhost.deleted"][0], amqp091.Table{"name": "evp", "user_who_performed_action": "guest"})
 }
+
+// TestEventExchangeQueueDeletedUnderConsumer: a consumer whose queue is
+// deleted is reported deleted (RabbitMQ sends two such events, the first
+// naming the deleting user; Warren one, naming nobody: see README).
+func TestEventExchangeQueueDeletedUnderConsumer(t *testing.T) {
+	b := startBroker(t)
+	w := watchEvents(t, b.URL)
+	id := fmt.Sprintf("%x", rand.Uint64())
+	qname := "ev-qd-" + id
+	_, ch := b.channel(t)
+	_, err := ch.QueueDeclare(qname, false, false, false, false, nil)
+	require.NoError(t, err)
+	b.cleanupQueue(t, qname)
+	_, err = ch.Consume(qname, "ctag-"+id, false, false, false, false, nil)
+	require.NoError(t, err)
+	_, err = ch.QueueDelete(qname, false, false, false)
+	require.NoError(t, err)
+	ev := w.collect(func(d amqp091.Delivery) bool {
+		return d.Headers["queue"] == qname || d.Headers["name"] == qname
+	}, "consumer.created", "consumer.deleted", "queue.deleted")
+	d := ev["consumer.deleted"][0]
+	require.Equal(t, "ctag-"+id, d.Headers["consumer_tag"])
+	require.Equal(t, "/", d.Headers["vhost"])
+	require.Equal(t, ev["consumer.created"][0].Headers["channel"], d.Headers["channel"])
+	requireEvent(t, ev["queue.deleted"][0], amqp091.Table{"vhost": "/", "name": qname, "user_who_performed_action": "guest"})
+}
