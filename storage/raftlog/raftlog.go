@@ -160,8 +160,32 @@ func (g *Group) Snapshot() (pb.Snapshot, error) { return g.ms.Snapshot() }
 // Save persists what a Ready asks to be: a snapshot received from a leader,
 // new entries, then the hard state, in that order; the in-memory log
 // changes at once. done (if not nil) runs when all of it is durable, on the
-// WAL's writer goroutine. It returns how many records it appended.
-func (g *Group) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot, done func(error)) (int, error) {
+// WAL's writer goroutine. With mustSync false (raft.Ready.MustSync: only
+// the commit index changed) the records wait for the next durable write
+// and done runs at once: a lost commit index is learnt again. It returns
+// how many records it appended.
+func (g *Group) Save(hs pb.HardState, ents []pb.Entry, snap pb.Snapshot, mustSync bool, done func(error)) (int, error) {
+	if !mustSync && len(ents) == 0 && raft.IsEmptySnap(snap) {
+		if raft.IsEmptyHardState(hs) {
+			if done != nil {
+				done(nil)
+			}
+			return 0, nil
+		}
+		g.mu.Lock()
+		err := g.appendMarshaledLazy(kindHardState, hs.Commit, &hs)
+		if err == nil {
+			err = g.ms.SetHardState(hs)
+		}
+		g.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		if done != nil {
+			done(nil)
+		}
+		return 1, nil
+	}
 	n := 0
 	if !raft.IsEmptySnap(snap) {
 		n++
@@ -232,6 +256,19 @@ func (g *Group) appendMarshaled(kind uint8, index uint64, m marshaler, done func
 		return err
 	}
 	return g.wal.Append(wal.Record{Stream: g.id, Kind: kind, Index: index, Payload: b}, done)
+}
+
+// appendMarshaledLazy appends m as a lazy record; g.mu is held.
+func (g *Group) appendMarshaledLazy(kind uint8, index uint64, m marshaler) error {
+	size := m.Size()
+	if cap(g.scratch) < size {
+		g.scratch = make([]byte, size)
+	}
+	b := g.scratch[:size]
+	if _, err := m.MarshalTo(b); err != nil {
+		return err
+	}
+	return g.wal.AppendLazy(wal.Record{Stream: g.id, Kind: kind, Index: index, Payload: b})
 }
 
 // CreateSnapshot records a snapshot of the state machine at applied index i

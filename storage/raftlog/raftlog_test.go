@@ -49,7 +49,7 @@ func compact(i uint64) op {
 func waitSave(t *testing.T, g *Group, hs pb.HardState, es []pb.Entry, snap pb.Snapshot) {
 	var wg sync.WaitGroup
 	wg.Add(1)
-	_, err := g.Save(hs, es, snap, func(err error) { require.NoError(t, err); wg.Done() })
+	_, err := g.Save(hs, es, snap, true, func(err error) { require.NoError(t, err); wg.Done() })
 	require.NoError(t, err)
 	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,7 +34,11 @@ func copyDir(t *testing.T, src string) string {
 	ents, err := os.ReadDir(src)
 	require.NoError(t, err)
 	for _, e := range ents {
+		// A segment being prepared is not part of the log yet.
 		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if strings.HasSuffix(e.Name(), ".tmp") || os.IsNotExist(err) {
+			continue
+		}
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644))
 	}

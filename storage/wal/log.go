@@ -53,13 +53,14 @@ type Log struct {
 	dir  string
 	opts Options
 
-	mu sync.Mutex // guards buf, dones, nextLSN, err, closing
+	mu sync.Mutex // guards buf, dones, urgent, nextLSN, err, closing
 	// wake is signalled when buf gains records or closing is set (the
 	// writer waits on it); room when the writer takes buf (appenders
 	// waiting for MaxPending wait on it). Both use mu.
 	wake, room *sync.Cond
 	buf        []byte
 	dones      []done
+	urgent     bool // buf holds a record someone waits for (not only lazy ones)
 	nextLSN    uint64
 	err        error // sticky: once a write or sync fails, the log is unusable
 	closing    bool
@@ -91,7 +92,17 @@ func (l *Log) Append(r Record, done func(error)) error {
 	if r.Kind == KindCheckpoint {
 		return fmt.Errorf("wal: kind %d is reserved", KindCheckpoint)
 	}
-	return l.append(r.Stream, r.Index, r.Kind, r.Payload, done)
+	return l.append(r.Stream, r.Index, r.Kind, r.Payload, done, true)
+}
+
+// AppendLazy adds a record that need not be durable at once (raft's commit
+// index, which a restart may lose and re-learn): it does not start a write,
+// and goes to disk with the next Append's batch or at Close.
+func (l *Log) AppendLazy(r Record) error {
+	if r.Kind == KindCheckpoint {
+		return fmt.Errorf("wal: kind %d is reserved", KindCheckpoint)
+	}
+	return l.append(r.Stream, r.Index, r.Kind, r.Payload, nil, false)
 }
 
 // Checkpoint records that stream no longer needs its records with an index
@@ -99,7 +110,7 @@ func (l *Log) Append(r Record, done func(error)) error {
 // with math.MaxUint64 drops the stream. Segments are deleted once no stream
 // needs them, after the checkpoint is durable.
 func (l *Log) Checkpoint(stream, index uint64, done func(error)) error {
-	return l.append(stream, index, KindCheckpoint, nil, done)
+	return l.append(stream, index, KindCheckpoint, nil, done, true)
 }
 
 // Drop forgets a stream: Checkpoint at math.MaxUint64.
@@ -107,7 +118,7 @@ func (l *Log) Drop(stream uint64, done func(error)) error {
 	return l.Checkpoint(stream, math.MaxUint64, done)
 }
 
-func (l *Log) append(stream, index uint64, kind uint8, payload []byte, fn func(error)) error {
+func (l *Log) append(stream, index uint64, kind uint8, payload []byte, fn func(error), urgent bool) error {
 	if int64(recordSize(len(payload))) > l.opts.SegmentSize/2 {
 		return ErrTooLarge
 	}
@@ -129,13 +140,14 @@ func (l *Log) append(stream, index uint64, kind uint8, payload []byte, fn func(e
 		lsn = l.nextLSN
 		l.nextLSN++
 	}
-	wasEmpty := len(l.buf) == 0
+	wake := urgent && !l.urgent
+	l.urgent = l.urgent || urgent
 	l.buf = appendRecord(l.buf, lsn, stream, index, kind, payload)
 	if fn != nil {
 		l.dones = append(l.dones, done{end: len(l.buf), fn: fn})
 	}
 	l.mu.Unlock()
-	if wasEmpty {
+	if wake {
 		l.wake.Signal()
 	}
 	return nil
@@ -195,7 +207,7 @@ func (l *Log) run() {
 	defer l.wg.Done()
 	for {
 		l.mu.Lock()
-		for len(l.buf) == 0 && !l.closing && l.err == nil {
+		for !l.urgent && !l.closing && l.err == nil {
 			l.wake.Wait()
 		}
 		if len(l.buf) == 0 || l.err != nil {
@@ -204,6 +216,7 @@ func (l *Log) run() {
 		}
 		l.buf, l.wbuf = l.wbuf[:0], l.buf
 		l.dones, l.wdones = l.wdones[:0], l.dones
+		l.urgent = false
 		l.mu.Unlock()
 		l.room.Broadcast()
 

@@ -221,3 +221,34 @@ func TestRefusesBadHeader(t *testing.T) {
 	_, _, err = Open(dir, Options{SegmentSize: 4096})
 	require.ErrorContains(t, err, "bad header")
 }
+
+func TestAppendLazy(t *testing.T) {
+	tests := []struct {
+		name  string
+		then  func(t *testing.T, l *Log)
+		close bool
+	}{
+		{"carried by the next append", func(t *testing.T, l *Log) { appendAll(t, l, []Record{rec(2, 1, "b")}) }, false},
+		{"written at close", func(t *testing.T, l *Log) {}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _, err := Open(dir, Options{SegmentSize: 4096})
+			require.NoError(t, err)
+			require.NoError(t, l.AppendLazy(rec(1, 1, "lazy")))
+			require.Zero(t, l.Stats().Batches, "a lazy record alone starts no write")
+			tt.then(t, l)
+			if tt.close {
+				require.NoError(t, l.Close())
+			} else {
+				defer l.Close()
+				require.Equal(t, uint64(1), l.Stats().Syncs)
+			}
+			l2, r, err := Open(copyDir(t, dir), Options{SegmentSize: 4096})
+			require.NoError(t, err)
+			defer l2.Close()
+			require.Equal(t, "cp=0 1:1:lazy", recovered(r)[1])
+		})
+	}
+}
