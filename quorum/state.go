@@ -1,0 +1,366 @@
+package quorum
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Overflow is what happens when a publish would pass the queue's limits.
+type Overflow uint8
+
+// The overflow modes of quorum queues.
+const (
+	DropHead      Overflow = iota // dead-letter the oldest ready messages (maxlen)
+	RejectPublish                 // refuse the publish (basic.nack to the publisher)
+)
+
+// Config is a queue's fixed settings (x-max-length, x-max-length-bytes,
+// x-overflow, x-delivery-limit); zeros mean no limit.
+type Config struct {
+	MaxLength     int64
+	MaxBytes      int64
+	Overflow      Overflow
+	DeliveryLimit uint32
+}
+
+// DeadLetterReason is why a message was dead-lettered, as x-death says it.
+type DeadLetterReason uint8
+
+// The reasons a quorum queue dead-letters.
+const (
+	Rejected      DeadLetterReason = iota + 1 // "rejected"
+	DeliveryLimit                             // "delivery_limit"
+	MaxLen                                    // "maxlen"
+)
+
+func (r DeadLetterReason) String() string {
+	switch r {
+	case Rejected:
+		return "rejected"
+	case DeliveryLimit:
+		return "delivery_limit"
+	case MaxLen:
+		return "maxlen"
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// EffectType is what the caller must do.
+type EffectType uint8
+
+// The effects a command produces.
+const (
+	EffDeliver    EffectType = iota + 1 // send message MsgID to Consumer
+	EffDeadLetter                       // route Body to the dead-letter exchange for Reason
+	EffRelease                          // snapshot Snapshot at raft Index and compact the log up to it
+)
+
+// Effect is one thing the queue asks its caller to do once a command is
+// applied. Bodies alias the log's entries: copy to keep them.
+type Effect struct {
+	Type          EffectType
+	Consumer      ConsumerID
+	MsgID         uint64
+	DeliveryCount uint32 // x-delivery-count; 0 on a first delivery
+	Body          []byte
+	Reason        DeadLetterReason
+	Index         uint64 // the message's raft index; for a release, the snapshot's
+	Snapshot      []byte
+}
+
+// Result is a command's answer to whoever proposed it.
+type Result struct {
+	Rejected bool // an enqueue refused by x-overflow reject-publish
+	Count    int  // purge: messages purged
+	Err      error
+}
+
+// Errors in Result.Err.
+var (
+	ErrUnknownConsumer = errors.New("quorum: unknown consumer")
+	ErrConsumerExists  = errors.New("quorum: consumer tag in use")
+)
+
+// message is a message in the queue. Its body lives in the raft entry at
+// index; a state restored from a snapshot has no bodies for the messages
+// it holds (the release rule guarantees the log settles them all again).
+type message struct {
+	index         uint64
+	deliveryCount uint32
+	size          uint32
+	body          []byte
+}
+
+type consumer struct {
+	id        ConsumerID
+	prefetch  uint32 // 0: unlimited
+	nextMsgID uint64
+	checked   map[uint64]*message
+	cancelled bool
+}
+
+func (c *consumer) canTake() bool {
+	return !c.cancelled && (c.prefetch == 0 || uint32(len(c.checked)) < c.prefetch)
+}
+
+// candidate is a snapshot waiting to become a release point: it is
+// released once the messages it holds (all with a raft index at or below
+// index) are gone.
+type candidate struct {
+	index     uint64
+	remaining int
+	data      []byte
+}
+
+// Tuning of release points.
+const (
+	releaseInterval = 1024 // commands between candidates (or the message count, if larger)
+	releaseEmpty    = 64   // commands after which an emptied queue releases at once
+	maxCandidates   = 4
+)
+
+// State is a quorum queue as a deterministic state machine, after RabbitMQ's
+// rabbit_fifo: the same commands at the same indexes give the same state and
+// effects on every member.
+type State struct {
+	cfg        Config
+	messages   fifo // ready, never returned
+	returns    fifo // ready again after a return, served first
+	readyBytes int64
+	live       int // ready + checked out
+	consumers  map[ConsumerID]*consumer
+	order      []*consumer // checkout order: round-robin and every deterministic walk
+	next       int         // round-robin position in order
+
+	applied        uint64
+	candidates     []candidate
+	sinceCandidate int
+	scratch        []uint64
+}
+
+// New returns an empty queue.
+func New(cfg Config) *State {
+	return &State{cfg: cfg, consumers: make(map[ConsumerID]*consumer)}
+}
+
+// Config returns the queue's settings.
+func (s *State) Config() Config { return s.cfg }
+
+// Ready is the number of messages waiting for a consumer.
+func (s *State) Ready() int { return s.messages.len() + s.returns.len() }
+
+// Live is the number of messages in the queue, delivered or not.
+func (s *State) Live() int { return s.live }
+
+// Applied is the raft index of the last command applied.
+func (s *State) Applied() uint64 { return s.applied }
+
+// Pids returns the channels that have consumers, in checkout order.
+func (s *State) Pids() []uint64 {
+	var out []uint64
+	for _, c := range s.order {
+		if !slices.Contains(out, c.id.Pid) {
+			out = append(out, c.id.Pid)
+		}
+	}
+	return out
+}
+
+// Apply applies the command at raft index. Effects are appended to eff.
+func (s *State) Apply(index uint64, cmd *Command, eff []Effect) (Result, []Effect) {
+	s.applied = index
+	var res Result
+	switch cmd.Type {
+	case CmdEnqueue:
+		res.Rejected = s.enqueue(index, cmd.Body, &eff)
+	case CmdCheckout:
+		if _, ok := s.consumers[cmd.Consumer]; ok {
+			res.Err = ErrConsumerExists
+			break
+		}
+		c := &consumer{id: cmd.Consumer, prefetch: cmd.Prefetch, checked: make(map[uint64]*message)}
+		s.consumers[c.id] = c
+		s.order = append(s.order, c)
+	case CmdCancel:
+		c := s.consumers[cmd.Consumer]
+		if c == nil {
+			res.Err = ErrUnknownConsumer
+			break
+		}
+		c.cancelled = true
+		s.forgetIfDone(c)
+	case CmdSettle, CmdReturn, CmdDiscard:
+		c := s.consumers[cmd.Consumer]
+		if c == nil {
+			res.Err = ErrUnknownConsumer
+			break
+		}
+		for _, id := range cmd.MsgIDs {
+			m := c.checked[id]
+			if m == nil {
+				continue // settled already, as rabbit_fifo ignores it
+			}
+			delete(c.checked, id)
+			switch cmd.Type {
+			case CmdSettle:
+				s.remove(m)
+			case CmdReturn:
+				s.giveBack(m, &eff)
+			case CmdDiscard:
+				s.deadLetter(m, Rejected, &eff)
+			}
+		}
+		s.forgetIfDone(c)
+	case CmdPurge:
+		for s.Ready() > 0 {
+			s.remove(s.popReady())
+			res.Count++
+		}
+	case CmdDown:
+		for _, c := range slices.Clone(s.order) {
+			if c.id.Pid != cmd.Pid {
+				continue
+			}
+			// Messages return in the order they were delivered.
+			ids := s.scratch[:0]
+			for id := range c.checked {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				m := c.checked[id]
+				delete(c.checked, id)
+				s.giveBack(m, &eff)
+			}
+			s.scratch = ids[:0]
+			c.cancelled = true
+			s.forgetIfDone(c)
+		}
+	}
+	eff = s.deliver(eff)
+	eff = s.release(eff)
+	return res, eff
+}
+
+func (s *State) enqueue(index uint64, body []byte, eff *[]Effect) (rejected bool) {
+	size := int64(len(body))
+	if s.cfg.Overflow == RejectPublish &&
+		((s.cfg.MaxLength > 0 && int64(s.Ready())+1 > s.cfg.MaxLength) ||
+			(s.cfg.MaxBytes > 0 && s.readyBytes+size > s.cfg.MaxBytes)) {
+		return true
+	}
+	m := &message{index: index, size: uint32(size), body: body}
+	s.messages.push(m)
+	s.readyBytes += size
+	s.live++
+	if s.cfg.Overflow == DropHead {
+		for s.Ready() > 0 && ((s.cfg.MaxLength > 0 && int64(s.Ready()) > s.cfg.MaxLength) ||
+			(s.cfg.MaxBytes > 0 && s.readyBytes > s.cfg.MaxBytes)) {
+			s.deadLetter(s.popReady(), MaxLen, eff)
+		}
+	}
+	return false
+}
+
+// popReady takes the next ready message: returned ones first.
+func (s *State) popReady() *message {
+	var m *message
+	if s.returns.len() > 0 {
+		m = s.returns.pop()
+	} else {
+		m = s.messages.pop()
+	}
+	s.readyBytes -= int64(m.size)
+	return m
+}
+
+// giveBack requeues a returned message, or dead-letters it past the
+// delivery limit.
+func (s *State) giveBack(m *message, eff *[]Effect) {
+	m.deliveryCount++
+	if s.cfg.DeliveryLimit > 0 && m.deliveryCount > s.cfg.DeliveryLimit {
+		s.deadLetter(m, DeliveryLimit, eff)
+		return
+	}
+	s.returns.push(m)
+	s.readyBytes += int64(m.size)
+}
+
+func (s *State) deadLetter(m *message, reason DeadLetterReason, eff *[]Effect) {
+	*eff = append(*eff, Effect{Type: EffDeadLetter, Body: m.body, Reason: reason, Index: m.index, DeliveryCount: m.deliveryCount})
+	s.remove(m)
+}
+
+// remove forgets a message that left the queue.
+func (s *State) remove(m *message) {
+	s.live--
+	for i := range s.candidates {
+		if m.index <= s.candidates[i].index {
+			s.candidates[i].remaining--
+		}
+	}
+}
+
+// forgetIfDone drops a cancelled consumer once nothing is checked out to it.
+func (s *State) forgetIfDone(c *consumer) {
+	if !c.cancelled || len(c.checked) > 0 {
+		return
+	}
+	delete(s.consumers, c.id)
+	i := slices.Index(s.order, c)
+	s.order = slices.Delete(s.order, i, i+1)
+	if s.next > i {
+		s.next--
+	}
+	if s.next >= len(s.order) {
+		s.next = 0
+	}
+}
+
+// deliver hands ready messages to consumers with room, round-robin.
+func (s *State) deliver(eff []Effect) []Effect {
+	for s.Ready() > 0 {
+		var c *consumer
+		for i := 0; i < len(s.order); i++ {
+			k := (s.next + i) % len(s.order)
+			if s.order[k].canTake() {
+				c = s.order[k]
+				s.next = (k + 1) % len(s.order)
+				break
+			}
+		}
+		if c == nil {
+			break
+		}
+		m := s.popReady()
+		id := c.nextMsgID
+		c.nextMsgID++
+		c.checked[id] = m
+		eff = append(eff, Effect{Type: EffDeliver, Consumer: c.id, MsgID: id, DeliveryCount: m.deliveryCount, Body: m.body, Index: m.index})
+	}
+	return eff
+}
+
+// release records a snapshot candidate now and then, and emits the newest
+// candidate whose messages are all gone: the log up to it can go.
+func (s *State) release(eff []Effect) []Effect {
+	s.sinceCandidate++
+	interval := max(releaseInterval, s.live)
+	if (s.sinceCandidate >= interval || (s.live == 0 && s.sinceCandidate >= releaseEmpty)) && len(s.candidates) < maxCandidates {
+		s.candidates = append(s.candidates, candidate{index: s.applied, remaining: s.live, data: s.Snapshot()})
+		s.sinceCandidate = 0
+	}
+	n := -1
+	for i := range s.candidates {
+		if s.candidates[i].remaining == 0 {
+			n = i
+		}
+	}
+	if n >= 0 {
+		c := s.candidates[n]
+		eff = append(eff, Effect{Type: EffRelease, Index: c.index, Snapshot: c.data})
+		s.candidates = slices.Delete(s.candidates, 0, n+1)
+	}
+	return eff
+}
