@@ -262,6 +262,13 @@ func (l *Log) commit(b []byte, dones []done) error {
 			end += size
 		}
 		if end == pos {
+			if l.off == segHeaderSize && l.needTable {
+				// Even an empty segment cannot hold the checkpoint table and
+				// this record: rotating again would not help.
+				err := fmt.Errorf("wal: record of %d bytes does not fit a %d-byte segment after a %d-byte checkpoint table", recordSize(int(binary.LittleEndian.Uint32(b[pos+4:]))), l.opts.SegmentSize, l.tableSize())
+				failDones(dones, err)
+				return err
+			}
 			if err := l.rotate(); err != nil {
 				failDones(dones, err)
 				return err

@@ -176,7 +176,8 @@ func Open(dir string, opts Options) (*Log, *Recovery, error) {
 	l.nextLSN = lastLSN + 1
 	l.durableLSN = lastLSN
 	l.stats.segments.Store(uint64(len(l.segs)))
-	l.collect()
+	// No segment is deleted before cur's checkpoint table is durable: until
+	// then the old segments may hold the only copy of a checkpoint.
 	l.startPrepare(l.cur.seq + 1)
 	l.wg.Add(1)
 	go l.run()

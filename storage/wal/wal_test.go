@@ -252,3 +252,19 @@ func TestAppendLazy(t *testing.T) {
 		})
 	}
 }
+
+// TestTableCrowdsOutRecord: a record that fits no segment beside the
+// checkpoint table fails (and the log with it) instead of rotating forever.
+func TestTableCrowdsOutRecord(t *testing.T) {
+	l, _, err := Open(t.TempDir(), Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	var cps []Record
+	for s := uint64(1); s <= 60; s++ {
+		cps = append(cps, cp(s, 5))
+	}
+	appendAll(t, l, cps)
+	errc := make(chan error, 1)
+	require.NoError(t, l.Append(rec(99, 1, string(make([]byte, 1900))), func(err error) { errc <- err }))
+	require.ErrorContains(t, <-errc, "does not fit")
+	require.Error(t, l.Close())
+}
