@@ -216,3 +216,33 @@ func TestIdleGroupMemory(t *testing.T) {
 	t.Logf("heap per idle group: %d B", per)
 	require.Less(t, per, int64(20<<10), "an idle quorum queue costs at most 20 KiB (#12)")
 }
+
+// TestGroupsShareFsyncs proposes to many groups at once: their entries are
+// made durable together, far fewer fsyncs than groups.
+func TestGroupsShareFsyncs(t *testing.T) {
+	n, err := OpenNode(NodeOptions{Dir: t.TempDir(), SegmentSize: 4 << 20})
+	require.NoError(t, err)
+	defer n.Close()
+	const groups = 50
+	for i := 1; i <= groups; i++ {
+		g, err := n.Create(uint64(i), Config{})
+		require.NoError(t, err)
+		proposeAll(t, g, []Command{{Type: CmdPurge}}) // elected
+	}
+	before := n.WALStats()
+	var wg sync.WaitGroup
+	cmd := enq("x")
+	for i := 1; i <= groups; i++ {
+		wg.Add(1)
+		require.NoError(t, n.Group(uint64(i)).Propose(&cmd, func(r Result, err error) {
+			require.NoError(t, err)
+			wg.Done()
+		}))
+	}
+	wg.Wait()
+	after := n.WALStats()
+	syncs := after.Syncs - before.Syncs
+	t.Logf("%d groups' enqueues made durable with %d fsyncs", groups, syncs)
+	require.Less(t, syncs, uint64(groups/2))
+	require.Equal(t, after.Batches-before.Batches, syncs, "one fsync per batch")
+}
