@@ -735,6 +735,11 @@ func (q *Queue) Requeue(ds []Delivery) {
 func (q *Queue) Purge() int {
 	var fx effects
 	q.mu.Lock()
+	if q.deleted {
+		// Its pending messages are no longer counted: nothing to purge.
+		q.unlock(&fx)
+		return 0
+	}
 	var seqs []uint64
 	for level := range q.ready.levels {
 		r := &q.ready.levels[level]
