@@ -65,6 +65,7 @@ type conn struct {
 	mechanism   string
 	connectedAt time.Time
 	counted     bool // counted in srv.open (MaxConnections)
+	userCounted bool // counted against the user's max-connections
 
 	// hb is the heartbeat for the writer goroutine; open is set after the handshake.
 	hb   atomic.Int64
@@ -377,6 +378,11 @@ func (c *conn) openChannel(id uint16) error {
 	if n := len(c.channels); c.channelMax > 0 && n >= int(c.channelMax) {
 		return newError(wire.NotAllowed, "number of channels opened (%d) has reached the negotiated channel_max (%d)", n, c.channelMax)
 	}
+	// The user's max-channels spans all its connections; RabbitMQ names
+	// no method in this close.
+	if err := c.user.OpenChannel(); err != nil {
+		return asProtoError(err)
+	}
 	ch := newChannel(c, id)
 	c.mu.Lock()
 	c.channels[id] = ch
@@ -389,8 +395,12 @@ func (c *conn) openChannel(id uint16) error {
 // removeChannel forgets a channel after its close completed.
 func (c *conn) removeChannel(id uint16) {
 	c.mu.Lock()
+	_, had := c.channels[id]
 	delete(c.channels, id)
 	c.mu.Unlock()
+	if had {
+		c.user.CloseChannel()
+	}
 }
 
 // cleanup releases what the connection holds: unacked messages go back to
@@ -405,6 +415,10 @@ func (c *conn) cleanup() {
 	c.mu.Unlock()
 	for _, ch := range chs {
 		ch.release()
+		c.user.CloseChannel()
+	}
+	if c.userCounted {
+		c.user.Disconnect()
 	}
 	if c.startOK {
 		c.emitConnectionClosed()

@@ -123,6 +123,14 @@ func (c *conn) handshake() error {
 		pe.classID, pe.methodID = m.ClassID(), m.MethodID()
 		return pe
 	}
+	// The user's connection limit after the vhost's, as RabbitMQ checks.
+	if err := c.user.Connect(); err != nil {
+		vh.Disconnect()
+		pe := asProtoError(err)
+		pe.classID, pe.methodID = m.ClassID(), m.MethodID()
+		return pe
+	}
+	c.userCounted = true
 	c.vh = vh
 	c.sendRaw(&wire.ConnectionOpenOk{}, 0)
 	_ = c.nc.SetReadDeadline(time.Time{})

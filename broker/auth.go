@@ -27,6 +27,7 @@ type Account struct {
 	name  string // never changes
 	creds atomic.Pointer[credentials]
 	perms atomic.Pointer[permissionSet] // never nil; replaced whole, never changed
+	lim   accountLimits
 }
 
 // Name is the user's name.

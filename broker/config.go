@@ -11,8 +11,8 @@ import (
 type Config struct {
 	// DataDir is where durable state lives; created if missing.
 	DataDir string
-	// VHostLimits apply to every virtual host (RabbitMQ's per-vhost
-	// max-connections and max-queues); zero is unlimited.
+	// VHostLimits are the default of every virtual host that has no
+	// limits of its own (SetVhostLimit); here zero (or less) is unlimited.
 	VHostLimits vhost.Limits
 	// QueueMemoryBudget is the memory (bytes) that queues may use for
 	// messages kept in memory; beyond it their backlogs stay on disk and are

@@ -138,12 +138,23 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 	if all {
 		for _, u := range b.Users() {
 			d.Users = append(d.Users, defUser{Name: u.Name, PasswordHash: u.PasswordHash,
-				HashingAlgorithm: u.HashingAlgorithm, Tags: nonNil(u.Tags), Limits: map[string]any{}})
+				HashingAlgorithm: u.HashingAlgorithm, Tags: nonNil(u.Tags), Limits: exportLimits(b.Account(u.Name).Limits())})
 			for _, vh := range slices.Sorted(maps.Keys(u.Permissions)) {
 				p := u.Permissions[vh]
 				d.Permissions = append(d.Permissions, defPermission{User: u.Name, VHost: vh,
 					Configure: p.Configure, Write: p.Write, Read: p.Read})
 			}
+		}
+	}
+	// RabbitMQ writes a vhost's limits as a runtime parameter of the
+	// vhost-limits component, also in a per-vhost export.
+	for _, v := range vs {
+		if l := b.ownVhostLimits(v.Name); len(l) > 0 {
+			pj := map[string]any{"vhost": v.Name, "component": vhostLimitsComponent, "name": "limits", "value": exportLimits(l)}
+			if !all {
+				delete(pj, "vhost")
+			}
+			d.Parameters = append(d.Parameters, pj)
 		}
 	}
 	if p := b.parameterStore(); p != nil {
@@ -316,6 +327,9 @@ func (b *Broker) importAccess(d *Definitions, acting string) error {
 			op.HashingAlgorithm = "rabbit_password_hashing_md5"
 		}
 		if _, err := b.ApplyAs(op, importer(acting)); err != nil {
+			return fmt.Errorf("user '%s': %w", u.Name, err)
+		}
+		if err := b.importUserLimits(u.Name, u.Limits); err != nil {
 			return fmt.Errorf("user '%s': %w", u.Name, err)
 		}
 	}
@@ -551,6 +565,17 @@ func (b *Broker) importParameters(d *Definitions, vh func(string) (*vhost.VHost,
 		comp, _ := p["component"].(string)
 		name, _ := p["name"].(string)
 		vn, _ := p["vhost"].(string)
+		if comp == vhostLimitsComponent {
+			v, err := vh(vn)
+			if err != nil {
+				return err
+			}
+			value, _ := p["value"].(map[string]any)
+			if err := b.importVhostLimits(v.Name, value); err != nil {
+				return err
+			}
+			continue
+		}
 		handled := false
 		if ps != nil {
 			v, err := vh(vn)

@@ -130,17 +130,22 @@ func (op PutUser) apply(b *Broker, actor string) error {
 	if err != nil {
 		return invalid("%v", err)
 	}
+	old := b.Account(op.Name)
+	var limits Limits // a user's limits stay, as RabbitMQ's do
+	if old != nil {
+		limits = old.Limits()
+	}
 	var batch storage.Batch
 	batch.PutDefinition(storage.KindUser, op.Name, encodeRecord(userRecord{
-		Name: op.Name, PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm, Tags: cr.tags,
+		Name: op.Name, PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm, Tags: cr.tags, Limits: limits,
 	}))
 	if err := b.commit(&batch); err != nil {
 		return err
 	}
-	if a := b.Account(op.Name); a != nil {
-		old := a.creds.Load()
+	if a := old; a != nil {
+		prev := a.creds.Load()
 		a.creds.Store(cr)
-		if old.hash != cr.hash {
+		if prev.hash != cr.hash {
 			b.emit("user.password.changed", func() wire.Table { return event.User(op.Name, actor) })
 		}
 		b.emit("user.tags.set", func() wire.Table { return event.UserTags(op.Name, cr.tags, actor) })
@@ -187,19 +192,23 @@ func (op PutVhost) apply(b *Broker, actor string) error {
 	if err := checkName("vhost", op.Name); err != nil {
 		return err
 	}
+	old := b.reg.Load().vhosts[op.Name]
+	var limits Limits // a vhost's limits stay, as RabbitMQ's do
+	if old != nil {
+		limits = old.limits
+	}
 	var batch storage.Batch
 	batch.PutDefinition(storage.KindVhost, op.Name, encodeRecord(vhostRecord{
-		Name: op.Name, Description: op.Description, Tags: op.Tags,
+		Name: op.Name, Description: op.Description, Tags: op.Tags, Limits: limits,
 	}))
 	if err := b.commit(&batch); err != nil {
 		return err
 	}
-	e := &vhostEntry{description: op.Description, tags: slices.Clone(op.Tags)}
-	old := b.reg.Load().vhosts[op.Name]
+	e := &vhostEntry{description: op.Description, tags: slices.Clone(op.Tags), limits: limits}
 	if old != nil {
 		e.v = old.v
 	} else {
-		e.v = b.newVHost(op.Name)
+		e.v = b.newVHost(op.Name, nil)
 	}
 	b.updateRegistry(func(r *registry) { r.vhosts[op.Name] = e })
 	if old == nil {

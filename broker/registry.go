@@ -27,6 +27,7 @@ type vhostEntry struct {
 	v           *vhost.VHost
 	description string
 	tags        []string
+	limits      Limits // its own (set_vhost_limits); never changed in place
 }
 
 func newRegistry() *registry {
@@ -46,12 +47,14 @@ type userRecord struct {
 	PasswordHash     string   `json:"password_hash"`
 	HashingAlgorithm string   `json:"hashing_algorithm"`
 	Tags             []string `json:"tags"`
+	Limits           Limits   `json:"limits,omitempty"`
 }
 
 type vhostRecord struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description"`
 	Tags        []string `json:"tags"`
+	Limits      Limits   `json:"limits,omitempty"`
 }
 
 type permissionRecord struct {
@@ -73,8 +76,11 @@ func encodeRecord(v any) []byte {
 func permissionKey(vhostName, user string) string { return vhostName + "\x00" + user }
 
 // newVHost makes an empty virtual host wired to the broker's storage.
-func (b *Broker) newVHost(name string) *vhost.VHost {
-	return vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Log: b.log.With("vhost", name), Limits: b.cfg.VHostLimits, Events: b.events})
+// own are the vhost's own limits, over the config's.
+func (b *Broker) newVHost(name string, own Limits) *vhost.VHost {
+	v := vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Log: b.log.With("vhost", name), Events: b.events})
+	v.SetLimits(b.vhostLimits(own))
+	return v
 }
 
 // Account returns the named user's account, or nil. A protocol server
@@ -97,7 +103,7 @@ func (b *Broker) restoreDefinitions() error {
 		if err := json.Unmarshal(value, &r); err != nil || r.Name != key {
 			return corrupt("vhost", key, err)
 		}
-		reg.vhosts[r.Name] = &vhostEntry{v: b.newVHost(r.Name), description: r.Description, tags: r.Tags}
+		reg.vhosts[r.Name] = &vhostEntry{v: b.newVHost(r.Name, r.Limits), description: r.Description, tags: r.Tags, limits: r.Limits}
 		return nil
 	})
 	if err != nil {
@@ -112,7 +118,9 @@ func (b *Broker) restoreDefinitions() error {
 		if err != nil {
 			return corrupt("user", key, err)
 		}
-		reg.accounts[r.Name] = newAccount(r.Name, cr)
+		a := newAccount(r.Name, cr)
+		a.setLimits(r.Limits)
+		reg.accounts[r.Name] = a
 		return nil
 	})
 	if err != nil {

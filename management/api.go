@@ -183,6 +183,10 @@ func (a *API) route(q *request) {
 		a.routeParameters(q)
 	case "shovels":
 		a.routeShovels(q)
+	case "vhost-limits":
+		a.routeVhostLimits(q) // limits.go
+	case "user-limits":
+		a.routeUserLimits(q)
 	case "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
 	case "extensions":

@@ -56,7 +56,7 @@ type VHost struct {
 	store  *storage.Store
 	budget *queue.Budget
 	log    *slog.Logger
-	limits Limits
+	limits atomic.Pointer[Limits] // replaced whole by SetLimits
 	// conns counts open connections, for Limits.MaxConnections.
 	conns atomic.Int64
 	// tracing turns the firehose on (trace.go): the one load publishing
@@ -66,12 +66,15 @@ type VHost struct {
 	events event.Emitter
 }
 
-// Limits are RabbitMQ's per-vhost limits (rabbitmqctl set_vhost_limits);
-// zero means unlimited.
+// Limits are RabbitMQ's per-vhost limits (rabbitmqctl set_vhost_limits):
+// a negative value is unlimited, zero allows none, as in RabbitMQ.
 type Limits struct {
-	MaxConnections int
-	MaxQueues      int
+	MaxConnections int64
+	MaxQueues      int64
 }
+
+// Unlimited is a virtual host's limits when none is set.
+var Unlimited = Limits{MaxConnections: -1, MaxQueues: -1}
 
 // Options are a virtual host's collaborators.
 type Options struct {
@@ -82,7 +85,6 @@ type Options struct {
 	// virtual host of a server; nil keeps every backlog in memory.
 	Budget *queue.Budget
 	Log    *slog.Logger
-	Limits Limits
 	// Events receives the definition events (rabbitmq_event_exchange);
 	// nil emits none.
 	Events event.Emitter
@@ -98,7 +100,6 @@ func New(name string, o Options) *VHost {
 	}
 	v := &VHost{
 		Name:      name,
-		limits:    o.Limits,
 		events:    o.Events,
 		store:     o.Store,
 		budget:    o.Budget,
@@ -109,6 +110,7 @@ func New(name string, o Options) *VHost {
 		replyTo:   make(map[string]ReplyTarget),
 		delayKeys: make(map[string]string),
 	}
+	v.limits.Store(&Unlimited)
 	for _, p := range predeclared {
 		v.exchanges[p.name] = exchange.New(p.name, p.kind, true, false, p.internal, nil)
 	}
@@ -119,12 +121,19 @@ func New(name string, o Options) *VHost {
 // past the connection limit with RabbitMQ's words.
 func (v *VHost) Connect(user string) error {
 	n := v.conns.Add(1)
-	if limit := v.limits.MaxConnections; limit > 0 && n > int64(limit) {
+	if limit := v.limits.Load().MaxConnections; limit >= 0 && n > limit {
 		v.conns.Add(-1)
 		return errorf(NotAllowed, "access to vhost '%s' refused for user '%s': connection limit (%d) is reached", v.Name, user, limit)
 	}
 	return nil
 }
+
+// SetLimits replaces the virtual host's limits; open connections and
+// existing queues stay, as in RabbitMQ.
+func (v *VHost) SetLimits(l Limits) { v.limits.Store(&l) }
+
+// Limits returns the limits in force.
+func (v *VHost) Limits() Limits { return *v.limits.Load() }
 
 // Disconnect counts a connection closing.
 func (v *VHost) Disconnect() { v.conns.Add(-1) }
@@ -417,7 +426,7 @@ func (v *VHost) declareQueue(op DeclareQueue, t *txn) error {
 		}
 		return argsEquivalent(what, q.Args, op.Args, queueCheckedArgs)
 	}
-	if limit := v.limits.MaxQueues; limit > 0 && len(v.queues) >= limit {
+	if limit := v.limits.Load().MaxQueues; limit >= 0 && int64(len(v.queues)) >= limit {
 		return errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", op.Name, v.Name, limit)
 	}
 	owner := uint64(0)

@@ -26,7 +26,7 @@ func brokerConfig(c *configs.Config) amqp.Config {
 	cfg := amqp.Config{
 		Config: broker.Config{
 			DataDir:             c.DataDir,
-			VHostLimits:         vhost.Limits{MaxConnections: c.VhostMaxConnections, MaxQueues: c.VhostMaxQueues},
+			VHostLimits:         vhost.Limits{MaxConnections: int64(c.VhostMaxConnections), MaxQueues: int64(c.VhostMaxQueues)},
 			QueueMemoryBudget:   c.QueueMemoryBudget,
 			MemoryHighWatermark: c.MemoryHighWatermark.Resolve(broker.TotalMemory()),
 			DiskFreeLimit:       c.DiskFreeLimit.Resolve(broker.TotalMemory()),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -45,6 +46,9 @@ func (t *rabbitTool) ctlCommands() map[string]func() error {
 		"export_definitions": t.exportDefinitions,
 		"set_vhost_limits":   t.setVhostLimits,
 		"set_user_limits":    t.setUserLimits,
+		"clear_vhost_limits": t.clearVhostLimits,
+		"clear_user_limits":  t.clearUserLimits,
+		"list_vhost_limits":  t.listVhostLimits,
 		"set_parameter":      t.setParameter,
 		"clear_parameter":    t.clearParameter,
 		"list_parameters":    t.listParameters,
@@ -805,29 +809,62 @@ func (t *rabbitTool) exportDefinitions() error {
 
 // ---- limits ----
 
-// limitsUnsupported is the error for limits the node cannot set at run
-// time: Warren has no /api/vhost-limits or /api/user-limits yet.
-func (t *rabbitTool) limitsUnsupported(what string, err error) error {
-	if isStatus(err, http.StatusNotFound) || isStatus(err, http.StatusMethodNotAllowed) {
-		return fail(exitUnavailable, "%s limits cannot be set at run time on node %s (its management API has no %s-limits endpoint)", what, t.node, strings.ToLower(what))
-	}
-	if ae, ok := err.(*apiError); ok && ae.Status == http.StatusBadRequest {
-		return validationFailed(ae.Reason)
-	}
-	return apiFailure(err)
-}
+// limitNames are the limits a vhost and a user may have, as RabbitMQ's.
+var (
+	vhostLimitNames = []string{"max-connections", "max-queues"}
+	userLimitNames  = []string{"max-channels", "max-connections"}
+)
 
-// parseLimits reads a limits definition: a JSON object of integers.
-func parseLimits(def string) (map[string]json.Number, error) {
-	var m map[string]json.Number
+// parseLimits reads a limits definition, a JSON object of integers, and
+// checks it whole before anything is changed, with RabbitMQ's words (in
+// the user's words for user limits, which RabbitMQ does not prefix).
+func parseLimits(def string, known []string, user bool) (map[string]int64, error) {
+	var m map[string]any
 	dec := json.NewDecoder(strings.NewReader(def))
 	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
+	if err := dec.Decode(&m); err != nil || m == nil {
 		return nil, fail(exitUnavailable, "JSON decoding error. Reason: badarg")
 	}
-	return m, nil
+	wrap := func(text string) error {
+		if user {
+			return fail(exitUnavailable, "%s", text)
+		}
+		return fail(exitUnavailable, "Validation failed\n\n%s\n", text)
+	}
+	out := make(map[string]int64, len(m))
+	var unknown []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		n, ok := m[k].(json.Number)
+		v, err := n.Int64()
+		if !ok || err != nil {
+			return nil, wrap(fmt.Sprintf("%s should be a number, actually was %s", k, erlangTerm(m[k])))
+		}
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, fmt.Sprintf("{<<\"%s\">>,%d}", k, v))
+		}
+		out[k] = v
+	}
+	if len(unknown) > 0 {
+		in := "limits"
+		if user {
+			in = "user-limits"
+		}
+		return nil, wrap(fmt.Sprintf("Unrecognised terms [%s] in %s", strings.Join(unknown, ","), in))
+	}
+	return out, nil
 }
 
+// erlangTerm prints a JSON value as RabbitMQ's validation messages do.
+func erlangTerm(v any) string {
+	if s, ok := v.(string); ok {
+		return `<<"` + s + `">>`
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// setVhostLimits replaces the vhost's limits with the given ones, as
+// RabbitMQ's set_vhost_limits does (limits not named are cleared).
 func (t *rabbitTool) setVhostLimits() error {
 	if err := t.need(1, 1); err != nil {
 		return err
@@ -837,18 +874,114 @@ func (t *rabbitTool) setVhostLimits() error {
 	}
 	def := t.args[0]
 	t.banner("Setting vhost limits to \"%s\" for vhost \"%s\" ...", def, t.vhost)
-	m, err := parseLimits(def)
+	m, err := parseLimits(def, vhostLimitNames, false)
 	if err != nil {
 		return err
 	}
-	for _, k := range sortedNumberKeys(m) {
-		if err := t.do("PUT", "/api/vhost-limits/"+esc(t.vhost)+"/"+esc(k), map[string]any{"value": m[k]}); err != nil {
-			return t.limitsUnsupported("Vhost", err)
+	if ok, err := t.vhostExists(t.vhost); err != nil {
+		return err
+	} else if !ok {
+		return &cliError{code: exitDataErr, text: fmt.Sprintf("Virtual host '%s' does not exist", t.vhost), plain: true}
+	}
+	for _, k := range vhostLimitNames {
+		if v, ok := m[k]; ok {
+			err = t.do("PUT", "/api/vhost-limits/"+esc(t.vhost)+"/"+esc(k), map[string]any{"value": v})
+		} else {
+			err = t.do("DELETE", "/api/vhost-limits/"+esc(t.vhost)+"/"+esc(k), nil)
+		}
+		if err != nil {
+			return t.limitsFailure(err)
 		}
 	}
 	return nil
 }
 
+func (t *rabbitTool) clearVhostLimits() error {
+	if err := t.need(0, 0); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	t.banner("Clearing vhost \"%s\" limits ...", t.vhost)
+	for _, k := range vhostLimitNames {
+		err := t.do("DELETE", "/api/vhost-limits/"+esc(t.vhost)+"/"+esc(k), nil)
+		if isStatus(err, http.StatusNotFound) {
+			return fail(exitUnavailable, "Parameter does not exist")
+		}
+		if err != nil {
+			return t.limitsFailure(err)
+		}
+	}
+	return nil
+}
+
+// listVhostLimits prints the vhost's limits as a JSON object, or with
+// --global every vhost's.
+func (t *rabbitTool) listVhostLimits() error {
+	if err := t.need(0, 0); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	var objs []map[string]any
+	if !t.flags["global"] {
+		t.banner("Listing limits for vhost \"%s\" ...", t.vhost)
+		if err := t.get("/api/vhost-limits/"+esc(t.vhost), &objs); err != nil && !isStatus(err, http.StatusNotFound) {
+			return err
+		}
+		if t.json {
+			b, _ := json.Marshal(limitsOf(objs))
+			fmt.Fprintln(t.out, string(b))
+			return nil
+		}
+		if len(objs) == 0 {
+			t.say("")
+			return nil
+		}
+		b, _ := json.Marshal(objs[0]["value"])
+		t.say("%s", b)
+		return nil
+	}
+	t.banner("Listing limits for all vhosts ...")
+	if err := t.get("/api/vhost-limits", &objs); err != nil {
+		return err
+	}
+	var vhosts []map[string]any
+	if err := t.get("/api/vhosts", &vhosts); err != nil {
+		return err
+	}
+	byName := map[string]any{}
+	for _, o := range objs {
+		if n, ok := o["vhost"].(string); ok {
+			byName[n] = o["value"]
+		}
+	}
+	rows := make([]map[string]any, 0, len(vhosts))
+	for _, v := range vhosts {
+		l, ok := byName[fmt.Sprint(v["name"])]
+		if !ok {
+			l = map[string]any{}
+		}
+		b, _ := json.Marshal(l)
+		rows = append(rows, map[string]any{"vhost": v["name"], "limits": string(b)})
+	}
+	cols := []string{"vhost", "limits"}
+	t.printRows(cols, rowsOf(rows, cols, nil))
+	return nil
+}
+
+// limitsOf is the value of the first entry of a limits listing, {} if none.
+func limitsOf(objs []map[string]any) any {
+	if len(objs) == 0 {
+		return map[string]any{}
+	}
+	return objs[0]["value"]
+}
+
+// setUserLimits adds the given limits to the user's, as RabbitMQ's
+// set_user_limits does (limits not named stay).
 func (t *rabbitTool) setUserLimits() error {
 	if err := t.need(2, 2); err != nil {
 		return err
@@ -858,25 +991,66 @@ func (t *rabbitTool) setUserLimits() error {
 	}
 	user, def := t.args[0], t.args[1]
 	t.banner("Setting user limits to \"%s\" for user \"%s\" ...", def, user)
-	m, err := parseLimits(def)
+	m, err := parseLimits(def, userLimitNames, true)
 	if err != nil {
 		return err
 	}
-	for _, k := range sortedNumberKeys(m) {
+	if err := t.userForLimits(user); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if err := t.do("PUT", "/api/user-limits/"+esc(user)+"/"+esc(k), map[string]any{"value": m[k]}); err != nil {
-			return t.limitsUnsupported("User", err)
+			return t.limitsFailure(err)
 		}
 	}
 	return nil
 }
 
-func sortedNumberKeys(m map[string]json.Number) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// clearUserLimits clears one of a user's limits, or "all".
+func (t *rabbitTool) clearUserLimits() error {
+	if err := t.need(2, 2); err != nil {
+		return err
 	}
-	slices.Sort(keys)
-	return keys
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	user, name := t.args[0], t.args[1]
+	names := []string{name}
+	if name == "all" {
+		t.banner("Clearing all limits for user \"%s\" ...", user)
+		names = userLimitNames
+	} else {
+		t.banner("Clearing \"%s\" limit for user \"%s\" ...", name, user)
+	}
+	if err := t.userForLimits(user); err != nil {
+		return err
+	}
+	for _, k := range names {
+		if err := t.do("DELETE", "/api/user-limits/"+esc(user)+"/"+esc(k), nil); err != nil {
+			return t.limitsFailure(err)
+		}
+	}
+	return nil
+}
+
+// userForLimits fails as rabbitmqctl does for a user that does not exist.
+func (t *rabbitTool) userForLimits(user string) error {
+	_, ok, err := t.userExists(user)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fail(exitUnavailable, "{:no_such_user, \"%s\"}", user)
+	}
+	return nil
+}
+
+// limitsFailure is an API error from a limits endpoint as rabbitmqctl's.
+func (t *rabbitTool) limitsFailure(err error) error {
+	if ae, ok := err.(*apiError); ok && ae.Status == http.StatusBadRequest {
+		return fail(exitUnavailable, "%s", html.UnescapeString(ae.Reason))
+	}
+	return apiFailure(err)
 }
 
 // ---- node ----

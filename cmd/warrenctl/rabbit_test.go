@@ -180,11 +180,28 @@ func TestRabbitmqctl(t *testing.T) {
 		{c, ctl("import_definitions", "/nonexistent.json"), "",
 			"Error (argument validation): Bad argument: File /nonexistent.json does not exist\nArguments given:\n\timport_definitions /nonexistent.json\n\nUsage\n\n" + rabbitUsage(c) + "\n", 65},
 
-		// Limits: not settable at run time (README, Missing).
-		{c, ctl("set_vhost_limits", `{"max-connections": 10}`), "Setting vhost limits to \"{\"max-connections\": 10}\" for vhost \"/\" ...\n",
-			"Error:\nVhost limits cannot be set at run time on node warren@test (its management API has no vhost-limits endpoint)\n", 69},
-		{c, ctl("set_user_limits", "guest", `{"max-channels": 10}`), "Setting user limits to \"{\"max-channels\": 10}\" for user \"guest\" ...\n",
-			"Error:\nUser limits cannot be set at run time on node warren@test (its management API has no user-limits endpoint)\n", 69},
+		// Limits, with the outputs of RabbitMQ 3.10.8's rabbitmqctl.
+		{c, ctl("set_vhost_limits", `{"max-connections":5,"max-queues":7}`), "Setting vhost limits to \"{\"max-connections\":5,\"max-queues\":7}\" for vhost \"/\" ...\n", "", 0},
+		{c, ctl("set_vhost_limits", `{"max-connections":5}`), "Setting vhost limits to \"{\"max-connections\":5}\" for vhost \"/\" ...\n", "", 0},
+		{c, ctl("list_vhost_limits"), "Listing limits for vhost \"/\" ...\n{\"max-connections\":5}\n", "", 0},
+		{c, ctl("list_vhost_limits", "--global"), "Listing limits for all vhosts ...\nvhost\tlimits\n/\t{\"max-connections\":5}\n", "", 0},
+		{c, ctl("clear_vhost_limits"), "Clearing vhost \"/\" limits ...\n", "", 0},
+		{c, ctl("list_vhost_limits"), "Listing limits for vhost \"/\" ...\n\n", "", 0},
+		{c, ctl("set_vhost_limits", "-p", "nosuch", `{"max-queues":3}`), "Setting vhost limits to \"{\"max-queues\":3}\" for vhost \"nosuch\" ...\n", "Virtual host 'nosuch' does not exist\n", 65},
+		{c, ctl("set_vhost_limits", `{"foo":3}`), "Setting vhost limits to \"{\"foo\":3}\" for vhost \"/\" ...\n",
+			"Error:\nValidation failed\n\nUnrecognised terms [{<<\"foo\">>,3}] in limits\n\n", 69},
+		{c, ctl("set_vhost_limits", `{"max-queues":"x"}`), "Setting vhost limits to \"{\"max-queues\":\"x\"}\" for vhost \"/\" ...\n",
+			"Error:\nValidation failed\n\nmax-queues should be a number, actually was <<\"x\">>\n\n", 69},
+		{c, ctl("set_vhost_limits", "notjson"), "Setting vhost limits to \"notjson\" for vhost \"/\" ...\n", "Error:\nJSON decoding error. Reason: badarg\n", 69},
+		{c, ctl("clear_vhost_limits", "-p", "nosuch"), "Clearing vhost \"nosuch\" limits ...\n", "Error:\nParameter does not exist\n", 69},
+		{c, ctl("set_user_limits", "guest", `{"max-channels":10}`), "Setting user limits to \"{\"max-channels\":10}\" for user \"guest\" ...\n", "", 0},
+		{c, ctl("set_user_limits", "guest", `{"max-connections":3}`), "Setting user limits to \"{\"max-connections\":3}\" for user \"guest\" ...\n", "", 0},
+		{c, ctl("clear_user_limits", "guest", "max-channels"), "Clearing \"max-channels\" limit for user \"guest\" ...\n", "", 0},
+		{c, ctl("clear_user_limits", "guest", "all"), "Clearing all limits for user \"guest\" ...\n", "", 0},
+		{c, ctl("set_user_limits", "nosuch", `{"max-channels":3}`), "Setting user limits to \"{\"max-channels\":3}\" for user \"nosuch\" ...\n", "Error:\n{:no_such_user, \"nosuch\"}\n", 69},
+		{c, ctl("clear_user_limits", "nosuch", "all"), "Clearing all limits for user \"nosuch\" ...\n", "Error:\n{:no_such_user, \"nosuch\"}\n", 69},
+		{c, ctl("set_user_limits", "guest", `{"max-queues":3}`), "Setting user limits to \"{\"max-queues\":3}\" for user \"guest\" ...\n",
+			"Error:\nUnrecognised terms [{<<\"max-queues\">>,3}] in user-limits\n", 69},
 
 		// Runtime parameters (shovels) and tracing.
 		{c, ctl("list_parameters"), "Listing runtime parameters for vhost \"/\" ...\n\n", "", 0},
