@@ -94,6 +94,10 @@ func (ch *channel) handleContent(f wire.Frame) error {
 // publish finishes a received message: reads the properties the broker acts
 // on, then routes it now or at commit.
 func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
+	ch.counts.received.Add(1)
+	if ch.confirm {
+		ch.counts.receivedConfirm.Add(1)
+	}
 	props := &ch.props
 	if err := props.Decode(msg.Properties); err != nil {
 		return newError(wire.FrameError, "cannot decode content header: %v", err)
@@ -180,6 +184,9 @@ func (ch *channel) confirmPublish(seq uint64, err error) {
 	// under it after closing is set, so no confirm can follow them onto a
 	// channel number the client may reuse.
 	if !c.outClosed && !ch.closing.Load() {
+		if err == nil {
+			ch.counts.confirmed.Add(1)
+		}
 		ch.settleLocked(seq)
 		switch {
 		case err != nil:
@@ -240,6 +247,14 @@ func (ch *channel) route(p *vhost.Publishing, mandatory bool, onDisk func(error)
 	}
 	if ch.c.vh.Tracing() {
 		ch.tracePublish(p, ch.scratch.Routed)
+	}
+	switch {
+	case r.Queues > 0 || r.Refused > 0:
+		ch.counts.routed.Add(1)
+	case mandatory:
+		ch.counts.unroutableReturned.Add(1)
+	default:
+		ch.counts.unroutableDropped.Add(1)
 	}
 	if r.Queues == 0 && r.Refused == 0 && mandatory {
 		m := p.Message
@@ -407,6 +422,14 @@ func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 	}
 	c.outMu.Unlock()
 	c.signal()
+	if d.Redelivered {
+		ch.counts.redelivered.Add(1)
+	}
+	if cs.noAck {
+		ch.counts.consumeAuto.Add(1)
+	} else {
+		ch.counts.consumeManual.Add(1)
+	}
 	if !cs.noAck {
 		ch.trackLocked(unacked{tag: tag, q: cs.q, d: d, consumer: cs})
 		cs.unacked++
@@ -422,8 +445,17 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	}
 	d, remaining, ok := q.Get(m.NoAck)
 	if !ok {
+		ch.counts.getEmpty.Add(1)
 		ch.c.sendRaw(&wire.BasicGetEmpty{}, ch.id)
 		return nil
+	}
+	if d.Redelivered {
+		ch.counts.redelivered.Add(1)
+	}
+	if m.NoAck {
+		ch.counts.getAuto.Add(1)
+	} else {
+		ch.counts.getManual.Add(1)
 	}
 	ch.mu.Lock()
 	ch.nextTag++

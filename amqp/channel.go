@@ -40,6 +40,9 @@ type channel struct {
 	prefetch    int    // basic.qos global=false: limit for consumers made after it
 	lastQueue   string // the "current queue" of queue.declare, for empty names
 
+	counts        channelCounts
+	countsRetired bool // guarded by the server's totals.mu: counts folded into its totals
+
 	mu        sync.Mutex // guards the fields below
 	consumers map[string]*consumer
 	unacked   []unacked // ordered by tag
@@ -338,6 +341,7 @@ func (ch *channel) release() {
 		return
 	}
 	ch.released = true
+	ch.c.srv.totals.retire(ch)
 	consumers := make([]*consumer, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {
 		consumers = append(consumers, cs)
@@ -434,6 +438,7 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind) error {
 	}
 	switch kind {
 	case settleAck:
+		ch.counts.acked.Add(uint64(len(taken)))
 		forEachQueue(taken, func(q *queue.Queue, ds []queue.Delivery) { q.Ack(ds) })
 	case settleDiscard:
 		forEachQueue(taken, func(q *queue.Queue, ds []queue.Delivery) { q.Reject(ds) })

@@ -384,6 +384,7 @@ func (c *conn) openChannel(id uint16) error {
 		return asProtoError(err)
 	}
 	ch := newChannel(c, id)
+	c.srv.totals.chansOpened.Add(1)
 	c.mu.Lock()
 	c.channels[id] = ch
 	c.mu.Unlock()
@@ -429,6 +430,9 @@ func (c *conn) cleanup() {
 	}
 	if c.counted {
 		c.srv.open.Add(-1)
+	}
+	if c.open.Load() {
+		c.srv.totals.connsClosed.Add(1)
 	}
 }
 

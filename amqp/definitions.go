@@ -127,12 +127,17 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 	if err := ch.checkAccess(broker.Configure, "queue", name); err != nil {
 		return err
 	}
+	_, existed := c.vh.Queue(name, c.id)
 	_, err := ch.applyOp(vhost.DeclareQueue{
 		Name: name, Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete,
 		Args: m.Arguments, Owner: c.id,
 	})
 	if err != nil {
 		return err
+	}
+	ch.c.srv.totals.queuesDeclared.Add(1)
+	if existed != nil {
+		ch.c.srv.totals.queuesCreated.Add(1)
 	}
 	ch.lastQueue = name
 	if !m.NoWait {
@@ -215,9 +220,13 @@ func (ch *channel) queueDelete(m *wire.QueueDelete) error {
 	if err := ch.checkAccess(broker.Configure, "queue", name); err != nil {
 		return err
 	}
+	_, missing := ch.c.vh.Queue(name, ch.c.id)
 	res, err := ch.applyOp(vhost.DeleteQueue{Name: name, IfUnused: m.IfUnused, IfEmpty: m.IfEmpty, Owner: ch.c.id})
 	if err != nil {
 		return err
+	}
+	if missing == nil {
+		ch.c.srv.totals.queuesDeleted.Add(1)
 	}
 	if !m.NoWait {
 		ch.c.sendRaw(&wire.QueueDeleteOk{MessageCount: uint32(res.Messages)}, ch.id)

@@ -135,6 +135,7 @@ func (c *conn) handshake() error {
 	c.sendRaw(&wire.ConnectionOpenOk{}, 0)
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.open.Store(true)
+	c.srv.totals.connsOpened.Add(1)
 	// Deleting a vhost or a user takes it out of the registry, then closes
 	// the open connections. One that opened meanwhile was not listed, so it
 	// looks now: one of the two sees the other (both are atomics).

@@ -26,6 +26,7 @@ type Server struct {
 	tls    *tls.Config // nil unless cfg.TLS has a certificate
 	nextID atomic.Uint64
 	open   atomic.Int64 // connections past connection.open, for MaxConnections
+	totals serverTotals
 
 	mu        sync.Mutex // guards listeners, extra, conns, shutdown
 	listeners map[net.Listener]*Listener
