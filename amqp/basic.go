@@ -187,6 +187,7 @@ func (ch *channel) confirmPublish(seq uint64, err error) {
 		if err == nil {
 			ch.counts.confirmed.Add(1)
 		}
+		ch.counts.settled.Add(1)
 		ch.settleLocked(seq)
 		switch {
 		case err != nil:

@@ -516,6 +516,7 @@ func (ch *channel) basicQos(m *wire.BasicQos) error {
 		ch.kick()
 	} else {
 		ch.prefetch = int(m.PrefetchCount)
+		ch.counts.prefetch.Store(int64(m.PrefetchCount))
 	}
 	ch.c.sendRaw(&wire.BasicQosOk{}, ch.id)
 	return nil

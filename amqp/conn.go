@@ -40,6 +40,7 @@ type conn struct {
 	nc  net.Conn
 	log *slog.Logger
 	fr  *wire.FrameReader
+	io  connCounts
 	dec wire.MethodDecoder
 
 	// Set during the handshake, read-only after.
@@ -137,7 +138,7 @@ func (c *conn) serve() {
 		}
 		return
 	}
-	c.fr = wire.NewFrameReader(c.nc, c.frameMax)
+	c.fr = wire.NewFrameReader(countingReader{c.nc, &c.io}, c.frameMax)
 	if err := c.handshake(); err != nil {
 		switch {
 		case errors.Is(err, errConnectionDone):
@@ -521,6 +522,8 @@ func (c *conn) writeLoop() {
 				c.nc.Close() // unblocks the reader
 				return
 			}
+			c.io.sendBytes.Add(uint64(len(buf)))
+			c.io.sendCount.Add(1)
 			c.outMu.Lock()
 			c.lastWrite = time.Now()
 			c.outMu.Unlock()

@@ -28,6 +28,10 @@ type ConnectionInfo struct {
 	FrameMax   uint32
 	ChannelMax uint16
 	Heartbeat  int // seconds
+	// Socket totals: bytes and reads received, bytes and writes sent, and
+	// bytes waiting to be written.
+	RecvBytes, RecvCount, SendBytes, SendCount uint64
+	PendingBytes                               int
 }
 
 // ChannelInfo is a snapshot of one open channel.
@@ -39,6 +43,12 @@ type ChannelInfo struct {
 	Consumers      int
 	Unacked        int
 	GlobalPrefetch int
+	// Prefetch is the basic.qos global=false limit for new consumers.
+	Prefetch int
+	// Unconfirmed counts publishes in confirm mode not yet acked or nacked.
+	Unconfirmed int
+	// Totals are the channel's message counts since it opened.
+	Totals MessageTotals
 }
 
 // ConsumerInfo is a snapshot of one consumer.
@@ -74,6 +84,11 @@ func (c *conn) info() ConnectionInfo {
 	ci.PeerHost, ci.PeerPort = splitAddr(c.nc.RemoteAddr())
 	ci.Host, ci.Port = splitAddr(c.nc.LocalAddr())
 	_, ci.TLS = c.nc.(*tls.Conn)
+	ci.RecvBytes, ci.RecvCount = c.io.recvBytes.Load(), c.io.recvCount.Load()
+	ci.SendBytes, ci.SendCount = c.io.sendBytes.Load(), c.io.sendCount.Load()
+	c.outMu.Lock()
+	ci.PendingBytes = len(c.out)
+	c.outMu.Unlock()
 	ci.Name = net.JoinHostPort(ci.PeerHost, strconv.Itoa(ci.PeerPort)) + " -> " + net.JoinHostPort(ci.Host, strconv.Itoa(ci.Port))
 	return ci
 }
@@ -122,6 +137,9 @@ func (ch *channel) snapshot(ci ConnectionInfo, withConsumers bool) (ChannelInfo,
 	info.Consumers = len(ch.consumers)
 	info.Unacked = len(ch.unacked)
 	info.GlobalPrefetch = ch.globalPrefetch
+	info.Prefetch = int(ch.counts.prefetch.Load())
+	info.Totals = ch.counts.load()
+	info.Unconfirmed = int(info.Totals.ReceivedConfirm - ch.counts.settled.Load())
 	if withConsumers {
 		for _, cs := range ch.consumers {
 			if cs.gone {

@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"io"
 	"sync"
 	"sync/atomic"
 )
@@ -50,6 +51,11 @@ type channelCounts struct {
 	consumeManual, consumeAuto            atomic.Uint64
 	getManual, getAuto, getEmpty          atomic.Uint64
 	redelivered, acked                    atomic.Uint64
+	// settled counts confirms sent, acks and nacks: what is left of
+	// receivedConfirm is unconfirmed.
+	settled atomic.Uint64
+	// prefetch mirrors the reader's basic.qos global=false value.
+	prefetch atomic.Int64
 }
 
 func (c *channelCounts) load() MessageTotals {
@@ -123,4 +129,27 @@ func (s *Server) Churn() ChurnTotals {
 		QueuesDeclared: t.queuesDeclared.Load(), QueuesCreated: t.queuesCreated.Load(),
 		QueuesDeleted: t.queuesDeleted.Load(),
 	}
+}
+
+// connCounts are a connection's socket totals: bytes and reads on the
+// reader goroutine, bytes and writes on the writer, one atomic add per
+// syscall rather than per frame.
+type connCounts struct {
+	recvBytes, recvCount atomic.Uint64
+	sendBytes, sendCount atomic.Uint64
+}
+
+// countingReader counts what the frame reader takes from the socket.
+type countingReader struct {
+	r io.Reader
+	c *connCounts
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.c.recvBytes.Add(uint64(n))
+		r.c.recvCount.Add(1)
+	}
+	return n, err
 }

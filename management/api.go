@@ -22,6 +22,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
@@ -53,6 +54,9 @@ type API struct {
 	shovels *shovel.Manager
 	// started is when the API was made: the node's uptime, near enough.
 	started time.Time
+	// promID makes promIDValue, the Prometheus cluster id, once.
+	promID      sync.Once
+	promIDValue string
 }
 
 // New makes the API for srv and its broker and starts its rate sampler.

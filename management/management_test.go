@@ -365,7 +365,7 @@ func TestPrometheus(t *testing.T) {
 	e := start(t)
 	deadLetterSetup(t, e, 2)
 	rec := httptest.NewRecorder()
-	e.api.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	e.api.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics/per-object", nil))
 	body := rec.Body.String()
 	seen := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {

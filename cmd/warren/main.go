@@ -125,6 +125,7 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	defer api.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", api.Metrics())
+	mux.Handle("/metrics/", api.Metrics())
 	for _, h := range []struct {
 		key, addr, started string
 		handler            http.Handler
