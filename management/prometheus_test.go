@@ -153,7 +153,8 @@ func TestPrometheusOverviewDashboard(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		after = scrapeMetrics(t, e, "/metrics")
 		if after.sum["rabbitmq_queue_messages_ready"] == 3 && after.sum["rabbitmq_queue_messages_unacked"] == 5 &&
-			after.sum["rabbitmq_connections"] == 2 && after.sum["rabbitmq_channels"] == 2 {
+			after.sum["rabbitmq_connections"] == 2 && after.sum["rabbitmq_channels"] == 2 &&
+			after.sum["rabbitmq_connections_closed_total"] > before.sum["rabbitmq_connections_closed_total"] {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), "ready %v unacked %v", after.sum["rabbitmq_queue_messages_ready"], after.sum["rabbitmq_queue_messages_unacked"])
