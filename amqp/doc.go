@@ -15,27 +15,10 @@
 //
 // # Lock order
 //
-// A lock may be taken while holding the ones above it, never below:
-//
-//	broker.Broker.opMu    users, vhosts, permissions: one op at a time (Apply);
-//	                      DeleteVhost deletes the vhost's queues under it
-//	vhost.VHost.mu        definitions; held only for lookups and for q.Stats/q.Touch
-//	queue.Queue.mu        a queue's messages and consumers; Consumer.Deliver runs under it
-//	channel.mu            a channel's consumers, unacked deliveries, prefetch counters
-//	conn.outMu            a connection's outbound buffer
-//
-// vhost's delays.mu (delayed messages) and dedup.mu (deduplication caches)
-// are taken under vhost.VHost.mu or alone, and call nothing while held;
-// delays.run (one run of the delayed-message timer at a time) is taken
-// before them and routes with none of them held.
-// conn.mu (the channel map) and vhost.VHost.replyMu are taken alone;
-// Server.mu (listeners, connections) alone or under broker.Broker.opMu, which lists
-// the connections to close when a vhost or a user is deleted. Logins and
-// permission checks take no lock: the users and vhosts are an immutable
-// snapshot behind an atomic pointer (broker/registry.go), and an account's
-// credentials and permissions are atomic pointers too. Queue
-// hooks (dead-lettering, x-expires) are called with no queue lock held, so a
-// dead letter may be pushed to any queue, including back to its source.
-// Channel code never calls into a queue while holding channel.mu: it
-// collects what to do under the lock, releases it, then calls the queue.
+// docs/locks.md lists every mutex of every package, what it guards and the
+// one order for the whole tree. Here: a connection's channel map (conn.mu)
+// is taken alone; channel.mu may be taken under a queue's lock (delivery)
+// and conn.outMu under channel.mu; channel code never calls into a queue
+// while holding channel.mu, and nobody writes to a socket while holding a
+// lock. Logins and permission checks take no lock (broker/registry.go).
 package amqp

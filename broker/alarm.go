@@ -73,8 +73,9 @@ func (b *Broker) SetDiskFreeLimit(bytes uint64) {
 	b.checkAlarms()
 }
 
-// watchAlarms checks resources until stop is closed.
-func (b *Broker) watchAlarms(stop <-chan struct{}) {
+// watchAlarms checks resources until the broker stops.
+func (b *Broker) watchAlarms() {
+	stop := b.Stopping()
 	t := time.NewTicker(alarmInterval)
 	defer t.Stop()
 	for {

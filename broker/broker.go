@@ -25,12 +25,11 @@ type Broker struct {
 	store  *storage.Store
 	budget *queue.Budget // memory for durable queues' backlogs, shared by every vhost
 	alarms alarms
-	stop   chan struct{} // closed by Close: ends background work
-	// events publishes to the event exchange (events.go); its goroutine
-	// is counted in background, which Close waits for.
-	events     *events
-	background sync.WaitGroup
-	closed     atomic.Bool
+	group  *group // every background goroutine; Close waits for them
+	// events publishes to the event exchange (events.go) from a goroutine
+	// of the group.
+	events *events
+	closed atomic.Bool
 
 	// reg is the users and virtual hosts, read lock-free (see registry);
 	// only Apply replaces it, holding opMu.
@@ -66,7 +65,7 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{cfg: cfg, log: o.Log, stop: make(chan struct{}), events: newEvents()}
+	b := &Broker{cfg: cfg, log: o.Log, group: newGroup(), events: newEvents()}
 	b.alarms.changed = make(chan struct{})
 	b.alarms.memLimit, b.alarms.diskLimit = cfg.MemoryHighWatermark, cfg.DiskFreeLimit
 	store, err := storage.Open(cfg.DataDir, storage.Options{Fault: cfg.StorageFault})
@@ -89,25 +88,20 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	}
 	b.reportUnsupportedAlarms()
 	b.checkAlarms()
-	go b.watchAlarms(b.stop)
+	b.Go(b.watchAlarms)
 	b.declareEventExchange()
-	b.background.Add(1)
-	go func() {
-		defer b.background.Done()
-		b.publishEvents(b.stop)
-	}()
+	b.Go(func() { b.publishEvents(b.Stopping()) })
 	return b, nil
 }
 
-// Close stops the broker's background work and closes its storage. The
-// protocol servers over it must have shut down first. Closing again does
-// nothing.
+// Close stops the broker's background work, waits for every background
+// goroutine (see Go) and closes its storage. The protocol servers over it
+// must have shut down first. Closing again does nothing.
 func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	close(b.stop)
-	b.background.Wait()
+	b.group.stop()
 	return b.store.Close()
 }
 
@@ -160,7 +154,7 @@ func (b *Broker) recover() error {
 		}
 	}
 	if len(orphans) > 0 {
-		go func() {
+		b.Go(func() {
 			for _, k := range orphans {
 				if err := b.store.DropEntries(k); err != nil {
 					b.log.Error("dropping the entries of a deleted queue failed", "err", err)
@@ -168,7 +162,7 @@ func (b *Broker) recover() error {
 				}
 			}
 			b.log.Info("dropped the entries of deleted queues", "queues", len(orphans))
-		}()
+		})
 	}
 	return nil
 }

@@ -37,33 +37,40 @@ type sampler struct {
 	mu      sync.Mutex // guards samples
 	samples map[qkey]*sample
 
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	done    chan struct{} // closed by stop
+	once    sync.Once
+	stopped chan struct{} // closed when the sampling goroutine has returned
 }
 
 func newSampler(b *broker.Broker, interval time.Duration, log *slog.Logger) *sampler {
-	s := &sampler{broker: b, log: log, interval: interval, samples: make(map[qkey]*sample), done: make(chan struct{})}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s := &sampler{broker: b, log: log, interval: interval, samples: make(map[qkey]*sample),
+		done: make(chan struct{}), stopped: make(chan struct{})}
+	// One of the broker's goroutines: it ends with the API (stop) or with
+	// the broker, which waits for it before closing the store.
+	started := b.Go(func() {
+		defer close(s.stopped)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-s.done:
 				return
+			case <-b.Stopping():
+				return
 			case <-t.C:
 				s.tick()
 			}
 		}
-	}()
+	})
+	if !started {
+		close(s.stopped)
+	}
 	return s
 }
 
 func (s *sampler) stop() {
 	s.once.Do(func() { close(s.done) })
-	s.wg.Wait()
+	<-s.stopped
 }
 
 // tick samples every queue. Stats takes each queue's lock briefly, with no

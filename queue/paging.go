@@ -293,9 +293,12 @@ func (q *Queue) maybeLoadLocked() {
 	if q.ready.budget.over() && !starved {
 		batch = pageMin
 	}
-	q.page.loading = true
-	q.page.loadDone = make(chan struct{})
-	go q.load(q.page.gen, horizon, horizonSub, batch, reqs)
+	gen := q.page.gen
+	if q.group.Go(func() { q.load(gen, horizon, horizonSub, batch, reqs) }) {
+		q.page.loading = true
+		q.page.loadDone = make(chan struct{})
+	}
+	// Refused: the broker is stopping, and nothing more is read.
 }
 
 type loadReq struct {

@@ -50,8 +50,23 @@ type Options struct {
 	// Budget, shared by a server's queues, bounds the memory of durable
 	// queues' backlogs; beyond it they stay on disk. nil: no paging.
 	Budget *Budget
-	Log    *slog.Logger
+	// Group runs the queue's background goroutines (loading a paged
+	// backlog, dropping a deleted queue's entries) so that the broker can
+	// wait for them before it closes the store; nil runs plain goroutines.
+	Group Group
+	Log   *slog.Logger
 }
+
+// Group runs background goroutines that the broker waits for at shutdown.
+// Go reports false, and runs nothing, once the broker is stopping.
+type Group interface {
+	Go(f func()) bool
+}
+
+// goroutines is the Group of a queue given none.
+type goroutines struct{}
+
+func (goroutines) Go(f func()) bool { go f(); return true }
 
 // Queue is one message queue. All methods are safe for concurrent use.
 type Queue struct {
@@ -69,6 +84,7 @@ type Queue struct {
 	hooks   Hooks
 	entries *entryStore // nil for queues that keep nothing in storage
 	now     func() time.Time
+	group   Group // set by New, never nil, never changes
 
 	// mu guards everything below. Methods named ...Locked expect it held;
 	// the values below it (readySet, pager) have no lock of their own.
@@ -140,7 +156,10 @@ func New(name string, o Options) *Queue {
 	}
 	q := &Queue{
 		Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete,
-		Args: o.Args, Owner: o.Owner, hooks: o.Hooks, now: time.Now,
+		Args: o.Args, Owner: o.Owner, hooks: o.Hooks, now: time.Now, group: o.Group,
+	}
+	if q.group == nil {
+		q.group = goroutines{}
 	}
 	cfg := o.Config
 	q.config.Store(&cfg)
@@ -834,11 +853,12 @@ func (q *Queue) Delete() int {
 	// again, in case their write lands after the drop.
 	q.clearLocked()
 	if q.entries != nil && q.wrote {
-		go func() {
+		// Refused only at shutdown: the next start drops them as orphans.
+		q.group.Go(func() {
 			if err := q.entries.store.DropEntries(q.entries.key); err != nil {
 				q.entries.log.Error("deleting a deleted queue's entries failed", "queue", q.Name, "err", err)
 			}
-		}()
+		})
 	}
 	if q.ttlTimer != nil {
 		q.ttlTimer.Stop()

@@ -38,7 +38,12 @@ type VHost struct {
 	// Name never changes.
 	Name string
 
-	mu        sync.RWMutex // guards exchanges, queues, policies and deleted; never held while calling into a queue
+	// mu guards exchanges, queues, policies and deleted. It is held while
+	// calling a queue's Touch, Stats, New and Recover (which take only the
+	// queue's own lock) and exchanges' Bind and Unbind, never while a queue
+	// pushes, delivers or is deleted, nor across a storage commit (see
+	// docs/locks.md).
+	mu        sync.RWMutex
 	exchanges map[string]*exchange.Exchange
 	queues    map[string]*queue.Queue
 	policies  map[string]*policy
@@ -55,6 +60,7 @@ type VHost struct {
 
 	store  *storage.Store
 	budget *queue.Budget
+	group  queue.Group
 	log    *slog.Logger
 	limits atomic.Pointer[Limits] // replaced whole by SetLimits
 	// conns counts open connections, for Limits.MaxConnections.
@@ -84,7 +90,9 @@ type Options struct {
 	// Budget bounds the memory of durable queues' backlogs, shared by every
 	// virtual host of a server; nil keeps every backlog in memory.
 	Budget *queue.Budget
-	Log    *slog.Logger
+	// Group runs the queues' background goroutines (see queue.Options).
+	Group queue.Group
+	Log   *slog.Logger
 	// Events receives the definition events (rabbitmq_event_exchange);
 	// nil emits none.
 	Events event.Emitter
@@ -103,6 +111,7 @@ func New(name string, o Options) *VHost {
 		events:    o.Events,
 		store:     o.Store,
 		budget:    o.Budget,
+		group:     o.Group,
 		log:       o.Log,
 		exchanges: make(map[string]*exchange.Exchange),
 		policies:  make(map[string]*policy),
@@ -465,7 +474,7 @@ func (v *VHost) newQueue(op DeclareQueue, owner uint64, cfg queue.Config, storeK
 	if v.store != nil {
 		// Every queue may page its backlog out; durable ones also keep
 		// their persistent messages.
-		o.Store, o.StoreKey, o.Budget = v.store, storeKey, v.budget
+		o.Store, o.StoreKey, o.Budget, o.Group = v.store, storeKey, v.budget, v.group
 	}
 	return queue.New(op.Name, o)
 }
