@@ -138,7 +138,7 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 	if all {
 		for _, u := range b.Users() {
 			d.Users = append(d.Users, defUser{Name: u.Name, PasswordHash: u.PasswordHash,
-				HashingAlgorithm: u.HashingAlgorithm, Tags: nonNil(u.Tags), Limits: exportLimits(b.Account(u.Name).Limits())})
+				HashingAlgorithm: u.HashingAlgorithm, Tags: nonNil(u.Tags), Limits: exportLimits(u.Limits)})
 			for _, vh := range slices.Sorted(maps.Keys(u.Permissions)) {
 				p := u.Permissions[vh]
 				d.Permissions = append(d.Permissions, defPermission{User: u.Name, VHost: vh,
@@ -150,10 +150,8 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 	// vhost-limits component, also in a per-vhost export.
 	for _, v := range vs {
 		if l := b.ownVhostLimits(v.Name); len(l) > 0 {
+			// The per-vhost export keeps the vhost here, as RabbitMQ's does.
 			pj := map[string]any{"vhost": v.Name, "component": vhostLimitsComponent, "name": "limits", "value": exportLimits(l)}
-			if !all {
-				delete(pj, "vhost")
-			}
 			d.Parameters = append(d.Parameters, pj)
 		}
 	}

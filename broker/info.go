@@ -19,6 +19,8 @@ type UserInfo struct {
 	HashingAlgorithm string
 	// Permissions maps a vhost name to the user's patterns there.
 	Permissions map[string]Permission
+	// Limits are the user's limits (SetUserLimit); nil when none.
+	Limits Limits
 }
 
 // VHostInfo is a virtual host's metadata.
@@ -63,7 +65,7 @@ func (a *Account) info() UserInfo {
 	cr := a.creds.Load()
 	perms := *a.perms.Load()
 	u := UserInfo{Name: a.name, Tags: slices.Clone(cr.tags), PasswordHash: cr.hash, HashingAlgorithm: cr.algorithm,
-		Permissions: make(map[string]Permission, len(perms))}
+		Permissions: make(map[string]Permission, len(perms)), Limits: a.Limits()}
 	for vh, p := range perms {
 		u.Permissions[vh] = p.Permission
 	}

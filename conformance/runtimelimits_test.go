@@ -205,3 +205,65 @@ func TestRuntimeVhostAndUserLimits(t *testing.T) {
 	l.must(http.StatusNoContent, "DELETE", ul+"/max-channels", nil)
 	require.JSONEq(t, `[]`, l.must(http.StatusOK, "GET", ul, nil))
 }
+
+// TestRuntimeLimitsSurviveRestartAndDefinitions: limits set over the API
+// are stored (enforced again after a restart), and travel in definitions as
+// RabbitMQ 3.10 writes them: a user's under its "limits", a vhost's as a
+// runtime parameter of the vhost-limits component.
+func TestRuntimeLimitsSurviveRestartAndDefinitions(t *testing.T) {
+	b := newAdminBroker(t)
+	b.addTenant("lim-v", "lim-u", "pw", ".*")
+	l := &limitsTarget{t: t, addr: b.srv.Addr, api: b.http.URL, b: b}
+	l.must(http.StatusNoContent, "PUT", "/api/vhost-limits/lim-v/max-queues", map[string]any{"value": 0})
+	l.must(http.StatusNoContent, "PUT", "/api/user-limits/lim-u/max-channels", map[string]any{"value": 2})
+	// Changing the vhost and the user keeps their limits.
+	l.must(http.StatusNoContent, "PUT", "/api/vhosts/lim-v", map[string]any{"description": "d"})
+	l.must(http.StatusNoContent, "PUT", "/api/users/lim-u", map[string]any{"password": "pw", "tags": "management"})
+
+	b.restart()
+	l.api, l.addr = b.http.URL, b.srv.Addr
+
+	conn, err := l.dial("lim-u", "lim-v")
+	require.NoError(t, err)
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare("q", false, false, false, false, nil)
+	requireAMQPError(t, err, amqp091.PreconditionFailed, "PRECONDITION_FAILED - cannot declare queue 'q': queue limit in vhost 'lim-v' (0) is reached")
+	// The channel the 406 closed no longer counts.
+	_, err = conn.Channel()
+	require.NoError(t, err)
+	_, err = conn.Channel()
+	require.NoError(t, err)
+	_, err = conn.Channel()
+	requireAMQPError(t, err, amqp091.NotAllowed, "NOT_ALLOWED - number of channels opened for user 'lim-u' has reached the maximum allowed user limit of (2)")
+	require.JSONEq(t, `[{"vhost":"lim-v","value":{"max-queues":0}}]`, l.must(http.StatusOK, "GET", "/api/vhost-limits", nil))
+
+	var defs struct {
+		Users []struct {
+			Name   string
+			Limits map[string]any
+		}
+		Parameters []map[string]any
+	}
+	require.NoError(t, json.Unmarshal([]byte(l.must(http.StatusOK, "GET", "/api/definitions", nil)), &defs))
+	limits := map[string]map[string]any{}
+	for _, u := range defs.Users {
+		limits[u.Name] = u.Limits
+	}
+	require.Equal(t, map[string]map[string]any{"guest": {}, "lim-u": {"max-channels": float64(2)}}, limits)
+	require.Contains(t, defs.Parameters, map[string]any{"vhost": "lim-v", "component": "vhost-limits", "name": "limits",
+		"value": map[string]any{"max-queues": float64(0)}})
+	var user map[string]any
+	require.NoError(t, json.Unmarshal([]byte(l.must(http.StatusOK, "GET", "/api/users/lim-u", nil)), &user))
+	require.Equal(t, map[string]any{"max-channels": float64(2)}, user["limits"])
+
+	// Imported into a fresh broker, the limits are set there.
+	exported := l.must(http.StatusOK, "GET", "/api/definitions", nil)
+	fresh := newAdminBroker(t)
+	f := &limitsTarget{t: t, addr: fresh.srv.Addr, api: fresh.http.URL, b: fresh}
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(exported), &raw))
+	f.must(http.StatusNoContent, "POST", "/api/definitions", raw)
+	require.JSONEq(t, `[{"vhost":"lim-v","value":{"max-queues":0}}]`, f.must(http.StatusOK, "GET", "/api/vhost-limits", nil))
+	require.JSONEq(t, `[{"user":"lim-u","value":{"max-channels":2}}]`, f.must(http.StatusOK, "GET", "/api/user-limits", nil))
+}

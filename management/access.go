@@ -161,7 +161,7 @@ func (a *API) putVHost(q *request, name string) {
 func userJSON(u broker.UserInfo) map[string]any {
 	return map[string]any{
 		"name": u.Name, "password_hash": u.PasswordHash, "hashing_algorithm": u.HashingAlgorithm,
-		"tags": nonNil(u.Tags), "limits": map[string]any{},
+		"tags": nonNil(u.Tags), "limits": limitsJSON(u.Limits),
 	}
 }
 

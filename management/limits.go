@@ -144,3 +144,11 @@ func erlangTerm(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// limitsJSON is a user's limits as RabbitMQ shows them: {} when none.
+func limitsJSON(l broker.Limits) broker.Limits {
+	if l == nil {
+		return broker.Limits{}
+	}
+	return l
+}
