@@ -443,12 +443,9 @@ func TestList10000Queues(t *testing.T) {
 	var qs []map[string]any
 	require.NoError(t, json.Unmarshal(body, &qs))
 	require.Len(t, qs, 10000)
+	// How long it takes is for a benchmark on a quiet machine
+	// (docs/performance.md), not an assertion that a busy CI machine fails.
 	t.Logf("listing 10000 queues took %v (%d bytes; race detector: %v)", took, len(body), raceEnabled)
-	limit := time.Second
-	if raceEnabled {
-		limit = 10 * time.Second // the race detector slows reflection-heavy encoding ~15x
-	}
-	require.Less(t, took, limit)
 }
 
 func TestRabbitmqadmin(t *testing.T) {
