@@ -119,3 +119,85 @@ func TestDedupDeclareErrors(t *testing.T) {
 	require.NoError(t, ch.ExchangeDeclare(name, "x-message-deduplication", false, true, false, false, amqp091.Table{"x-cache-size": "10", "x-cache-persistence": "disk"}))
 	require.NoError(t, ch.ExchangeDelete(name, false, false))
 }
+
+// dedupPublish publishes a message carrying x-deduplication-header value
+// and reports whether the broker confirmed it with ack.
+func dedupPublish(t *testing.T, ch *amqp091.Channel, q, value, body string, mode uint8) bool {
+	t.Helper()
+	dc, err := ch.PublishWithDeferredConfirm("", q, false, false, amqp091.Publishing{
+		Headers: amqp091.Table{"x-deduplication-header": value}, Body: []byte(body), DeliveryMode: mode,
+	})
+	require.NoError(t, err)
+	return dc.Wait()
+}
+
+// TestDedupQueueRefusesQueuedValues: a queue declared with
+// x-message-deduplication drops (and nacks, as the plugin's queue does) a
+// message whose header value a message in it carries, ready or unacked;
+// once that message is acked the value is accepted again. Purge forgets
+// the ready messages' values; messages without the header all pass.
+func TestDedupQueueRefusesQueuedValues(t *testing.T) {
+	b := startBroker(t)
+	if b.External {
+		t.Skip("RabbitMQ here has no rabbitmq_message_deduplication")
+	}
+	_, ch := b.channel(t)
+	q := declareQueue(t, b, ch, "dq", amqp091.Table{"x-message-deduplication": true})
+	require.NoError(t, ch.Confirm(false))
+
+	require.True(t, dedupPublish(t, ch, q, "a", "a1", amqp091.Transient))
+	require.False(t, dedupPublish(t, ch, q, "a", "a2", amqp091.Transient), "a duplicate of a ready message is nacked")
+	require.True(t, dedupPublish(t, ch, q, "b", "b1", amqp091.Transient))
+	require.NoError(t, ch.Publish("", q, false, false, amqp091.Publishing{Body: []byte("plain")}))
+	require.NoError(t, ch.Publish("", q, false, false, amqp091.Publishing{Body: []byte("plain")}))
+	requireQueueLen(t, ch, q, 4)
+
+	m := getOne(t, ch, q) // a1, now unacked
+	require.Equal(t, "a1", string(m.Body))
+	require.False(t, dedupPublish(t, ch, q, "a", "a3", amqp091.Transient), "a duplicate of an unacked message is nacked")
+	require.NoError(t, m.Ack(false))
+	require.True(t, dedupPublish(t, ch, q, "a", "a4", amqp091.Transient), "acked: the value is free again")
+
+	n, err := ch.QueuePurge(q, false)
+	require.NoError(t, err)
+	require.Equal(t, 4, n) // b1, two plain, a4
+	require.True(t, dedupPublish(t, ch, q, "a", "a5", amqp091.Transient))
+	require.True(t, dedupPublish(t, ch, q, "b", "b2", amqp091.Transient))
+
+	// A message consumed with no-ack leaves at once.
+	d, err := ch.Consume(q, "", true, false, false, false, nil)
+	require.NoError(t, err)
+	require.Equal(t, "a5", string(recv(t, d).Body))
+	require.Equal(t, "b2", string(recv(t, d).Body))
+	require.True(t, dedupPublish(t, ch, q, "a", "a6", amqp091.Transient))
+	require.Equal(t, "a6", string(recv(t, d).Body))
+
+	// Without the argument (or with false) nothing is deduplicated.
+	plain := declareQueue(t, b, ch, "plainq", amqp091.Table{"x-message-deduplication": false})
+	require.True(t, dedupPublish(t, ch, plain, "a", "1", amqp091.Transient))
+	require.True(t, dedupPublish(t, ch, plain, "a", "2", amqp091.Transient))
+	requireQueueLen(t, ch, plain, 2)
+}
+
+// TestDedupQueueRestart: a durable deduplicating queue rebuilds its
+// values from the messages it recovers.
+func TestDedupQueueRestart(t *testing.T) {
+	b := newRestartableBroker(t)
+	ch := b.channel()
+	_, err := ch.QueueDeclare("dq", true, false, false, false, amqp091.Table{"x-message-deduplication": true})
+	require.NoError(t, err)
+	require.NoError(t, ch.Confirm(false))
+	require.True(t, dedupPublish(t, ch, "dq", "a", "a1", amqp091.Persistent))
+	require.True(t, dedupPublish(t, ch, "dq", "b", "b1", amqp091.Persistent))
+
+	b.restart()
+	ch = b.channel()
+	require.NoError(t, ch.Confirm(false))
+	require.False(t, dedupPublish(t, ch, "dq", "a", "a2", amqp091.Persistent), "the recovered a1 still holds its value")
+	m := getOne(t, ch, "dq")
+	require.Equal(t, "a1", string(m.Body))
+	require.NoError(t, m.Ack(false))
+	require.True(t, dedupPublish(t, ch, "dq", "a", "a3", amqp091.Persistent))
+	require.False(t, dedupPublish(t, ch, "dq", "b", "b2", amqp091.Persistent))
+	require.Equal(t, []string{"b1", "a3"}, drain(t, ch, "dq"))
+}

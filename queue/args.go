@@ -27,6 +27,10 @@ const MaxPriority = 255
 type Config struct {
 	// MaxPriority > 0 makes a priority queue with levels 0..MaxPriority.
 	MaxPriority uint8
+	// Deduplicate (x-message-deduplication, rabbitmq-message-deduplication's
+	// queue argument) refuses a message whose x-deduplication-header value
+	// a message in the queue already carries.
+	Deduplicate bool
 	// MessageTTL is x-message-ttl; negative means none.
 	MessageTTL time.Duration
 	// Expires is x-expires: delete the queue after it is unused this long; 0 means never.
@@ -153,6 +157,11 @@ func ParseArgs(args map[string]any) (Config, error) {
 			if s, err = stringArg(key, v); err == nil && s != "classic" {
 				err = &ArgError{key, InvalidQueueType, v}
 			}
+		case "x-message-deduplication":
+			// The plugin deduplicates when the argument is true and ignores
+			// it otherwise.
+			b, _ := v.(bool)
+			c.Deduplicate = b
 		case "x-single-active-consumer":
 			b, ok := v.(bool)
 			if !ok {
@@ -173,7 +182,7 @@ var argOrder = []string{
 	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 	"x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
 	"x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer", "x-queue-type",
-	"x-delivery-limit", "x-consumer-timeout",
+	"x-delivery-limit", "x-consumer-timeout", "x-message-deduplication",
 }
 
 // IntArg reads an AMQP integer of any width, as RabbitMQ's integer argument

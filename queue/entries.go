@@ -78,9 +78,23 @@ func (q *Queue) recordLocked(b *storage.Batch, e *entry, level uint8) {
 
 // forget removes a stored message's entry; storage deletes the body with
 // its last entry.
-func (q *Queue) forget(fx *effects, stored bool, seq uint64) {
+func (q *Queue) forget(fx *effects, m *Message, stored bool, seq uint64) {
+	q.dropDedupLocked(m)
 	if stored {
 		fx.writes().DeleteEntry(q.entries.key, seq)
+	}
+}
+
+// dropDedupLocked forgets m's x-deduplication-header value as m leaves
+// the queue for good.
+func (q *Queue) dropDedupLocked(m *Message) {
+	if q.dedup == nil || m == nil || m.DedupKey == "" {
+		return
+	}
+	if n := q.dedup[m.DedupKey]; n > 1 {
+		q.dedup[m.DedupKey] = n - 1
+	} else {
+		delete(q.dedup, m.DedupKey)
 	}
 }
 

@@ -226,6 +226,49 @@ func (q *Queue) invariantLocked() error {
 	if n != len(q.consumers) {
 		return fmt.Errorf("consumer groups cover %d of %d consumers", n, len(q.consumers))
 	}
+	return q.dedupInvariantLocked()
+}
+
+// dedupInvariantLocked checks the header values against the messages that
+// carry one: each ready message's value is counted, and the counts exceed
+// the ready messages by at most the unacked ones (whose messages the queue
+// does not keep). A deleted queue holds none.
+func (q *Queue) dedupInvariantLocked() error {
+	if q.dedup == nil {
+		return nil
+	}
+	if q.deleted {
+		if len(q.dedup) != 0 {
+			return fmt.Errorf("deleted queue holds %d header values", len(q.dedup))
+		}
+		return nil
+	}
+	ready := make(map[string]int)
+	carrying := 0
+	for l := range q.ready.levels {
+		r := &q.ready.levels[l]
+		for i := 0; i < r.len(); i++ {
+			if e := r.at(i); !e.expired && e.msg.DedupKey != "" {
+				ready[e.msg.DedupKey]++
+				carrying++
+			}
+		}
+	}
+	total := 0
+	for k, n := range q.dedup {
+		if n <= 0 {
+			return fmt.Errorf("header value %q counted %d times", k, n)
+		}
+		total += n
+	}
+	for k, n := range ready {
+		if q.dedup[k] < n {
+			return fmt.Errorf("header value %q on %d ready messages, counted %d", k, n, q.dedup[k])
+		}
+	}
+	if total < carrying || total-carrying > q.unacked {
+		return fmt.Errorf("%d header values counted for %d ready messages carrying one and %d unacked", total, carrying, q.unacked)
+	}
 	return nil
 }
 

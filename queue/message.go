@@ -17,6 +17,9 @@ type Message struct {
 	// consumers byte for byte.
 	Properties []byte
 	Body       []byte
+	// DedupKey is the x-deduplication-header value as a map key ("" when
+	// absent), read once at publish for deduplicating queues.
+	DedupKey string
 	// Expiration is the per-message TTL in milliseconds from the expiration
 	// property, when HasExpiration.
 	Expiration int64
@@ -86,4 +89,7 @@ type Hooks struct {
 	DeadLetter func(q *Queue, dls []DeadLetter)
 	// Expired is called when x-expires says the unused queue should go.
 	Expired func(q *Queue)
+	// DedupKey reads a recovered message's x-deduplication-header from its
+	// encoded properties, for deduplicating queues ("" when absent).
+	DedupKey func(properties []byte) string
 }

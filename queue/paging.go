@@ -562,7 +562,7 @@ func (q *Queue) Recover() (int, error) {
 			return true
 		}
 		level := min(rec.level, maxPrio)
-		inMemory := q.ready.paged[level].count == 0 && !q.ready.budget.over()
+		inMemory := q.ready.paged == nil || (q.ready.paged[level].count == 0 && !q.ready.budget.over())
 		var m *Message
 		if inMemory || rec.size < 0 {
 			raw := message(rec.id)
@@ -578,6 +578,12 @@ func (q *Queue) Recover() (int, error) {
 			rec.size = int64(len(m.Body))
 		}
 		n++
+		if q.dedup != nil && q.hooks.DedupKey != nil {
+			// The header value is not in the stored record: read it again.
+			if m.DedupKey = q.hooks.DedupKey(m.Properties); m.DedupKey != "" {
+				q.dedup[m.DedupKey]++
+			}
+		}
 		if inMemory {
 			q.addLocked(level, entry{msg: m, seq: seq, deadline: rec.deadline, deliveries: rec.deliveries, redelivered: true, stored: true})
 			return true

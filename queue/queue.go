@@ -31,6 +31,9 @@ const (
 	Refused
 	// Gone: the queue was deleted.
 	Gone
+	// Duplicate: a deduplicating queue already holds a message with the
+	// same x-deduplication-header; the message is dropped (refused).
+	Duplicate
 )
 
 // Options are a queue's declare-time properties.
@@ -122,6 +125,11 @@ type Queue struct {
 	// check is what the invariants build tracks to check the counters
 	// against (invariants_on.go); empty otherwise.
 	check checkState
+	// dedup counts the messages in the queue (ready, pending or unacked)
+	// per x-deduplication-header value; nil unless Config.Deduplicate. A
+	// value enters in pushLocked and Recover and leaves in forget, Purge
+	// and Delete.
+	dedup map[string]int
 }
 
 // pendingWrite is a message in Queue.pending.
@@ -173,6 +181,13 @@ func New(name string, o Options) *Queue {
 	} else {
 		q.ready = newReadySet(int(o.Config.MaxPriority)+1, false, nil)
 	}
+	if cfg.Deduplicate {
+		q.dedup = make(map[string]int)
+		// Every message stays in memory, so that each one's header value
+		// is at hand when it leaves (a purge of a paged part does not read
+		// the messages back).
+		q.ready.paged = nil
+	}
 	q.lastUsed = q.now()
 	if q.Config().Expires > 0 {
 		q.expiryTimer = time.AfterFunc(q.Config().Expires, q.checkExpiry)
@@ -191,6 +206,7 @@ func (q *Queue) Config() *Config { return q.config.Load() }
 // keep their deadlines.
 func (q *Queue) SetConfig(c Config) {
 	c.MaxPriority = q.Config().MaxPriority
+	c.Deduplicate = q.Config().Deduplicate // declare-time only, as in the plugin
 	q.config.Store(&c)
 	var fx effects
 	q.mu.Lock()
@@ -223,6 +239,12 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, fx *effects) PushResult
 			fx.deadLetter(m, MaxLen)
 		}
 		return Refused
+	}
+	if q.dedup != nil && m.DedupKey != "" {
+		if q.dedup[m.DedupKey] > 0 {
+			return Duplicate
+		}
+		q.dedup[m.DedupKey]++
 	}
 	q.nextSeq++
 	q.published++
@@ -292,7 +314,7 @@ func (q *Queue) dropHeadLocked(fx *effects) {
 			return
 		}
 		dropped := q.takeLocked(lvl)
-		q.forget(fx, dropped.stored, dropped.seq)
+		q.forget(fx, dropped.msg, dropped.stored, dropped.seq)
 		fx.deadLetter(dropped.msg, MaxLen)
 	}
 }
@@ -314,7 +336,7 @@ func (q *Queue) expireLastLocked(level uint8, seq uint64, fx *effects) {
 		return
 	}
 	gone := q.ready.expire(level, r.len()-1)
-	q.forget(fx, gone.stored, gone.seq)
+	q.forget(fx, gone.msg, gone.stored, gone.seq)
 	fx.deadLetter(gone.msg, Expired)
 	q.refillLocked(level)
 }
@@ -407,7 +429,7 @@ func (q *Queue) headLocked(fx *effects) (*entry, uint8) {
 			// right now take the message, as RabbitMQ does.
 			if e.deadline < now {
 				expired := q.takeLocked(level)
-				q.forget(fx, expired.stored, expired.seq)
+				q.forget(fx, expired.msg, expired.stored, expired.seq)
 				fx.deadLetter(expired.msg, Expired)
 				continue
 			}
@@ -509,19 +531,19 @@ func (q *Queue) tryLocked(idx int, level uint8, d Delivery, fx *effects) bool {
 		return false
 	}
 	q.takeLocked(level)
-	q.deliveredLocked(d.seq, d.stored, ce.noAck, fx)
+	q.deliveredLocked(d.Message, d.seq, d.stored, ce.noAck, fx)
 	return true
 }
 
 // deliveredLocked counts a delivery; a no-ack one is settled as it leaves.
-func (q *Queue) deliveredLocked(seq uint64, stored, noAck bool, fx *effects) {
+func (q *Queue) deliveredLocked(m *Message, seq uint64, stored, noAck bool, fx *effects) {
 	q.delivered++
 	if !noAck {
 		q.unacked++
 		q.check.delivered(seq)
 	} else {
 		q.acked++
-		q.forget(fx, stored, seq)
+		q.forget(fx, m, stored, seq)
 	}
 }
 
@@ -558,7 +580,7 @@ func (q *Queue) Get(noAck bool) (d Delivery, remaining int, ok bool) {
 		if e, level := q.headLocked(&fx); e != nil {
 			d = Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 			q.takeLocked(level)
-			q.deliveredLocked(d.seq, d.stored, noAck, &fx)
+			q.deliveredLocked(d.Message, d.seq, d.stored, noAck, &fx)
 			ok = true
 		}
 	}
@@ -685,7 +707,7 @@ func (q *Queue) Ack(ds []Delivery) {
 		q.acked += uint64(len(ds))
 		for _, d := range ds {
 			q.check.settled(d.seq)
-			q.forget(&fx, d.stored, d.seq)
+			q.forget(&fx, d.Message, d.stored, d.seq)
 		}
 	}
 	q.unlock(&fx)
@@ -701,7 +723,7 @@ func (q *Queue) Reject(ds []Delivery) {
 		fx.deadLetters = make([]DeadLetter, 0, len(ds))
 		for _, d := range ds {
 			q.check.settled(d.seq)
-			q.forget(&fx, d.stored, d.seq)
+			q.forget(&fx, d.Message, d.stored, d.seq)
 			fx.deadLetter(d.Message, Rejected)
 		}
 	}
@@ -724,7 +746,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 		q.check.settled(d.seq)
 		e := entry{msg: d.Message, seq: d.seq, deadline: d.deadline, deliveries: d.DeliveryCount + 1, redelivered: true, stored: d.stored}
 		if limit := q.Config().DeliveryLimit; limit >= 0 && int64(e.deliveries) > limit {
-			q.forget(&fx, d.stored, d.seq)
+			q.forget(&fx, d.Message, d.stored, d.seq)
 			fx.deadLetter(d.Message, DeliveryLimit)
 			continue
 		}
@@ -763,7 +785,12 @@ func (q *Queue) Purge() int {
 	for level := range q.ready.levels {
 		r := &q.ready.levels[level]
 		for i := 0; i < r.len(); i++ {
-			if e := r.at(i); !e.expired && e.stored && !q.pendingLocked(e.seq) {
+			e := r.at(i)
+			if e.expired || q.pendingLocked(e.seq) {
+				continue
+			}
+			q.dropDedupLocked(e.msg)
+			if e.stored {
 				seqs = append(seqs, e.seq)
 			}
 		}
@@ -848,6 +875,7 @@ func (q *Queue) Delete() int {
 	}
 	q.deleted = true
 	q.page.gen++
+	clear(q.dedup)
 	n := q.ready.count
 	// Pending messages stay in q.pending: Release deletes their entries
 	// again, in case their write lands after the drop.
@@ -942,7 +970,7 @@ func (q *Queue) expireDue() {
 			continue // Release schedules its deadline again
 		}
 		gone := q.ready.expire(d.level, i)
-		q.forget(&fx, gone.stored, gone.seq)
+		q.forget(&fx, gone.msg, gone.stored, gone.seq)
 		fx.deadLetter(gone.msg, Expired)
 		q.refillLocked(d.level)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 )
@@ -110,4 +111,18 @@ func (d *dedupCaches) drop(e *exchange.Exchange) {
 	d.mu.Lock()
 	delete(d.caches, e)
 	d.mu.Unlock()
+}
+
+// storedDedupKey reads a recovered message's x-deduplication-header from
+// its encoded properties, for a deduplicating queue's restart.
+func storedDedupKey(properties []byte) string {
+	var props wire.Properties
+	if props.Decode(properties) != nil {
+		return ""
+	}
+	hv, ok := props.Headers["x-deduplication-header"]
+	if !ok {
+		return ""
+	}
+	return dedupKey(hv)
 }

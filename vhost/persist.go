@@ -166,7 +166,10 @@ func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Bat
 			if b != nil && q.Durable && !q.Exclusive {
 				refs++
 			}
-		case queue.Refused:
+		case queue.Refused, queue.Duplicate:
+			// A queue-level duplicate is refused like a full queue's
+			// publish: the plugin (0.5, on RabbitMQ 3.8-3.10) makes the
+			// queue drop it and the publisher gets basic.nack.
 			r.Refused++
 		}
 	}

@@ -469,7 +469,7 @@ func (v *VHost) newQueue(op DeclareQueue, owner uint64, cfg queue.Config, storeK
 	o := queue.Options{
 		Durable: op.Durable, Exclusive: op.Exclusive, AutoDelete: op.AutoDelete,
 		Args: op.Args, Owner: owner, Config: cfg, Log: v.log,
-		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue},
+		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue, DedupKey: storedDedupKey},
 	}
 	if v.store != nil {
 		// Every queue may page its backlog out; durable ones also keep
