@@ -165,12 +165,28 @@ func TestDedupQueueRefusesQueuedValues(t *testing.T) {
 	require.True(t, dedupPublish(t, ch, q, "b", "b2", amqp091.Transient))
 
 	// A message consumed with no-ack leaves at once.
-	d, err := ch.Consume(q, "", true, false, false, false, nil)
+	d, err := ch.Consume(q, "noack", true, false, false, false, nil)
 	require.NoError(t, err)
 	require.Equal(t, "a5", string(recv(t, d).Body))
 	require.Equal(t, "b2", string(recv(t, d).Body))
 	require.True(t, dedupPublish(t, ch, q, "a", "a6", amqp091.Transient))
 	require.Equal(t, "a6", string(recv(t, d).Body))
+
+	// A dead letter is deduplicated like a publish: a7 meets a8.
+	require.NoError(t, ch.Cancel("noack", false))
+	require.True(t, dedupPublish(t, ch, q, "a", "a8", amqp091.Transient))
+	src := declareQueue(t, b, ch, "dlsrc", amqp091.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": q})
+	require.True(t, dedupPublish(t, ch, src, "a", "a7", amqp091.Transient))
+	require.True(t, dedupPublish(t, ch, src, "c", "c1", amqp091.Transient))
+	for range 2 {
+		require.NoError(t, getOne(t, ch, src).Reject(false))
+	}
+	require.Eventually(t, func() bool {
+		info, err := ch.QueueDeclarePassive(q, false, false, false, false, nil)
+		return err == nil && info.Messages == 2
+	}, timeout, 10*time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // a7, were it let in, would be there by now
+	require.Equal(t, []string{"a8", "c1"}, drain(t, ch, q))
 
 	// Without the argument (or with false) nothing is deduplicated.
 	plain := declareQueue(t, b, ch, "plainq", amqp091.Table{"x-message-deduplication": false})

@@ -62,6 +62,7 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 			}
 			kept = append(kept, target)
 		}
+		p.readDedupKey()
 		v.enqueueBatch(kept, p.Message, b, nil, nil)
 		v.delaysSubmitted(submitted)
 	}

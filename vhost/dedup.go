@@ -126,3 +126,11 @@ func storedDedupKey(properties []byte) string {
 	}
 	return dedupKey(hv)
 }
+
+// readDedupKey sets the message's DedupKey from its x-deduplication-header,
+// once, before it is enqueued, for deduplicating queues.
+func (p *Publishing) readDedupKey() {
+	if hv, ok := p.Headers["x-deduplication-header"]; ok && p.Message.DedupKey == "" {
+		p.Message.DedupKey = dedupKey(hv)
+	}
+}

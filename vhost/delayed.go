@@ -464,6 +464,7 @@ func (v *VHost) routeDelayed(dm *delayedMsg) {
 	v.mu.RUnlock()
 	// Its x-delay is negative now, so no exchange on the way delays it
 	// again.
+	p.readDedupKey()
 	v.enqueueBatch(s.queues, p.Message, b, nil, nil)
 }
 

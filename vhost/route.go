@@ -114,10 +114,7 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 		}
 	}
 
-	if hv, ok := p.Headers["x-deduplication-header"]; ok && p.Message.DedupKey == "" {
-		// Read once here for deduplicating queues (x-message-deduplication).
-		p.Message.DedupKey = dedupKey(hv)
-	}
+	p.readDedupKey()
 	r := v.enqueueBatch(s.queues, p.Message, b, p.Owner, onDisk)
 	v.delaysSubmitted(submitted)
 	clear(s.queues)
