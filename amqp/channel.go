@@ -371,7 +371,7 @@ func (ch *channel) release() {
 		}
 	}
 	for _, q := range run {
-		q.Kick()
+		q.Handover()
 	}
 	if ch.tx != nil {
 		ch.tx = nil

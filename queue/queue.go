@@ -93,6 +93,11 @@ type Queue struct {
 	// the values below it (readySet, pager) have no lock of their own.
 	mu    sync.Mutex
 	ready readySet
+	// parked: with single active consumer, the active one was cancelled
+	// and its successor is not handed the waiting messages until a
+	// publish, requeue, new consumer or Handover, as in RabbitMQ 3.10.
+	// Kick, which only says a consumer has room again, leaves it parked.
+	parked bool
 	// pending are the stored messages pushed with the caller's batch whose
 	// write is not submitted yet, in seq order: they count as ready (in
 	// memory or paged) but are not handed out until Release, so no ack can
@@ -233,6 +238,7 @@ func (q *Queue) pushLocked(m *Message, b *storage.Batch, fx *effects) PushResult
 	if q.deleted {
 		return Gone
 	}
+	q.parked = false
 	c := q.Config()
 	if c.Overflow != DropHead && q.fullLocked() {
 		if c.Overflow == RejectPublishDLX {
@@ -471,16 +477,22 @@ func (q *Queue) dispatchLocked(fx *effects) {
 	}
 }
 
+// activeLocked is the index of a single-active-consumer queue's active
+// consumer: the one that came first. There must be at least one consumer.
+func (q *Queue) activeLocked() int {
+	active := 0
+	for i := range q.consumers {
+		if q.consumers[i].order < q.consumers[active].order {
+			active = i
+		}
+	}
+	return active
+}
+
 func (q *Queue) offerLocked(e *entry, level uint8, fx *effects) bool {
 	d := Delivery{Message: e.msg, Redelivered: e.redelivered, DeliveryCount: e.deliveries, seq: e.seq, deadline: e.deadline, level: level, stored: e.stored}
 	if q.Config().SingleActiveConsumer {
-		active := 0
-		for i := range q.consumers {
-			if q.consumers[i].order < q.consumers[active].order {
-				active = i
-			}
-		}
-		return q.tryLocked(active, level, d, fx)
+		return q.tryLocked(q.activeLocked(), level, d, fx)
 	}
 	for gi := range q.groups {
 		g := &q.groups[gi]
@@ -612,21 +624,27 @@ func (q *Queue) AddConsumer(c Consumer, exclusive, noAck bool, priority int) err
 	q.exclusive = exclusive
 	q.hadConsumer = true
 	q.lastUsed = q.now()
+	q.parked = false // a new consumer hands a parked queue over (its caller's Kick runs it)
 	return nil
 }
 
 // RemoveConsumer detaches c and lets the others take what is waiting. With
 // single active consumer the next in line becomes active but is not handed
 // the waiting messages yet, as in RabbitMQ 3.10 (basic.cancel does not run
-// the queue): they go to it at the next requeue, consumer, publish or Kick.
+// the queue): they go to it at the next requeue, consumer, publish or
+// Handover.
 // It reports whether the queue is an auto-delete queue that just lost its
 // last consumer.
 func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 	var fx effects
 	q.mu.Lock()
 	found := false
+	sac := q.Config().SingleActiveConsumer
 	for i := range q.consumers {
 		if q.consumers[i].c == c {
+			if sac && q.activeLocked() == i {
+				q.parked = true
+			}
 			// Keep the round-robin cursor on the same next consumer.
 			prio := q.consumers[i].priority
 			start := sort.Search(len(q.consumers), func(j int) bool { return q.consumers[j].priority <= prio })
@@ -642,7 +660,7 @@ func (q *Queue) RemoveConsumer(c Consumer) (autoDelete bool) {
 		q.armExpiryLocked()
 	}
 	autoDelete = found && q.AutoDelete && len(q.consumers) == 0 && !q.deleted
-	if found && !q.deleted && !q.Config().SingleActiveConsumer {
+	if found && !q.deleted && !sac {
 		q.dispatchLocked(&fx)
 	}
 	q.unlock(&fx)
@@ -686,10 +704,25 @@ func (q *Queue) releaseLocked(m *Message, fx *effects) {
 }
 
 // Kick retries dispatch, for when a consumer regained capacity (an ack, a
-// drained socket buffer, a new consumer ready).
+// drained socket buffer, a new consumer ready). It does not hand a parked
+// single-active-consumer queue to its next consumer: a late Kick from a
+// consumer's own channel must not do what RabbitMQ's basic.cancel does not.
 func (q *Queue) Kick() {
 	var fx effects
 	q.mu.Lock()
+	if !q.deleted && !q.parked {
+		q.dispatchLocked(&fx)
+	}
+	q.unlock(&fx)
+}
+
+// Handover runs the queue, parked or not: a channel that held consumers or
+// deliveries on it went away, which in RabbitMQ hands a single-active-consumer
+// queue to the next consumer.
+func (q *Queue) Handover() {
+	var fx effects
+	q.mu.Lock()
+	q.parked = false
 	if !q.deleted {
 		q.dispatchLocked(&fx)
 	}
@@ -741,6 +774,7 @@ func (q *Queue) Requeue(ds []Delivery) {
 		return
 	}
 	q.unacked -= len(ds)
+	q.parked = false
 	var counts *storage.Batch
 	for _, d := range ds {
 		q.check.settled(d.seq)
