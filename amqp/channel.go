@@ -157,12 +157,14 @@ func newChannel(c *conn, id uint16) *channel {
 func (ch *channel) handleMethod(m wire.Method) error {
 	if ch.closing.Load() {
 		// After channel.close only close-ok (or a crossing close) counts.
+		// A crossing close is answered, but the channel stays until the
+		// client's close-ok for our close, as in RabbitMQ: the client
+		// sends that close-ok too, and it must not find the channel gone.
 		switch m.(type) {
 		case *wire.ChannelCloseOk:
 			ch.c.removeChannel(ch.id)
 		case *wire.ChannelClose:
 			ch.c.sendRaw(&wire.ChannelCloseOk{}, ch.id)
-			ch.c.removeChannel(ch.id)
 		}
 		return nil
 	}
