@@ -276,13 +276,9 @@ func (op SetPermissions) applyTo(b *Broker, actor string) (vhost.Result, error) 
 }
 
 func (op SetPermissions) apply(b *Broker, actor string) error {
-	reg := b.reg.Load()
-	a := reg.accounts[op.User]
-	if a == nil {
-		return noUser(op.User)
-	}
-	if reg.vhosts[op.Vhost] == nil {
-		return noVhost(op.Vhost)
+	a, err := b.reg.Load().accountOn(op.User, op.Vhost)
+	if err != nil {
+		return err
 	}
 	p := Permission{Configure: op.Configure, Write: op.Write, Read: op.Read}
 	ps, err := compilePermissions(p)
@@ -308,13 +304,9 @@ func (op ClearPermissions) applyTo(b *Broker, actor string) (vhost.Result, error
 }
 
 func (op ClearPermissions) apply(b *Broker, actor string) error {
-	reg := b.reg.Load()
-	a := reg.accounts[op.User]
-	if a == nil {
-		return noUser(op.User)
-	}
-	if reg.vhosts[op.Vhost] == nil {
-		return noVhost(op.Vhost)
+	a, err := b.reg.Load().accountOn(op.User, op.Vhost)
+	if err != nil {
+		return err
 	}
 	if _, ok := (*a.perms.Load())[op.Vhost]; !ok {
 		return nil
@@ -378,4 +370,17 @@ func noUser(name string) error {
 
 func noVhost(name string) error {
 	return &vhost.Error{Kind: vhost.NotFound, Text: "no vhost '" + name + "'"}
+}
+
+// accountOn finds the user a permission op names, and checks the vhost it
+// names exists: the not-found errors both permission ops answer with.
+func (r *registry) accountOn(user, vhostName string) (*Account, error) {
+	a := r.accounts[user]
+	if a == nil {
+		return nil, noUser(user)
+	}
+	if r.vhosts[vhostName] == nil {
+		return nil, noVhost(vhostName)
+	}
+	return a, nil
 }
