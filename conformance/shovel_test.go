@@ -354,7 +354,7 @@ func TestShovelDestinationRestart(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	dest.stop()
-	src.waitShovelState("/", "out", "terminated")
+	src.waitShovelState("/", "out", "starting")
 	time.Sleep(200 * time.Millisecond)
 	dest.start()
 	<-published

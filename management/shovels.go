@@ -183,10 +183,7 @@ func (a *API) shovelsJSON(q *request, vh string) []map[string]any {
 			"node": a.node, "timestamp": st.Since.Format("2006-01-02 15:04:05"),
 			"name": st.Name, "vhost": st.Vhost, "type": "dynamic", "state": st.State,
 		}
-		switch st.State {
-		case shovel.Terminated:
-			j["reason"] = st.Reason
-		case shovel.Running:
+		if st.State == shovel.Running {
 			sp := st.Spec
 			j["src_uri"], j["dest_uri"] = st.SrcURI, st.DestURI
 			j["src_protocol"], j["dest_protocol"] = "amqp091", "amqp091"

@@ -12,18 +12,18 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
-// States a shovel reports, as rabbitmq_shovel names them.
+// States a shovel reports, as rabbitmq_shovel names them. A shovel that
+// cannot connect, or lost a connection and waits to retry, is "starting" as
+// in RabbitMQ 3.10, which shows no reason: the reason is in the log.
 const (
-	Starting   = "starting"
-	Running    = "running"
-	Terminated = "terminated"
+	Starting = "starting"
+	Running  = "running"
 )
 
 // Status is what GET /api/shovels shows of one shovel.
 type Status struct {
 	Name, Vhost string
 	State       string
-	Reason      string    // why a terminated shovel stopped
 	Since       time.Time // when State last changed
 	Spec        *Spec
 	SrcURI      string // the URIs in use while running, without passwords
@@ -51,9 +51,9 @@ type shovel struct {
 	stopped bool
 }
 
-func (s *shovel) set(state, reason, src, dest string) {
+func (s *shovel) set(state, src, dest string) {
 	s.mu.Lock()
-	s.st.State, s.st.Reason, s.st.Since = state, reason, time.Now()
+	s.st.State, s.st.Since = state, time.Now()
 	s.st.SrcURI, s.st.DestURI = src, dest
 	s.mu.Unlock()
 }
@@ -112,7 +112,7 @@ func (s *shovel) track(c net.Conn) bool {
 func (s *shovel) run() {
 	defer close(s.done)
 	for {
-		s.set(Starting, "", "", "")
+		s.set(Starting, "", "")
 		completed, err := s.session()
 		s.mu.Lock()
 		for _, c := range s.conns {
@@ -135,8 +135,8 @@ func (s *shovel) run() {
 			return
 		default:
 		}
-		s.m.log.Warn("shovel terminated", "vhost", s.vhost, "shovel", s.name, "err", err)
-		s.set(Terminated, err.Error(), "", "")
+		s.m.log.Warn("shovel failed, will retry", "vhost", s.vhost, "shovel", s.name, "err", err)
+		s.set(Starting, "", "")
 		if s.spec.ReconnectDelay <= 0 {
 			// RabbitMQ does not restart a dynamic shovel without a delay.
 			<-s.stop
@@ -287,7 +287,7 @@ func (s *shovel) session() (completed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("source: %w", err)
 	}
-	s.set(Running, "", redact(srcURI), redact(destURI))
+	s.set(Running, redact(srcURI), redact(destURI))
 
 	var unconfirmed []uint64 // source tags of publishes awaiting confirms, in publish order
 	taken, settled := 0, 0
