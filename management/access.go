@@ -20,7 +20,7 @@ const fullAccess = ".*"
 
 // ---- virtual hosts ----
 
-// routeVHosts serves /api/vhosts[/{name}[/permissions|/topic-permissions|/connections]].
+// routeVHosts serves /api/vhosts[/{name}[/permissions|/topic-permissions|/connections|/channels]].
 func (a *API) routeVHosts(q *request) {
 	s := q.segs
 	switch {
@@ -57,13 +57,26 @@ func (a *API) routeVHosts(q *request) {
 					out = append(out, permissionJSON(u.Name, s[1], p))
 				}
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, false)
 		})
 	case len(s) == 3 && s[2] == "topic-permissions":
 		get(q, func(q *request) {
 			if requireAdmin(q) && a.vhost(q, s[1]) != nil {
 				writeJSON(q.w, http.StatusOK, []any{}) // Warren has no topic permissions
 			}
+		})
+	case len(s) == 3 && s[2] == "channels":
+		get(q, func(q *request) {
+			if a.vhost(q, s[1]) == nil {
+				return
+			}
+			out := []map[string]any{}
+			for _, ch := range a.srv.Channels() {
+				if ch.Connection.VHost == s[1] && q.sees(ch.Connection.User, s[1]) {
+					out = append(out, a.channelJSON(ch))
+				}
+			}
+			replyList(q, out, true)
 		})
 	case len(s) == 3 && s[2] == "connections":
 		get(q, func(q *request) {
@@ -76,7 +89,7 @@ func (a *API) routeVHosts(q *request) {
 					out = append(out, a.connectionJSON(c))
 				}
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, true)
 		})
 	default:
 		notFound(q.w)
@@ -116,10 +129,10 @@ func (a *API) listVHosts(q *request) {
 			notFound(q.w)
 			return
 		}
-		writeJSON(q.w, http.StatusOK, out[0])
+		q.reply(out[0])
 		return
 	}
-	writeJSON(q.w, http.StatusOK, out)
+	replyList(q, out, true)
 }
 
 // putVHost creates a vhost (201) and, as RabbitMQ does, gives the user who
@@ -189,7 +202,7 @@ func (a *API) routeUsers(q *request) {
 			for _, u := range a.broker.Users() {
 				out = append(out, userJSON(u))
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, false)
 		})
 	case len(s) == 2 && s[1] == "without-permissions":
 		get(q, func(q *request) {
@@ -199,7 +212,7 @@ func (a *API) routeUsers(q *request) {
 					out = append(out, userJSON(u))
 				}
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, false)
 		})
 	case len(s) == 2 && s[1] == "bulk-delete":
 		if q.r.Method != http.MethodPost {
@@ -215,7 +228,7 @@ func (a *API) routeUsers(q *request) {
 				notFound(q.w)
 				return
 			}
-			writeJSON(q.w, http.StatusOK, userJSON(u))
+			q.reply(userJSON(u))
 		case http.MethodPut:
 			a.putUser(q, s[1])
 		case http.MethodDelete:
@@ -238,7 +251,7 @@ func (a *API) routeUsers(q *request) {
 				writeJSON(q.w, http.StatusOK, []any{})
 				return
 			}
-			writeJSON(q.w, http.StatusOK, permissionsOf(u))
+			replyList(q, permissionsOf(u), false)
 		})
 	default:
 		notFound(q.w)
@@ -390,7 +403,7 @@ func (a *API) routePermissions(q *request) {
 			for _, u := range a.broker.Users() {
 				out = append(out, permissionsOf(u)...)
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, false)
 		})
 	case 3:
 		a.permission(q, s[1], s[2])
@@ -409,7 +422,7 @@ func (a *API) permission(q *request, vh, user string) {
 			notFound(q.w)
 			return
 		}
-		writeJSON(q.w, http.StatusOK, permissionJSON(user, vh, p))
+		q.reply(permissionJSON(user, vh, p))
 	case http.MethodPut:
 		if !userOK || !vhostOK {
 			badRequest(q.w, "vhost_or_user_not_found")

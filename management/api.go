@@ -172,7 +172,7 @@ func (a *API) route(q *request) {
 	case "overview":
 		get(q, a.overview)
 	case "whoami":
-		get(q, func(q *request) { writeJSON(q.w, 200, map[string]any{"name": q.u.name, "tags": nonNil(q.u.tags)}) })
+		get(q, func(q *request) { q.reply(map[string]any{"name": q.u.name, "tags": nonNil(q.u.tags)}) })
 	case "nodes":
 		get(q, a.nodes)
 	case "vhosts":

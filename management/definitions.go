@@ -22,7 +22,7 @@ func (a *API) exportDefinitions(q *request) {
 	if q.r.URL.Query().Get("download") != "" {
 		q.w.Header().Set("Content-Disposition", `attachment; filename="`+q.r.URL.Query().Get("download")+`"`)
 	}
-	writeJSON(q.w, 200, d)
+	q.reply(d)
 }
 
 func (a *API) importDefinitions(q *request) {

@@ -28,7 +28,7 @@ func (a *API) routeVhostLimits(q *request) {
 				}
 				out = append(out, map[string]any{"vhost": name, "value": all[name]})
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, false)
 		})
 	case len(s) == 3:
 		switch q.r.Method {
@@ -80,7 +80,7 @@ func (a *API) routeUserLimits(q *request) {
 				}
 				out = append(out, map[string]any{"user": name, "value": all[name]})
 			}
-			writeJSON(q.w, http.StatusOK, out)
+			replyList(q, out, false)
 		})
 	case len(s) == 3:
 		switch q.r.Method {

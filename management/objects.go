@@ -122,7 +122,7 @@ func (a *API) overview(q *request) {
 		}
 	}
 	id := a.srv.Identity()
-	writeJSON(q.w, 200, map[string]any{
+	q.reply(map[string]any{
 		// The configured identity, RabbitMQ 3.10.8 by default (see
 		// amqp.DefaultIdentity); warren_version says what really runs.
 		"management_version": id.Version,
@@ -156,10 +156,10 @@ func (a *API) nodes(q *request) {
 			notFound(q.w)
 			return
 		}
-		writeJSON(q.w, 200, node)
+		q.reply(node)
 		return
 	}
-	writeJSON(q.w, 200, []any{node})
+	replyList(q, []any{node}, false)
 }
 
 func (a *API) connectionJSON(c amqp.ConnectionInfo) map[string]any {
@@ -184,13 +184,13 @@ func (a *API) connections(q *request) {
 			out = append(out, a.connectionJSON(c))
 		}
 	}
-	writeJSON(q.w, 200, out)
+	replyList(q, out, true)
 }
 
 func (a *API) connection(q *request, name string) {
 	for _, c := range a.srv.Connections() {
 		if c.Name == name && q.sees(c.User, c.VHost) {
-			writeJSON(q.w, 200, a.connectionJSON(c))
+			q.reply(a.connectionJSON(c))
 			return
 		}
 	}
@@ -225,7 +225,7 @@ func (a *API) channels(q *request) {
 			out = append(out, a.channelJSON(ch))
 		}
 	}
-	writeJSON(q.w, 200, out)
+	replyList(q, out, true)
 }
 
 func (a *API) consumers(q *request) {
@@ -254,7 +254,7 @@ func (a *API) consumers(q *request) {
 			"active": true, "activity_status": "up", "arguments": map[string]any{},
 		})
 	}
-	writeJSON(q.w, 200, out)
+	replyList(q, out, false)
 }
 
 // ---- queues ----
@@ -277,7 +277,7 @@ func (a *API) routeQueues(q *request) {
 				notFound(q.w)
 				return
 			}
-			writeJSON(q.w, 200, a.queueJSON(v, qu, deadLetterQueues(v)[qu.Name]))
+			q.reply(a.queueJSON(v, qu, deadLetterQueues(v)[qu.Name]))
 		case http.MethodPut:
 			a.declareQueue(q, v, s[2])
 		case http.MethodDelete:
@@ -303,7 +303,7 @@ func (a *API) routeQueues(q *request) {
 	case len(s) == 4 && s[3] == "get" && m == http.MethodPost:
 		a.getMessages(q, v, qu)
 	case len(s) == 4 && s[3] == "bindings":
-		get(q, func(q *request) { writeJSON(q.w, 200, queueBindings(v, qu.Name)) })
+		get(q, func(q *request) { replyList(q, queueBindings(v, qu.Name), false) })
 	case len(s) == 4 && s[3] == "dead-letters":
 		get(q, func(q *request) { a.inspectDeadLetters(q, v, qu) })
 	case len(s) == 5 && s[3] == "dead-letters" && s[4] == "replay" && m == http.MethodPost:
@@ -348,23 +348,7 @@ func (a *API) listQueues(q *request) {
 			out = append(out, a.queueJSON(v, qu, dlqs[qu.Name]))
 		}
 	}
-	writeJSON(q.w, 200, filterName(q, nonNil(out), func(x queueJSON) string { return x.Name }))
-}
-
-// filterName applies RabbitMQ's ?name= filter (a substring, or a regex
-// with use_regex=true, which is treated as a substring here).
-func filterName[T any](q *request, xs []T, name func(T) string) []T {
-	f := q.r.URL.Query().Get("name")
-	if f == "" {
-		return xs
-	}
-	out := xs[:0]
-	for _, x := range xs {
-		if strings.Contains(name(x), f) {
-			out = append(out, x)
-		}
-	}
-	return out
+	replyList(q, out, true)
 }
 
 // declareBody is the body of PUT /api/queues and /api/exchanges.
@@ -480,7 +464,7 @@ func (a *API) routeExchanges(q *request) {
 					out = append(out, exchangeOf(v, e))
 				}
 			}
-			writeJSON(q.w, 200, filterName(q, nonNil(out), func(x exchangeJSON) string { return x.Name }))
+			replyList(q, out, true)
 		})
 		return
 	}
@@ -497,7 +481,7 @@ func (a *API) routeExchanges(q *request) {
 				notFound(q.w)
 				return
 			}
-			writeJSON(q.w, 200, exchangeOf(v, e))
+			q.reply(exchangeOf(v, e))
 		case http.MethodPut:
 			a.declareExchange(q, v, name)
 		case http.MethodDelete:
@@ -531,7 +515,7 @@ func (a *API) routeExchanges(q *request) {
 			} else {
 				out = append(out, bindingsOf(v, e)...)
 			}
-			writeJSON(q.w, 200, out)
+			replyList(q, out, false)
 		})
 	case len(s) == 5 && s[3] == "bindings" && s[4] == "destination":
 		get(q, func(q *request) {
@@ -541,7 +525,7 @@ func (a *API) routeExchanges(q *request) {
 					out = append(out, b)
 				}
 			}
-			writeJSON(q.w, 200, out)
+			replyList(q, out, false)
 		})
 	default:
 		notFound(q.w)
@@ -660,7 +644,7 @@ func (a *API) routeBindings(q *request) {
 			for _, v := range vs {
 				out = append(out, allBindings(v, true)...)
 			}
-			writeJSON(q.w, 200, out)
+			replyList(q, out, false)
 		})
 		return
 	}
@@ -702,7 +686,7 @@ func (a *API) routeBindings(q *request) {
 				notFound(q.w)
 				return
 			}
-			writeJSON(q.w, 200, nonNil(matching()))
+			replyList(q, nonNil(matching()), false)
 		case http.MethodPost:
 			var body struct {
 				RoutingKey string         `json:"routing_key"`
@@ -726,7 +710,7 @@ func (a *API) routeBindings(q *request) {
 		}
 		switch m {
 		case http.MethodGet:
-			writeJSON(q.w, 200, b)
+			q.reply(b)
 		case http.MethodDelete:
 			a.applyIn(q, v, vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
 				Args: b.args, Owner: ownerOf(v, dest, toEx)}, http.StatusNoContent)

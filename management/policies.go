@@ -42,7 +42,7 @@ func (a *API) routePolicies(q *request) {
 				out = append(out, policyOut(v.Name, p))
 			}
 		}
-		writeJSON(q.w, http.StatusOK, out)
+		replyList(q, out, false)
 	case len(s) == 3:
 		v := a.vhost(q, s[1])
 		if v == nil {
@@ -52,7 +52,7 @@ func (a *API) routePolicies(q *request) {
 		case http.MethodGet:
 			for _, p := range v.Policies() {
 				if p.Name == s[2] {
-					writeJSON(q.w, http.StatusOK, policyOut(v.Name, p))
+					q.reply(policyOut(v.Name, p))
 					return
 				}
 			}

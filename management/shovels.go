@@ -27,11 +27,11 @@ func (a *API) routeParameters(q *request) {
 	}
 	switch len(s) {
 	case 1, 2:
-		get(q, func(q *request) { writeJSON(q.w, 200, a.parametersJSON(q, "")) })
+		get(q, func(q *request) { replyList(q, a.parametersJSON(q, ""), false) })
 	case 3:
 		get(q, func(q *request) {
 			if a.vhost(q, s[2]) != nil {
-				writeJSON(q.w, 200, a.parametersJSON(q, s[2]))
+				replyList(q, a.parametersJSON(q, s[2]), false)
 			}
 		})
 	case 4:
@@ -71,7 +71,7 @@ func (a *API) parameter(q *request, vh, name string) {
 		}
 		for _, p := range a.shovels.Parameters(vh) {
 			if p.Name == name {
-				writeJSON(q.w, 200, parameterJSON(p))
+				q.reply(parameterJSON(p))
 				return
 			}
 		}
@@ -145,11 +145,11 @@ func (a *API) routeShovels(q *request) {
 	s := q.segs
 	switch {
 	case len(s) == 1:
-		get(q, func(q *request) { writeJSON(q.w, 200, a.shovelsJSON(q, "")) })
+		get(q, func(q *request) { replyList(q, a.shovelsJSON(q, ""), false) })
 	case len(s) == 2:
 		get(q, func(q *request) {
 			if a.vhost(q, s[1]) != nil {
-				writeJSON(q.w, 200, a.shovelsJSON(q, s[1]))
+				replyList(q, a.shovelsJSON(q, s[1]), false)
 			}
 		})
 	case len(s) == 5 && s[1] == "vhost" && s[4] == "restart":
