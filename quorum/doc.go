@@ -25,10 +25,13 @@
 // One goroutine per node: it proposes each group's batched commands as one
 // entry, takes every group's Ready, saves them all through the one WAL
 // (storage/raftlog) and waits for its single fdatasync, then applies the
-// committed entries and advances. Ticks run on the same goroutine. On one
-// node each group has one member, created from a snapshot at index 1 that
-// names it; the same code carries more members once messages travel
-// between nodes (the clustering issue).
+// committed entries and advances. Ticks run on the same goroutine. A group
+// is created from a snapshot at index 1 that names its members: on one node
+// the node alone (Create), which elects itself at once. With several
+// (CreateMembers, on every member alike) raft's messages leave through
+// NodeOptions.Transport once durable and arrive through Node.Step; the
+// election timeout picks the leader and followers forward proposals to it.
+// Without a Transport nothing of this runs.
 //
 // Lock order: Node.mu only; callbacks and effects run on the node goroutine
 // without it, and the WAL's callbacks take no node lock.

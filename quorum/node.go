@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/warrenmq/warren/storage/raftlog"
@@ -37,6 +39,34 @@ type NodeOptions struct {
 	// node's goroutine, after the commands producing them are committed; it
 	// must not block, and the slice and bodies are only valid during the call.
 	Effects func(group uint64, effs []Effect)
+
+	// ID is this node's raft member id in every group; 0 means 1 (one node).
+	ID uint64
+	// Transport carries raft messages to the other members of groups with
+	// several; nil on a single node, where no group has another member.
+	Transport Transport
+	// LocalPid says whether a consumer's pid belongs to this node: after a
+	// restart only those consumers' messages are returned (the others are
+	// consumers on live nodes). nil: every pid is local (one node).
+	LocalPid func(pid uint64) bool
+
+	// manual: no node goroutine; the simulation test ticks and cycles the
+	// node itself, so that a seed decides every step.
+	manual bool
+	// seqBase, if not 0, starts the proposal sequence instead of the clock,
+	// for the simulation's reproducibility.
+	seqBase uint64
+}
+
+// Transport sends raft messages to other nodes. Send runs on the node
+// goroutine after everything the messages acknowledge is durable; it must
+// not block (a slow or unreachable peer loses messages, which raft
+// retransmits), and it may keep msgs: the node does not reuse them. The
+// receiving node hands each message to Node.Step; a transport that cannot
+// deliver a message reports it with Node.ReportUnreachable, and the outcome
+// of a snapshot message (pb.MsgSnap) with Node.ReportSnapshot.
+type Transport interface {
+	Send(group uint64, msgs []pb.Message)
 }
 
 // Node is this process's member of every quorum group: one goroutine
@@ -47,9 +77,10 @@ type Node struct {
 	opts NodeOptions
 	wal  *wal.Log
 
-	mu       sync.Mutex // guards groups, proposed, closed, and every Group's inbox
+	mu       sync.Mutex // guards groups, proposed, steps, closed, and every Group's inbox
 	groups   map[uint64]*Group
 	proposed []*Group // groups with an inbox to propose
+	steps    []step   // messages from other members, and transport reports
 	closed   bool
 
 	kick chan struct{} // wakes the node goroutine; capacity 1
@@ -63,6 +94,13 @@ type Node struct {
 	active     []*Group
 	deferred   []batch // proposals waiting for their group to know a leader
 	recovering bool    // replaying at OpenNode: effects were acted on before the restart
+}
+
+// step is a raft message for one of the node's groups: from another
+// member, or a transport's report (pb.MsgUnreachable, pb.MsgSnapStatus).
+type step struct {
+	group uint64
+	m     pb.Message
 }
 
 // batch is a group's proposals taken from its inbox.
@@ -81,6 +119,9 @@ type Group struct {
 	store *raftlog.Group
 	sm    *State
 	cs    pb.ConfState
+	// lead is the member this one knows as leader (raft.None: none), set
+	// by the node goroutine from each Ready, read by anyone.
+	lead atomic.Uint64
 
 	// Guarded by node.mu: commands waiting to be proposed, and their
 	// callbacks in the same order.
@@ -95,6 +136,10 @@ type Group struct {
 
 // ID is the group's id (its WAL stream).
 func (g *Group) ID() uint64 { return g.id }
+
+// Leader is the member id of the group's leader as this member knows it,
+// or 0 while there is none (an election, or cut off from a majority).
+func (g *Group) Leader() uint64 { return g.lead.Load() }
 
 func (n *Node) raftConfig(s raft.Storage, applied uint64) *raft.Config {
 	return &raft.Config{
@@ -115,9 +160,15 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{id: 1, opts: opts, wal: w, groups: make(map[uint64]*Group),
+	n := &Node{id: opts.ID, opts: opts, wal: w, groups: make(map[uint64]*Group),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), batchSeq: uint64(time.Now().UnixNano()),
 		maxEntry: maxEntry}
+	if n.id == 0 {
+		n.id = 1
+	}
+	if opts.seqBase != 0 {
+		n.batchSeq = opts.seqBase
+	}
 	if opts.SegmentSize > 0 && opts.SegmentSize/4 < maxEntry {
 		n.maxEntry = int(opts.SegmentSize / 4)
 	}
@@ -159,7 +210,9 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 	}
 	for _, g := range n.groups {
 		for _, pid := range g.sm.Pids() {
-			g.enqueueLocked(&Command{Type: CmdDown, Pid: pid}, nil)
+			if opts.LocalPid == nil || opts.LocalPid(pid) {
+				g.enqueueLocked(&Command{Type: CmdDown, Pid: pid}, nil)
+			}
 		}
 		if g.inboxN > 0 {
 			n.proposed = append(n.proposed, g)
@@ -169,8 +222,10 @@ func OpenNode(opts NodeOptions) (*Node, error) {
 		w.Close()
 		return nil, err
 	}
-	n.wg.Add(1)
-	go n.run()
+	if !opts.manual {
+		n.wg.Add(1)
+		go n.run()
+	}
 	return n, nil
 }
 
@@ -192,6 +247,16 @@ func (n *Node) startGroup(id uint64, store *raftlog.Group, sm *State, applied ui
 
 // Create makes a new group with this node as its only member, durably.
 func (n *Node) Create(id uint64, cfg Config) (*Group, error) {
+	return n.CreateMembers(id, cfg, []uint64{n.id})
+}
+
+// CreateMembers makes a new group whose voters are members (this node's ID
+// among them), durably. Every member creates the group the same way, with
+// the same cfg; with several members the election timeout picks a leader.
+func (n *Node) CreateMembers(id uint64, cfg Config, members []uint64) (*Group, error) {
+	if !slices.Contains(members, n.id) {
+		return nil, fmt.Errorf("quorum: group %d: members %v do not include this node (%d)", id, members, n.id)
+	}
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -206,7 +271,7 @@ func (n *Node) Create(id uint64, cfg Config) (*Group, error) {
 	// and its empty state, as raft recommends over Bootstrap.
 	store := raftlog.New(n.wal, id)
 	sm := New(cfg)
-	cs := pb.ConfState{Voters: []uint64{n.id}}
+	cs := pb.ConfState{Voters: slices.Clone(members)}
 	snap := pb.Snapshot{Data: sm.Snapshot(), Metadata: pb.SnapshotMetadata{Index: 1, Term: 1, ConfState: cs}}
 	errc := make(chan error, 1)
 	if _, err := store.Save(pb.HardState{Term: 1, Commit: 1}, nil, snap, true, func(err error) { errc <- err }); err != nil {
@@ -246,6 +311,39 @@ func (n *Node) Groups() []uint64 {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// Step hands the node a raft message from another member of group. It
+// returns ErrNoGroup when the group is not (or not yet) on this node: raft
+// sends again.
+func (n *Node) Step(group uint64, m pb.Message) error {
+	return n.addStep(group, m)
+}
+
+// ReportUnreachable tells group's raft that a message to member could not
+// be sent, so that its leader probes before sending more.
+func (n *Node) ReportUnreachable(group, member uint64) {
+	_ = n.addStep(group, pb.Message{Type: pb.MsgUnreachable, From: member})
+}
+
+// ReportSnapshot tells group's raft whether the snapshot sent to member
+// arrived; until then the leader sends that member nothing else.
+func (n *Node) ReportSnapshot(group, member uint64, ok bool) {
+	_ = n.addStep(group, pb.Message{Type: pb.MsgSnapStatus, From: member, Reject: !ok})
+}
+
+func (n *Node) addStep(group uint64, m pb.Message) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrNodeClosed
+	}
+	if n.groups[group] == nil {
+		return ErrNoGroup
+	}
+	n.steps = append(n.steps, step{group: group, m: m})
+	n.wakeLocked()
+	return nil
 }
 
 // WALStats returns the node's WAL counters.
@@ -337,12 +435,7 @@ func (n *Node) run() {
 			return
 		case <-n.kick:
 		case <-t.C:
-			n.mu.Lock()
-			for _, g := range n.groups {
-				g.rn.Tick()
-				n.active = append(n.active, g)
-			}
-			n.mu.Unlock()
+			n.tick()
 		}
 		if err := n.cycle(); err != nil {
 			// The WAL failed: nothing can be made durable any more. Its
@@ -350,6 +443,16 @@ func (n *Node) run() {
 			n.failAll(err)
 		}
 	}
+}
+
+// tick advances every group's raft clock by one tick.
+func (n *Node) tick() {
+	n.mu.Lock()
+	for _, g := range n.groups {
+		g.rn.Tick()
+		n.active = append(n.active, g)
+	}
+	n.mu.Unlock()
 }
 
 func (n *Node) failAll(err error) {
@@ -380,6 +483,28 @@ func (n *Node) cycle() error {
 	n.proposed = nil
 	batches := n.deferred
 	n.deferred = nil
+	steps := n.steps
+	n.steps = nil
+	for _, s := range steps {
+		g := n.groups[s.group]
+		if g == nil {
+			continue // dropped since
+		}
+		switch s.m.Type {
+		case pb.MsgUnreachable:
+			g.rn.ReportUnreachable(s.m.From)
+		case pb.MsgSnapStatus:
+			status := raft.SnapshotFinish
+			if s.m.Reject {
+				status = raft.SnapshotFailure
+			}
+			g.rn.ReportSnapshot(s.m.From, status)
+		default:
+			// A message raft refuses (a stale or foreign one) changes nothing.
+			_ = g.rn.Step(s.m)
+		}
+		n.active = append(n.active, g)
+	}
 	for _, g := range proposed {
 		if g.inboxN > 0 {
 			batches = append(batches, batch{g: g, data: g.inbox, n: g.inboxN, done: g.inboxDone})
@@ -459,8 +584,11 @@ func (n *Node) readyRounds() error {
 		}
 		for i, g := range ready {
 			rd := rds[i]
-			// Messages to other members go out here once there are any
-			// (the clustering issue adds the transport).
+			// Messages to other members leave once what they acknowledge
+			// is durable.
+			if len(rd.Messages) > 0 && n.opts.Transport != nil {
+				n.opts.Transport.Send(g.id, rd.Messages)
+			}
 			if !raft.IsEmptySnap(rd.Snapshot) {
 				sm, err := Restore(rd.Snapshot.Data)
 				if err != nil {
@@ -471,6 +599,9 @@ func (n *Node) readyRounds() error {
 			}
 			if err := n.apply(g, rd.CommittedEntries); err != nil {
 				return err
+			}
+			if rd.SoftState != nil {
+				g.lead.Store(rd.SoftState.Lead)
 			}
 			g.rn.Advance(rd)
 			n.active = append(n.active, g)

@@ -175,6 +175,30 @@ func (l *Log) Close() error {
 	}
 	l.closing = true
 	l.mu.Unlock()
+	return l.shut()
+}
+
+// Abandon closes the log as a crash would, for crash tests: what was
+// appended but not yet taken by the writer (lazy records, and appends since
+// its last batch) is discarded rather than written, and their callbacks get
+// ErrClosed; a batch already being written completes. Open then recovers
+// exactly what was made durable.
+func (l *Log) Abandon() error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closing = true
+	pending := l.dones
+	l.buf, l.dones, l.urgent = l.buf[:0], nil, false
+	l.mu.Unlock()
+	failDones(pending, ErrClosed)
+	return l.shut()
+}
+
+// shut stops the goroutines once closing is set and closes the files.
+func (l *Log) shut() error {
 	l.wake.Broadcast()
 	l.room.Broadcast()
 	l.wg.Wait()

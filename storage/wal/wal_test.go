@@ -268,3 +268,27 @@ func TestTableCrowdsOutRecord(t *testing.T) {
 	require.ErrorContains(t, <-errc, "does not fit")
 	require.Error(t, l.Close())
 }
+
+// TestAbandon: a crash keeps what was durable and loses the rest, and the
+// log opens again cleanly after it.
+func TestAbandon(t *testing.T) {
+	dir := t.TempDir()
+	l, _, err := Open(dir, Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	require.NoError(t, l.AppendLazy(rec(1, 1, "lazy-carried")))
+	appendAll(t, l, []Record{rec(1, 2, "durable")})
+	require.NoError(t, l.AppendLazy(rec(1, 3, "lazy-lost")))
+	require.NoError(t, l.Abandon())
+	require.ErrorIs(t, l.Append(rec(1, 4, "late"), nil), ErrClosed)
+	require.ErrorIs(t, l.Close(), ErrClosed)
+
+	l2, r, err := Open(dir, Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	require.Equal(t, "cp=0 1:1:lazy-carried 1:2:durable", recovered(r)[1])
+	appendAll(t, l2, []Record{rec(1, 3, "after")})
+	require.NoError(t, l2.Close())
+	l3, r, err := Open(dir, Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	defer l3.Close()
+	require.Equal(t, "cp=0 1:1:lazy-carried 1:2:durable 1:3:after", recovered(r)[1])
+}
