@@ -5,6 +5,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // This file is the read-only view of connections and channels that the
@@ -32,6 +33,13 @@ type ConnectionInfo struct {
 	// bytes waiting to be written.
 	RecvBytes, RecvCount, SendBytes, SendCount uint64
 	PendingBytes                               int
+	// ClientProperties are what the client sent in connection.start-ok
+	// (shared, not copied: read-only after the handshake).
+	ClientProperties map[string]any
+	// Mechanism is the SASL mechanism it logged in with; ConnectedAt is
+	// when its socket was accepted.
+	Mechanism   string
+	ConnectedAt time.Time
 }
 
 // ChannelInfo is a snapshot of one open channel.
@@ -80,6 +88,7 @@ func (c *conn) info() ConnectionInfo {
 	ci := ConnectionInfo{
 		ID: c.id, User: c.user.Name(), VHost: c.vh.Name,
 		FrameMax: c.frameMax, ChannelMax: c.channelMax, Heartbeat: int(c.heartbeat.Seconds()),
+		ClientProperties: c.clientProps, Mechanism: c.mechanism, ConnectedAt: c.connectedAt,
 	}
 	ci.PeerHost, ci.PeerPort = splitAddr(c.nc.RemoteAddr())
 	ci.Host, ci.Port = splitAddr(c.nc.LocalAddr())

@@ -75,7 +75,7 @@ func New(srv *amqp.Server, o Options) *API {
 		o.Node = "warren@" + h
 	}
 	a := &API{broker: srv.Broker(), srv: srv, log: o.Log, node: o.Node, shovels: o.Shovels, started: time.Now()}
-	a.stats = newSampler(a.broker, o.SampleInterval, o.Log)
+	a.stats = newSampler(srv, o.SampleInterval, o.Log)
 	if o.Shovels != nil {
 		a.broker.RegisterParameters(shovelParameters{o.Shovels})
 	}
@@ -207,7 +207,14 @@ func (a *API) route(q *request) {
 			notFound(q.w)
 		}
 	case "channels":
-		get(q, a.channels)
+		switch n {
+		case 1:
+			get(q, a.channels)
+		case 2:
+			get(q, func(q *request) { a.channel(q, s[1]) })
+		default:
+			notFound(q.w)
+		}
 	case "consumers":
 		if n > 2 {
 			notFound(q.w)

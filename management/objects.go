@@ -122,7 +122,7 @@ func (a *API) overview(q *request) {
 		}
 	}
 	id := a.srv.Identity()
-	q.reply(map[string]any{
+	ov := map[string]any{
 		// The configured identity, RabbitMQ 3.10.8 by default (see
 		// amqp.DefaultIdentity); warren_version says what really runs.
 		"management_version": id.Version,
@@ -142,7 +142,12 @@ func (a *API) overview(q *request) {
 		},
 		"listeners": a.listenersJSON(),
 		"contexts":  []any{},
-	})
+	}
+	if q.u.has("administrator", "monitoring") {
+		ov["queue_totals"] = asObject(totals)
+		a.withOverviewHistory(ov, q.r.URL.Query()) // history_api.go
+	}
+	q.reply(ov)
 }
 
 func (a *API) nodes(q *request) {
@@ -151,11 +156,13 @@ func (a *API) nodes(q *request) {
 		"uptime": time.Since(a.started).Milliseconds(), "os_pid": os.Getpid(), "enabled_plugins": plugins.Names(),
 	}
 	node["mem_alarm"], node["disk_free_alarm"] = a.broker.Alarms()
+	a.nodeFacts(node) // history_api.go
 	if len(q.segs) == 2 {
 		if q.segs[1] != a.node {
 			notFound(q.w)
 			return
 		}
+		a.withNodeHistory(node, q.r.URL.Query())
 		q.reply(node)
 		return
 	}
@@ -163,12 +170,17 @@ func (a *API) nodes(q *request) {
 }
 
 func (a *API) connectionJSON(c amqp.ConnectionInfo) map[string]any {
+	recv, send := a.connRates(c.ID)
+	props := broker.JSONTable(c.ClientProperties)
+	name, _ := props["connection_name"].(string)
 	return map[string]any{
 		"name": c.Name, "node": a.node, "user": c.User, "vhost": c.VHost,
 		"host": c.Host, "port": c.Port, "peer_host": c.PeerHost, "peer_port": c.PeerPort,
 		"channels": c.Channels, "ssl": c.TLS, "protocol": "AMQP 0-9-1", "state": "running",
 		"frame_max": c.FrameMax, "channel_max": c.ChannelMax, "timeout": c.Heartbeat, "type": "network",
-		"client_properties": map[string]any{},
+		"client_properties": props, "user_provided_name": name, "auth_mechanism": c.Mechanism,
+		"connected_at": c.ConnectedAt.UnixMilli(), "recv_oct": c.RecvBytes, "recv_oct_details": rate{recv}, "recv_cnt": c.RecvCount,
+		"send_oct": c.SendBytes, "send_oct_details": rate{send}, "send_cnt": c.SendCount, "send_pend": c.PendingBytes,
 	}
 }
 
@@ -190,7 +202,9 @@ func (a *API) connections(q *request) {
 func (a *API) connection(q *request, name string) {
 	for _, c := range a.srv.Connections() {
 		if c.Name == name && q.sees(c.User, c.VHost) {
-			q.reply(a.connectionJSON(c))
+			obj := a.connectionJSON(c)
+			a.withConnHistory(obj, c.ID, q.r.URL.Query()) // history_api.go
+			q.reply(obj)
 			return
 		}
 	}
@@ -214,6 +228,9 @@ func (a *API) channelJSON(ch amqp.ChannelInfo) map[string]any {
 		"consumer_count":          ch.Consumers,
 		"messages_unacknowledged": ch.Unacked,
 		"global_prefetch_count":   ch.GlobalPrefetch,
+		"prefetch_count":          ch.Prefetch,
+		"messages_unconfirmed":    ch.Unconfirmed,
+		"message_stats":           a.channelStats(chanKey{c.ID, ch.Number}, ch.Totals, nil),
 		"state":                   "running",
 	}
 }
@@ -226,6 +243,20 @@ func (a *API) channels(q *request) {
 		}
 	}
 	replyList(q, out, true)
+}
+
+// channel is /api/channels/{name}: one channel, with message_stats
+// samples over the msg_rates window if asked.
+func (a *API) channel(q *request, name string) {
+	for _, ch := range a.srv.Channels() {
+		if ch.Name == name && q.sees(ch.Connection.User, ch.Connection.VHost) {
+			j := a.channelJSON(ch)
+			j["message_stats"] = a.channelStats(chanKey{ch.Connection.ID, ch.Number}, ch.Totals, q.r.URL.Query())
+			q.reply(j)
+			return
+		}
+	}
+	notFound(q.w)
 }
 
 func (a *API) consumers(q *request) {
@@ -277,7 +308,9 @@ func (a *API) routeQueues(q *request) {
 				notFound(q.w)
 				return
 			}
-			q.reply(a.queueJSON(v, qu, deadLetterQueues(v)[qu.Name]))
+			obj := asObject(a.queueJSON(v, qu, deadLetterQueues(v)[qu.Name]))
+			a.withQueueHistory(obj, qkey{v.Name, qu.Name}, qu, q.r.URL.Query()) // history_api.go
+			q.reply(obj)
 		case http.MethodPut:
 			a.declareQueue(q, v, s[2])
 		case http.MethodDelete:

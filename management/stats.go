@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warrenmq/warren/amqp"
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
@@ -31,8 +32,10 @@ type qkey struct{ vhost, name string }
 // warns when a dead-letter queue grows.
 type sampler struct {
 	broker   *broker.Broker
+	srv      *amqp.Server // connections and channels, the node's message totals
 	log      *slog.Logger
 	interval time.Duration
+	hist     *history // the charts' samples (history.go)
 
 	mu      sync.Mutex // guards samples
 	samples map[qkey]*sample
@@ -42,8 +45,9 @@ type sampler struct {
 	stopped chan struct{} // closed when the sampling goroutine has returned
 }
 
-func newSampler(b *broker.Broker, interval time.Duration, log *slog.Logger) *sampler {
-	s := &sampler{broker: b, log: log, interval: interval, samples: make(map[qkey]*sample),
+func newSampler(srv *amqp.Server, interval time.Duration, log *slog.Logger) *sampler {
+	b := srv.Broker()
+	s := &sampler{broker: b, srv: srv, log: log, interval: interval, hist: newHistory(interval), samples: make(map[qkey]*sample),
 		done: make(chan struct{}), stopped: make(chan struct{})}
 	// One of the broker's goroutines: it ends with the API (stop) or with
 	// the broker, which waits for it before closing the store.
@@ -73,21 +77,23 @@ func (s *sampler) stop() {
 	<-s.stopped
 }
 
+// queueReading is one queue's counters at a tick.
+type queueReading struct {
+	k   qkey
+	q   *queue.Queue
+	st  queue.Stats
+	dlq bool
+}
+
 // tick samples every queue. Stats takes each queue's lock briefly, with no
 // other lock held.
 func (s *sampler) tick() {
 	now := time.Now()
-	type reading struct {
-		k   qkey
-		q   *queue.Queue
-		st  queue.Stats
-		dlq bool
-	}
-	var rs []reading
+	var rs []queueReading
 	for _, v := range s.broker.VHosts() {
 		dlqs := deadLetterQueues(v)
 		for _, q := range v.Queues() {
-			rs = append(rs, reading{qkey{v.Name, q.Name}, q, q.Stats(), dlqs[q.Name]})
+			rs = append(rs, queueReading{qkey{v.Name, q.Name}, q, q.Stats(), dlqs[q.Name]})
 		}
 	}
 	s.mu.Lock()
@@ -127,6 +133,7 @@ func (s *sampler) tick() {
 		}
 	}
 	s.mu.Unlock()
+	s.record(now, rs)
 	for _, g := range grew {
 		s.log.Warn("dead-letter queue is growing", "vhost", g.k.vhost, "queue", g.k.name,
 			"from", g.from, "to", g.to, "inflow_per_s", g.inflowSec)
