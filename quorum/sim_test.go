@@ -2,8 +2,8 @@ package quorum
 
 import (
 	"bytes"
-	"flag"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -65,9 +65,9 @@ type simNode struct {
 type simConsumer struct {
 	pid        uint64
 	node       uint64
-	registered bool // its checkout is known applied
-	down       bool // known gone from the queue
-	first [][2]uint64 // (publisher, seq) of first deliveries, in order
+	registered bool        // its checkout is known applied
+	down       bool        // known gone from the queue
+	first      [][2]uint64 // (publisher, seq) of first deliveries, in order
 }
 
 type sim struct {
@@ -606,8 +606,8 @@ func flagUint(name string, def uint64, usage string) *uint64 {
 func TestSimulationReproduces(t *testing.T) {
 	type course struct {
 		steps, commits, crashes, partitions int
-		elections                          []int
-		delivered                          int
+		elections                           []int
+		delivered                           int
 	}
 	run := func() course {
 		var c course
