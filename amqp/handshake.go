@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"os"
 	"runtime"
 	"time"
 
@@ -16,15 +15,15 @@ import (
 // are RabbitMQ's, which clients check before using an extension. product
 // and version are the configured identity (RabbitMQ 3.10.8 by default, since
 // clients branch on them); platform and information say it is Warren.
-func serverProperties(id Identity) wire.Table {
-	host, _ := os.Hostname()
+// cluster_name is the broker's (the cluster_name global parameter).
+func serverProperties(id Identity, clusterName string) wire.Table {
 	return wire.Table{
 		"product":      id.Product,
 		"version":      id.Version,
 		"platform":     "Warren " + broker.Version + " on Go " + runtime.Version(),
 		"copyright":    "Copyright (c) the Warren authors",
 		"information":  "Warren " + broker.Version + ", an AMQP 0-9-1 broker compatible with RabbitMQ 3.10",
-		"cluster_name": "warren@" + host,
+		"cluster_name": clusterName,
 		"capabilities": wire.Table{
 			"publisher_confirms":           true,
 			"exchange_exchange_bindings":   true,
@@ -51,7 +50,7 @@ func (c *conn) handshake() error {
 	c.sendRaw(&wire.ConnectionStart{
 		VersionMajor:     0,
 		VersionMinor:     9,
-		ServerProperties: serverProperties(c.srv.Identity()),
+		ServerProperties: serverProperties(c.srv.Identity(), c.srv.Broker().ClusterName()),
 		Mechanisms:       mechanisms,
 		Locales:          "en_US",
 	}, 0)

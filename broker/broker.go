@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"slices"
@@ -37,6 +38,9 @@ type Broker struct {
 	// opMu serializes the broker's own ops (users, vhosts, permissions):
 	// one at a time, memory and storage together.
 	opMu sync.Mutex
+	// globals are the global runtime parameters by name, replaced whole
+	// under opMu and read lock-free.
+	globals atomic.Pointer[map[string]json.RawMessage]
 
 	closersMu sync.Mutex // guards closers and params
 	closers   []ConnectionCloser
@@ -75,6 +79,10 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	b.store = store
 	b.budget = queue.NewBudget(cfg.QueueMemoryBudget)
 	if err := b.restoreDefinitions(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := b.restoreGlobals(); err != nil {
 		store.Close()
 		return nil, err
 	}

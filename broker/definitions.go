@@ -146,6 +146,12 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 			}
 		}
 	}
+	if all {
+		for _, name := range b.GlobalParameterNames() {
+			v, _ := b.GlobalParameter(name)
+			d.GlobalParameters = append(d.GlobalParameters, map[string]any{"name": name, "value": v})
+		}
+	}
 	// RabbitMQ writes a vhost's limits as a runtime parameter of the
 	// vhost-limits component, also in a per-vhost export.
 	for _, v := range vs {
@@ -242,6 +248,9 @@ func (b *Broker) Import(d *Definitions, only, acting string) error {
 	}
 	if only == "" {
 		if err := b.importAccess(d, acting); err != nil {
+			return err
+		}
+		if err := b.importGlobals(d, acting); err != nil {
 			return err
 		}
 	} else if n := len(d.Users) + len(d.VHosts) + len(d.Permissions); n > 0 {
@@ -602,4 +611,23 @@ func importer(acting string) string {
 		return event.Internal
 	}
 	return acting
+}
+
+// importGlobals sets the global parameters of d.
+func (b *Broker) importGlobals(d *Definitions, acting string) error {
+	for _, raw := range d.GlobalParameters {
+		p, ok := raw.(map[string]any)
+		if !ok {
+			continue
+		}
+		name, _ := p["name"].(string)
+		value, err := json.Marshal(p["value"])
+		if err != nil {
+			return invalid("global parameter '%s': %v", name, err)
+		}
+		if _, err := b.ApplyAs(SetGlobalParameter{Name: name, Value: value}, importer(acting)); err != nil {
+			return fmt.Errorf("global parameter '%s': %w", name, err)
+		}
+	}
+	return nil
 }

@@ -191,7 +191,11 @@ func (a *API) route(q *request) {
 		a.routeVhostLimits(q) // limits.go
 	case "user-limits":
 		a.routeUserLimits(q)
-	case "global-parameters", "operator-policies", "topic-permissions", "feature-flags":
+	case "global-parameters":
+		a.routeGlobalParameters(q) // globals.go
+	case "cluster-name":
+		a.routeClusterName(q)
+	case "operator-policies", "topic-permissions", "feature-flags":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
 	case "extensions":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
@@ -199,6 +203,12 @@ func (a *API) route(q *request) {
 		switch {
 		case n == 1:
 			get(q, a.connections)
+		case n == 3 && s[1] == "username":
+			if m != http.MethodDelete {
+				methodNotAllowed(q.w)
+				return
+			}
+			a.closeUserConnections(q, s[2])
 		case n == 2 && m == http.MethodGet:
 			a.connection(q, s[1])
 		case n == 2 && m == http.MethodDelete:

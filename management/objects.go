@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,7 +132,7 @@ func (a *API) overview(q *request) {
 		"product_version":    id.Version,
 		"warren_version":     broker.Version,
 		"erlang_version":     "n/a",
-		"cluster_name":       a.node,
+		"cluster_name":       a.broker.ClusterName(),
 		"node":               a.node,
 		"rates_mode":         "basic",
 		"message_stats":      ms,
@@ -153,7 +154,7 @@ func (a *API) overview(q *request) {
 func (a *API) nodes(q *request) {
 	node := map[string]any{
 		"name": a.node, "type": "disc", "running": true, "mem_used": rss(),
-		"uptime": time.Since(a.started).Milliseconds(), "os_pid": os.Getpid(), "enabled_plugins": plugins.Names(),
+		"uptime": time.Since(a.started).Milliseconds(), "os_pid": strconv.Itoa(os.Getpid()), "enabled_plugins": plugins.Names(),
 	}
 	node["mem_alarm"], node["disk_free_alarm"] = a.broker.Alarms()
 	a.nodeFacts(node) // history_api.go
@@ -216,6 +217,18 @@ func (a *API) closeConnection(q *request, name string) {
 	if !a.srv.CloseConnection(name, reason) {
 		notFound(q.w)
 		return
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+}
+
+// closeUserConnections closes every connection of user, as DELETE
+// /api/connections/username/{user}.
+func (a *API) closeUserConnections(q *request, user string) {
+	reason := q.r.Header.Get("X-Reason")
+	for _, c := range a.srv.Connections() {
+		if c.User == user {
+			a.srv.CloseConnection(c.Name, reason)
+		}
 	}
 	q.w.WriteHeader(http.StatusNoContent)
 }
@@ -730,7 +743,9 @@ func (a *API) routeBindings(q *request) {
 			}
 			args := broker.TableArgs(body.Arguments)
 			// The header goes before the status; on an error it is harmless.
-			q.w.Header().Set("Location", broker.PropertiesKey(body.RoutingKey, args))
+			// RabbitMQ's Location is relative: the destination, then the
+			// properties key escaped once more.
+			q.w.Header().Set("Location", url.PathEscape(dest)+"/"+url.PathEscape(broker.PropertiesKey(body.RoutingKey, args)))
 			a.applyIn(q, v, vhost.Bind{Source: src, Destination: dest, ToExchange: toEx, Key: body.RoutingKey, Args: args, Owner: ownerOf(v, dest, toEx)}, http.StatusCreated)
 		default:
 			methodNotAllowed(q.w)

@@ -17,10 +17,16 @@ const (
 	KindBinding    = "binding"
 	KindPolicy     = "policy"
 	KindParameter  = "parameter" // runtime parameters (shovels): component, vhost, name
+	// KindGlobal holds global runtime parameters (cluster_name among them)
+	// by name, and KindTopicPermission topic permissions by vhost, user and
+	// exchange.
+	KindGlobal          = "global"
+	KindTopicPermission = "topic-permission"
 )
 
 // kinds lists every definition kind; Open creates one bucket per kind.
-var kinds = []string{KindVhost, KindUser, KindPermission, KindExchange, KindQueue, KindBinding, KindPolicy, KindParameter}
+var kinds = []string{KindVhost, KindUser, KindPermission, KindExchange, KindQueue, KindBinding, KindPolicy, KindParameter,
+	KindGlobal, KindTopicPermission}
 
 // ErrInvalid is returned (wrapped) by Submit's callback, Commit, Definitions
 // or Entries when an argument can never be stored: an unknown definition kind,

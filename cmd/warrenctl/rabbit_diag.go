@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -309,6 +310,12 @@ func (t *rabbitTool) status() error {
 	node := map[string]any{}
 	if len(nodes) > 0 {
 		node = nodes[0]
+	}
+	// The API gives the pid as a string, as RabbitMQ's does; status shows a number.
+	if s, ok := node["os_pid"].(string); ok {
+		if pid, err := strconv.Atoi(s); err == nil {
+			node["os_pid"] = pid
+		}
 	}
 	var ls []listener
 	b, _ := json.Marshal(ov["listeners"])
