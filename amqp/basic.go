@@ -268,7 +268,7 @@ func (ch *channel) route(p *vhost.Publishing, mandatory bool, onDisk func(error)
 type consumer struct {
 	ch       *channel
 	tag      string
-	q        *queue.Queue
+	q        queue.Interface
 	noAck    bool
 	prefetch int
 	unacked  int  // guarded by ch.mu
@@ -279,10 +279,10 @@ type consumer struct {
 }
 
 // Deliver implements queue.Consumer; see channel.deliver.
-func (cs *consumer) Deliver(q *queue.Queue, d queue.Delivery) bool { return cs.ch.deliver(cs, d) }
+func (cs *consumer) Deliver(q queue.Interface, d queue.Delivery) bool { return cs.ch.deliver(cs, d) }
 
 // Cancel implements queue.Consumer: the queue was deleted.
-func (cs *consumer) Cancel(q *queue.Queue) { cs.ch.cancelledByQueue(cs) }
+func (cs *consumer) Cancel(q queue.Interface) { cs.ch.cancelledByQueue(cs) }
 
 func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	if m.Queue == replyToQueue {
@@ -419,7 +419,7 @@ func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 	if c.vh.Tracing() {
 		// Traced by the writer: a trace is a publish, which must not
 		// happen under this queue's lock.
-		c.traces = append(c.traces, pendingTrace{channel: ch.id, queue: cs.q.Name, m: m, redelivered: d.Redelivered})
+		c.traces = append(c.traces, pendingTrace{channel: ch.id, queue: cs.q.Declared().Name, m: m, redelivered: d.Redelivered})
 	}
 	c.outMu.Unlock()
 	c.signal()
@@ -468,7 +468,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	msg := d.Message
 	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, deliveryProperties(q, d), msg.Body)
 	if ch.c.vh.Tracing() {
-		ch.c.traceDeliver(pendingTrace{channel: ch.id, queue: q.Name, m: msg, redelivered: d.Redelivered})
+		ch.c.traceDeliver(pendingTrace{channel: ch.id, queue: q.Declared().Name, m: msg, redelivered: d.Redelivered})
 	}
 	return nil
 }
@@ -476,7 +476,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 // deliveryProperties are the properties a delivery goes out with: as
 // published, plus x-delivery-count on redeliveries from a queue with a
 // delivery limit, as RabbitMQ's quorum queues do.
-func deliveryProperties(q *queue.Queue, d queue.Delivery) []byte {
+func deliveryProperties(q queue.Interface, d queue.Delivery) []byte {
 	if d.DeliveryCount == 0 || q.Config().DeliveryLimit < 0 {
 		return d.Message.Properties
 	}

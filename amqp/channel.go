@@ -59,7 +59,7 @@ type channel struct {
 	// this channel was cancelled on: the channel's close runs them, which
 	// is when RabbitMQ hands such a queue to the next consumer. Each queue
 	// once; they are few.
-	cancelledSAC []*queue.Queue
+	cancelledSAC []queue.Interface
 	// timeoutTimer checks the consumer ack timeout while deliveries are
 	// unacked; nil when none is pending.
 	timeoutTimer *time.Timer
@@ -80,7 +80,7 @@ type pending struct {
 // unacked is a delivery waiting for ack, nack or reject.
 type unacked struct {
 	tag      uint64
-	q        *queue.Queue
+	q        queue.Interface
 	d        queue.Delivery
 	consumer *consumer // nil for basic.get
 	// due is when the consumer ack timeout runs out (unix nanoseconds).
@@ -313,7 +313,7 @@ func (ch *channel) setFlow(active bool) {
 // kick asks every queue this channel consumes from to try dispatching again.
 func (ch *channel) kick() {
 	ch.mu.Lock()
-	qs := make([]*queue.Queue, 0, len(ch.consumers))
+	qs := make([]queue.Interface, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {
 		if !containsQueue(qs, cs.q) {
 			qs = append(qs, cs.q)
@@ -325,7 +325,7 @@ func (ch *channel) kick() {
 	}
 }
 
-func containsQueue(qs []*queue.Queue, q *queue.Queue) bool {
+func containsQueue(qs []queue.Interface, q queue.Interface) bool {
 	for _, x := range qs {
 		if x == q {
 			return true
@@ -384,11 +384,11 @@ func (ch *channel) release() {
 // requeueAll returns deliveries to their queues, one call per run of the
 // same queue.
 func requeueAll(us []unacked) {
-	forEachQueue(us, func(q *queue.Queue, ds []queue.Delivery) { q.Requeue(ds) })
+	forEachQueue(us, func(q queue.Interface, ds []queue.Delivery) { q.Requeue(ds) })
 }
 
 // forEachQueue groups deliveries by queue, keeping their order.
-func forEachQueue(us []unacked, fn func(q *queue.Queue, ds []queue.Delivery)) {
+func forEachQueue(us []unacked, fn func(q queue.Interface, ds []queue.Delivery)) {
 	var ds []queue.Delivery
 	for i := 0; i < len(us); {
 		q := us[i].q
@@ -441,9 +441,9 @@ func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind) error {
 	switch kind {
 	case settleAck:
 		ch.counts.acked.Add(uint64(len(taken)))
-		forEachQueue(taken, func(q *queue.Queue, ds []queue.Delivery) { q.Ack(ds) })
+		forEachQueue(taken, func(q queue.Interface, ds []queue.Delivery) { q.Ack(ds) })
 	case settleDiscard:
-		forEachQueue(taken, func(q *queue.Queue, ds []queue.Delivery) { q.Reject(ds) })
+		forEachQueue(taken, func(q queue.Interface, ds []queue.Delivery) { q.Reject(ds) })
 	case settleRequeue:
 		requeueAll(taken)
 	}

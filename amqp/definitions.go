@@ -165,7 +165,7 @@ func (ch *channel) queueName(name string) (string, error) {
 
 // readQueue finds a queue to read from (consume, get, purge): the name
 // resolved, read permission checked, exclusive ownership respected.
-func (ch *channel) readQueue(queueName string) (*queue.Queue, string, error) {
+func (ch *channel) readQueue(queueName string) (queue.Interface, string, error) {
 	name, err := ch.queueName(queueName)
 	if err != nil {
 		return nil, "", err

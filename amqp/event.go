@@ -106,7 +106,7 @@ func (ch *channel) emitConsumerDeleted(cs *consumer, actor string) {
 	if !em.Enabled() {
 		return
 	}
-	h := event.ConsumerDeleted(ch.c.vh.Name, cs.q.Name, cs.tag, event.Pid(ch.pid), actor)
+	h := event.ConsumerDeleted(ch.c.vh.Name, cs.q.Declared().Name, cs.tag, event.Pid(ch.pid), actor)
 	if actor == "" {
 		delete(h, "user_who_performed_action")
 	}

@@ -154,7 +154,7 @@ func (ch *channel) snapshot(ci ConnectionInfo, withConsumers bool) (ChannelInfo,
 			if cs.gone {
 				continue
 			}
-			cons = append(cons, ConsumerInfo{Tag: cs.tag, Queue: cs.q.Name, VHost: ci.VHost, AckRequired: !cs.noAck, Prefetch: cs.prefetch})
+			cons = append(cons, ConsumerInfo{Tag: cs.tag, Queue: cs.q.Declared().Name, VHost: ci.VHost, AckRequired: !cs.noAck, Prefetch: cs.prefetch})
 		}
 	}
 	ch.mu.Unlock()

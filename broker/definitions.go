@@ -186,12 +186,12 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 			})
 		}
 		qs := v.Queues()
-		sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+		sort.Slice(qs, func(i, j int) bool { return qs[i].Declared().Name < qs[j].Declared().Name })
 		for _, q := range qs {
-			if q.Exclusive {
+			if q.Declared().Exclusive {
 				continue
 			}
-			d.Queues = append(d.Queues, defQueue{Name: q.Name, VHost: vn, Durable: q.Durable, AutoDelete: q.AutoDelete, Arguments: JSONTable(q.Args), Type: "classic"})
+			d.Queues = append(d.Queues, defQueue{Name: q.Declared().Name, VHost: vn, Durable: q.Declared().Durable, AutoDelete: q.Declared().AutoDelete, Arguments: JSONTable(q.Declared().Args), Type: "classic"})
 		}
 		es := v.Exchanges()
 		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
@@ -207,7 +207,7 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 				continue
 			}
 			for _, bd := range sortedBindings(e) {
-				if q := findQueue(v, bd.Destination.Name); !bd.Destination.Exchange && q != nil && q.Exclusive {
+				if q := findQueue(v, bd.Destination.Name); !bd.Destination.Exchange && q != nil && q.Declared().Exclusive {
 					continue
 				}
 				dt := "queue"
@@ -435,9 +435,9 @@ func PropertiesKey(key string, args map[string]any) string {
 
 // findQueue returns a queue whatever its owner (exports and the API see
 // exclusive queues too, as RabbitMQ's do).
-func findQueue(v *vhost.VHost, name string) *queue.Queue {
+func findQueue(v *vhost.VHost, name string) queue.Interface {
 	for _, q := range v.Queues() {
-		if q.Name == name {
+		if q.Declared().Name == name {
 			return q
 		}
 	}
@@ -451,7 +451,7 @@ func ownerOf(v *vhost.VHost, dest string, toEx bool) uint64 {
 		return 0
 	}
 	if q := findQueue(v, dest); q != nil {
-		return q.Owner
+		return q.Declared().Owner
 	}
 	return 0
 }

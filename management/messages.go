@@ -38,7 +38,7 @@ func messageOf(d queue.Delivery, remaining int, encoding string, truncate int) (
 
 // take gets up to n messages, unacked, so that they can all go back at
 // once: requeueing one at a time would hand the same message out again.
-func take(q *queue.Queue, n int) ([]queue.Delivery, []int) {
+func take(q queue.Interface, n int) ([]queue.Delivery, []int) {
 	var ds []queue.Delivery
 	var left []int
 	for range n {
@@ -52,7 +52,7 @@ func take(q *queue.Queue, n int) ([]queue.Delivery, []int) {
 	return ds, left
 }
 
-func (a *API) getMessages(q *request, v *vhost.VHost, qu *queue.Queue) {
+func (a *API) getMessages(q *request, v *vhost.VHost, qu queue.Interface) {
 	var body struct {
 		Count    json.Number `json:"count"`
 		AckMode  string      `json:"ackmode"`
@@ -258,7 +258,7 @@ type deadLetterJSON struct {
 
 // inspectDeadLetters shows up to ?count= (default 100) messages with their
 // x-death history; they are taken as basic.get would and put back.
-func (a *API) inspectDeadLetters(q *request, v *vhost.VHost, qu *queue.Queue) {
+func (a *API) inspectDeadLetters(q *request, v *vhost.VHost, qu queue.Interface) {
 	n := 100
 	if c := q.r.URL.Query().Get("count"); c != "" {
 		x, err := strconv.Atoi(c)
@@ -295,7 +295,7 @@ type ReplayResult struct {
 // "original"), or through the named exchange with the original routing
 // keys. Each is published, and on disk if persistent, before its DLQ copy
 // is acked, so an interrupted replay duplicates at worst and never loses.
-func (a *API) replayDeadLetters(q *request, v *vhost.VHost, qu *queue.Queue) {
+func (a *API) replayDeadLetters(q *request, v *vhost.VHost, qu queue.Interface) {
 	var body struct {
 		To    string      `json:"to"`
 		Limit json.Number `json:"limit"`
@@ -330,7 +330,7 @@ func (a *API) replayDeadLetters(q *request, v *vhost.VHost, qu *queue.Queue) {
 	writeJSON(q.w, 200, res)
 }
 
-func replay(v *vhost.VHost, qu *queue.Queue, to string, limit int64) (res ReplayResult, err error) {
+func replay(v *vhost.VHost, qu queue.Interface, to string, limit int64) (res ReplayResult, err error) {
 	var skipped []queue.Delivery
 	defer func() {
 		qu.Requeue(skipped)

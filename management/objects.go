@@ -82,18 +82,18 @@ type queueJSON struct {
 	DeadLetterQueue bool `json:"dead_letter_queue"`
 }
 
-func (a *API) queueJSON(v *vhost.VHost, q *queue.Queue, dlq bool) queueJSON {
+func (a *API) queueJSON(v *vhost.VHost, q queue.Interface, dlq bool) queueJSON {
 	st := q.Stats()
 	r := a.stats.rates(v.Name, q)
 	j := queueJSON{
-		Name: q.Name, VHost: v.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive,
-		Arguments: broker.JSONTable(q.Args), Node: a.node, State: "running", Type: "classic",
+		Name: q.Declared().Name, VHost: v.Name, Durable: q.Declared().Durable, AutoDelete: q.Declared().AutoDelete, Exclusive: q.Declared().Exclusive,
+		Arguments: broker.JSONTable(q.Declared().Args), Node: a.node, State: "running", Type: "classic",
 		Consumers: st.Consumers, Messages: st.Ready + st.Unacked, MessagesDetails: rate{r.Messages},
 		MessagesReady: st.Ready, MessagesReadyDetails: rate{r.Ready},
 		MessagesUnacknowledged: st.Unacked, MessagesUnacknowledgedDetails: rate{r.Unacked},
 		MessageBytesReady: st.ReadyBytes, MessageStats: statsOf(st, r), DeadLetterQueue: dlq,
 	}
-	if p := v.PolicyFor(q.Name, true); p != "" {
+	if p := v.PolicyFor(q.Declared().Name, true); p != "" {
 		j.Policy = &p
 	}
 	return j
@@ -321,8 +321,8 @@ func (a *API) routeQueues(q *request) {
 				notFound(q.w)
 				return
 			}
-			obj := asObject(a.queueJSON(v, qu, deadLetterQueues(v)[qu.Name]))
-			a.withQueueHistory(obj, qkey{v.Name, qu.Name}, qu, q.r.URL.Query()) // history_api.go
+			obj := asObject(a.queueJSON(v, qu, deadLetterQueues(v)[qu.Declared().Name]))
+			a.withQueueHistory(obj, qkey{v.Name, qu.Declared().Name}, qu, q.r.URL.Query()) // history_api.go
 			q.reply(obj)
 		case http.MethodPut:
 			a.declareQueue(q, v, s[2])
@@ -349,7 +349,7 @@ func (a *API) routeQueues(q *request) {
 	case len(s) == 4 && s[3] == "get" && m == http.MethodPost:
 		a.getMessages(q, v, qu)
 	case len(s) == 4 && s[3] == "bindings":
-		get(q, func(q *request) { replyList(q, queueBindings(v, qu.Name), false) })
+		get(q, func(q *request) { replyList(q, queueBindings(v, qu.Declared().Name), false) })
 	case len(s) == 4 && s[3] == "dead-letters":
 		get(q, func(q *request) { a.inspectDeadLetters(q, v, qu) })
 	case len(s) == 5 && s[3] == "dead-letters" && s[4] == "replay" && m == http.MethodPost:
@@ -363,7 +363,7 @@ func (a *API) routeQueues(q *request) {
 
 // findQueue returns a queue whatever its owner (the API sees exclusive
 // queues too, as RabbitMQ's does).
-func findQueue(v *vhost.VHost, name string) *queue.Queue {
+func findQueue(v *vhost.VHost, name string) queue.Interface {
 	q, err := v.Queue(name, 0)
 	if err == nil {
 		return q
@@ -373,7 +373,7 @@ func findQueue(v *vhost.VHost, name string) *queue.Queue {
 		return nil
 	}
 	for _, q := range v.Queues() {
-		if q.Name == name {
+		if q.Declared().Name == name {
 			return q
 		}
 	}
@@ -389,9 +389,9 @@ func (a *API) listQueues(q *request) {
 	for _, v := range vs {
 		dlqs := deadLetterQueues(v)
 		qs := v.Queues()
-		sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+		sort.Slice(qs, func(i, j int) bool { return qs[i].Declared().Name < qs[j].Declared().Name })
 		for _, qu := range qs {
-			out = append(out, a.queueJSON(v, qu, dlqs[qu.Name]))
+			out = append(out, a.queueJSON(v, qu, dlqs[qu.Declared().Name]))
 		}
 	}
 	replyList(q, out, true)
@@ -464,7 +464,7 @@ func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
 		return
 	}
 	qs := q.r.URL.Query()
-	a.applyIn(q, v, vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Owner}, http.StatusNoContent)
+	a.applyIn(q, v, vhost.DeleteQueue{Name: name, IfUnused: qs.Get("if-unused") == "true", IfEmpty: qs.Get("if-empty") == "true", Owner: qu.Declared().Owner}, http.StatusNoContent)
 }
 
 // ---- exchanges ----
@@ -641,11 +641,11 @@ func bindingsOf(v *vhost.VHost, e *exchange.Exchange) []bindingJSON {
 // defaultBindings are the implicit default-exchange bindings RabbitMQ lists.
 func defaultBindings(v *vhost.VHost) []bindingJSON {
 	qs := v.Queues()
-	sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+	sort.Slice(qs, func(i, j int) bool { return qs[i].Declared().Name < qs[j].Declared().Name })
 	out := make([]bindingJSON, 0, len(qs))
 	for _, q := range qs {
-		out = append(out, bindingJSON{VHost: v.Name, Destination: q.Name, DestinationType: "queue",
-			RoutingKey: q.Name, Arguments: map[string]any{}, PropertiesKey: broker.PropertiesKey(q.Name, nil)})
+		out = append(out, bindingJSON{VHost: v.Name, Destination: q.Declared().Name, DestinationType: "queue",
+			RoutingKey: q.Declared().Name, Arguments: map[string]any{}, PropertiesKey: broker.PropertiesKey(q.Declared().Name, nil)})
 	}
 	return out
 }
@@ -777,7 +777,7 @@ func ownerOf(v *vhost.VHost, dest string, toEx bool) uint64 {
 		return 0
 	}
 	if q := findQueue(v, dest); q != nil {
-		return q.Owner
+		return q.Declared().Owner
 	}
 	return 0
 }

@@ -260,7 +260,7 @@ func (a *API) takeScrape(extra bool) (*scrape, [][]float64) {
 		}
 		for _, q := range v.Queues() {
 			st := q.Stats()
-			s.queues = append(s.queues, promRow{vhost: v.Name, name: q.Name, dlq: dlqs[q.Name],
+			s.queues = append(s.queues, promRow{vhost: v.Name, name: q.Declared().Name, dlq: dlqs[q.Declared().Name],
 				v: []float64{float64(st.Ready), float64(st.Unacked), float64(st.Consumers), float64(st.ReadyBytes), float64(st.Published)}})
 			if extra {
 				warren = append(warren, []float64{float64(st.Delivered), float64(st.Acked), float64(st.DeadLettered)})

@@ -20,7 +20,7 @@ type rates struct {
 
 // sample is one reading of a queue's totals.
 type sample struct {
-	q     *queue.Queue // a queue deleted and declared anew starts over
+	q     queue.Interface // a queue deleted and declared anew starts over
 	at    time.Time
 	st    queue.Stats
 	rates rates
@@ -80,7 +80,7 @@ func (s *sampler) stop() {
 // queueReading is one queue's counters at a tick.
 type queueReading struct {
 	k   qkey
-	q   *queue.Queue
+	q   queue.Interface
 	st  queue.Stats
 	dlq bool
 }
@@ -93,7 +93,7 @@ func (s *sampler) tick() {
 	for _, v := range s.broker.VHosts() {
 		dlqs := deadLetterQueues(v)
 		for _, q := range v.Queues() {
-			rs = append(rs, queueReading{qkey{v.Name, q.Name}, q, q.Stats(), dlqs[q.Name]})
+			rs = append(rs, queueReading{qkey{v.Name, q.Declared().Name}, q, q.Stats(), dlqs[q.Declared().Name]})
 		}
 	}
 	s.mu.Lock()
@@ -141,10 +141,10 @@ func (s *sampler) tick() {
 }
 
 // rates returns the last rates of a queue (zero before two samples).
-func (s *sampler) rates(vh string, q *queue.Queue) rates {
+func (s *sampler) rates(vh string, q queue.Interface) rates {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sm := s.samples[qkey{vh, q.Name}]; sm != nil && sm.q == q {
+	if sm := s.samples[qkey{vh, q.Declared().Name}]; sm != nil && sm.q == q {
 		return sm.rates
 	}
 	return rates{}

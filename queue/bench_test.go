@@ -56,8 +56,8 @@ func BenchmarkBacklog1M(b *testing.B) {
 // sink takes every delivery.
 type sink struct{}
 
-func (sink) Deliver(*Queue, Delivery) bool { return true }
-func (sink) Cancel(*Queue)                 {}
+func (sink) Deliver(Interface, Delivery) bool { return true }
+func (sink) Cancel(Interface)                 {}
 
 // BenchmarkPriorityPushGet publishes with priorities spread over ten levels
 // of an x-max-priority 255 queue holding a standing backlog, and takes the

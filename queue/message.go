@@ -59,10 +59,10 @@ type Delivery struct {
 type Consumer interface {
 	// Deliver hands d to the consumer if it has capacity (prefetch, flow,
 	// buffer) and reports whether it took it.
-	Deliver(q *Queue, d Delivery) bool
+	Deliver(q Interface, d Delivery) bool
 	// Cancel tells the consumer that the queue went away (deleted), so the
 	// client can be sent basic.cancel.
-	Cancel(q *Queue)
+	Cancel(q Interface)
 }
 
 // Reason says why a message was dead-lettered, in x-death's words.
@@ -86,9 +86,9 @@ type DeadLetter struct {
 // queue's lock held.
 type Hooks struct {
 	// DeadLetter routes messages to the queue's dead-letter exchange.
-	DeadLetter func(q *Queue, dls []DeadLetter)
+	DeadLetter func(q Interface, dls []DeadLetter)
 	// Expired is called when x-expires says the unused queue should go.
-	Expired func(q *Queue)
+	Expired func(q Interface)
 	// DedupKey reads a recovered message's x-deduplication-header from its
 	// encoded properties, for deduplicating queues ("" when absent).
 	DedupKey func(properties []byte) string

@@ -73,14 +73,8 @@ func (goroutines) Go(f func()) bool { go f(); return true }
 
 // Queue is one message queue. All methods are safe for concurrent use.
 type Queue struct {
-	// Name and the declare-time properties never change after New.
-	Name       string
-	Durable    bool
-	Exclusive  bool
-	AutoDelete bool
-	Args       map[string]any
-	// Owner is the connection that owns an exclusive queue, 0 otherwise.
-	Owner uint64
+	// Decl never changes after New.
+	Decl
 	// config is the queue's behaviour: its arguments, merged with a policy,
 	// which may change while the queue lives (SetConfig).
 	config  atomic.Pointer[Config]
@@ -168,8 +162,8 @@ func New(name string, o Options) *Queue {
 		o.Config = Config{MessageTTL: -1, MaxLength: -1, MaxLengthBytes: -1, DeliveryLimit: -1}
 	}
 	q := &Queue{
-		Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete,
-		Args: o.Args, Owner: o.Owner, hooks: o.Hooks, now: time.Now, group: o.Group,
+		Decl:  Decl{Name: name, Durable: o.Durable, Exclusive: o.Exclusive, AutoDelete: o.AutoDelete, Args: o.Args, Owner: o.Owner},
+		hooks: o.Hooks, now: time.Now, group: o.Group,
 	}
 	if q.group == nil {
 		q.group = goroutines{}

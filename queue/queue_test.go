@@ -28,7 +28,7 @@ type fakeConsumer struct {
 
 func newConsumer(capacity int) *fakeConsumer { return &fakeConsumer{capacity: capacity} }
 
-func (c *fakeConsumer) Deliver(_ *Queue, d Delivery) bool {
+func (c *fakeConsumer) Deliver(_ Interface, d Delivery) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.capacity >= 0 && c.outstanding >= c.capacity {
@@ -39,7 +39,7 @@ func (c *fakeConsumer) Deliver(_ *Queue, d Delivery) bool {
 	return true
 }
 
-func (c *fakeConsumer) Cancel(*Queue) {
+func (c *fakeConsumer) Cancel(Interface) {
 	c.mu.Lock()
 	c.cancelled++
 	c.mu.Unlock()
@@ -668,7 +668,7 @@ func TestConcurrent(t *testing.T) {
 // chanAdapter is a consumer whose capacity is a buffered channel.
 type chanAdapter struct{ ch chan Delivery }
 
-func (c *chanAdapter) Deliver(_ *Queue, d Delivery) bool {
+func (c *chanAdapter) Deliver(_ Interface, d Delivery) bool {
 	select {
 	case c.ch <- d:
 		return true
@@ -677,7 +677,7 @@ func (c *chanAdapter) Deliver(_ *Queue, d Delivery) bool {
 	}
 }
 
-func (c *chanAdapter) Cancel(*Queue) {}
+func (c *chanAdapter) Cancel(Interface) {}
 
 // skipBug skips a test that shows a known bug, unless WARREN_RUN_BUGS is set.
 func skipBug(t *testing.T, why string) {

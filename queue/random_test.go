@@ -22,7 +22,7 @@ type recorder struct {
 	got      []Delivery
 }
 
-func (r *recorder) Deliver(_ *Queue, d Delivery) bool {
+func (r *recorder) Deliver(_ Interface, d Delivery) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.got) >= r.capacity {
@@ -32,7 +32,7 @@ func (r *recorder) Deliver(_ *Queue, d Delivery) bool {
 	return true
 }
 
-func (r *recorder) Cancel(*Queue) {}
+func (r *recorder) Cancel(Interface) {}
 
 func (r *recorder) take() []Delivery {
 	r.mu.Lock()
@@ -73,7 +73,7 @@ func TestRandomOperations(t *testing.T) {
 			}
 			cfg.HasDeadLetter = true
 			var dead atomic.Int64
-			o := Options{Durable: true, Config: cfg, Hooks: Hooks{DeadLetter: func(_ *Queue, dls []DeadLetter) { dead.Add(int64(len(dls))) }}}
+			o := Options{Durable: true, Config: cfg, Hooks: Hooks{DeadLetter: func(_ Interface, dls []DeadLetter) { dead.Add(int64(len(dls))) }}}
 			var store *storage.Store
 			if tc.stored || tc.paged {
 				var err error

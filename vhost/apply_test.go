@@ -63,7 +63,7 @@ func TestApplyFailedCommitChangesNothing(t *testing.T) {
 			s.bindings += e.BindingCount()
 		}
 		for _, q := range v.Queues() {
-			s.queues = append(s.queues, q.Name)
+			s.queues = append(s.queues, q.Declared().Name)
 			s.ready += q.Stats().Ready
 			s.maxLength = q.Config().MaxLength
 		}

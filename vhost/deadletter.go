@@ -28,10 +28,10 @@ type deathKey struct {
 
 // deadLetter re-publishes a queue's dead letters to its dead-letter
 // exchange, dropping any that would cycle back without a rejection.
-func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
+func (v *VHost) deadLetter(q queue.Interface, dls []queue.DeadLetter) {
 	cfg := q.Config()
 	d := death{
-		queue: q.Name, time: time.Now(), exchange: cfg.DeadLetterExchange,
+		queue: q.Declared().Name, time: time.Now(), exchange: cfg.DeadLetterExchange,
 		routingKey: cfg.DeadLetterRoutingKey, hasRoutingKey: cfg.HasDeadLetterKey,
 	}
 	var s Scratch
@@ -57,7 +57,7 @@ func (v *VHost) deadLetter(q *queue.Queue, dls []queue.DeadLetter) {
 		v.mu.RUnlock()
 		kept := s.queues[:0]
 		for _, target := range s.queues {
-			if dl.Reason != queue.Rejected && cycles(target.Name, history) {
+			if dl.Reason != queue.Rejected && cycles(target.Declared().Name, history) {
 				continue
 			}
 			kept = append(kept, target)

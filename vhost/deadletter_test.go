@@ -30,7 +30,7 @@ func message(exchange, key string, headers wire.Table, expiration string) *queue
 }
 
 // take gets the next message of a queue, unacked, and decodes its properties.
-func take(t testing.TB, v *vhost.VHost, name string) (*queue.Queue, queue.Delivery, wire.Properties) {
+func take(t testing.TB, v *vhost.VHost, name string) (queue.Interface, queue.Delivery, wire.Properties) {
 	t.Helper()
 	q, err := v.Queue(name, 0)
 	require.NoError(t, err)

@@ -26,7 +26,7 @@ func (v *VHost) Delete() error { return v.DeleteAs(event.Internal) }
 func (v *VHost) DeleteAs(actor string) error {
 	v.mu.Lock()
 	v.deleted = true
-	queues := make([]*queue.Queue, 0, len(v.queues))
+	queues := make([]queue.Interface, 0, len(v.queues))
 	for _, name := range slices.Sorted(maps.Keys(v.queues)) {
 		queues = append(queues, v.queues[name])
 	}
@@ -45,7 +45,7 @@ func (v *VHost) DeleteAs(actor string) error {
 	// Queues first: their bindings go with them, and dropping the policies
 	// afterwards does not reconfigure queues about to be deleted.
 	for _, q := range queues {
-		if _, err := v.ApplyAs(DeleteQueue{Name: q.Name, Owner: q.Owner}, actor); err != nil {
+		if _, err := v.ApplyAs(DeleteQueue{Name: q.Declared().Name, Owner: q.Declared().Owner}, actor); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/exchange"
@@ -81,19 +83,19 @@ func (v *VHost) forgetExchange(b *storage.Batch, e *exchange.Exchange) {
 	}
 }
 
-func (v *VHost) storeQueue(b *storage.Batch, q *queue.Queue) {
-	if v.store == nil || !q.Durable || q.Exclusive {
+func (v *VHost) storeQueue(b *storage.Batch, q queue.Interface) {
+	if v.store == nil || !q.Declared().Durable || q.Declared().Exclusive {
 		return
 	}
-	b.PutDefinition(storage.KindQueue, v.key(q.Name), encodeTable(map[string]any{
-		"name": q.Name, "durable": true, "auto_delete": q.AutoDelete, "arguments": q.Args,
+	b.PutDefinition(storage.KindQueue, v.key(q.Declared().Name), encodeTable(map[string]any{
+		"name": q.Declared().Name, "durable": true, "auto_delete": q.Declared().AutoDelete, "arguments": q.Declared().Args,
 		"storage_key": q.StoreKey(),
 	}))
 }
 
-func (v *VHost) forgetQueue(b *storage.Batch, q *queue.Queue) {
-	if v.store != nil && q.Durable && !q.Exclusive {
-		b.DeleteDefinition(storage.KindQueue, v.key(q.Name))
+func (v *VHost) forgetQueue(b *storage.Batch, q queue.Interface) {
+	if v.store != nil && q.Declared().Durable && !q.Declared().Exclusive {
+		b.DeleteDefinition(storage.KindQueue, v.key(q.Declared().Name))
 	}
 }
 
@@ -121,7 +123,7 @@ func (v *VHost) storeBindingLocked(b *storage.Batch, bd exchange.Binding) {
 		if d := v.exchanges[bd.Destination.Name]; d == nil || !d.Durable {
 			return
 		}
-	} else if q := v.queues[bd.Destination.Name]; q == nil || !q.Durable || q.Exclusive {
+	} else if q := v.queues[bd.Destination.Name]; q == nil || !q.Declared().Durable || q.Declared().Exclusive {
 		return
 	}
 	b.PutDefinition(storage.KindBinding, v.key(string(v.bindingRecord(bd))), nil)
@@ -138,17 +140,17 @@ func (v *VHost) forgetBinding(b *storage.Batch, bd exchange.Binding) {
 // stored (body once, an entry per queue) and is released to consumers and
 // basic.get only after the write is submitted, so no ack can overtake it;
 // onDisk, if given, learns when it is there (publisher confirms).
-func (v *VHost) enqueue(qs []*queue.Queue, m *queue.Message, owner any, onDisk func(error)) (r Routed) {
+func (v *VHost) enqueue(qs []queue.Interface, m *queue.Message, owner any, onDisk func(error)) (r Routed) {
 	return v.enqueueBatch(qs, m, nil, owner, onDisk)
 }
 
 // enqueueBatch is enqueue with writes already collected in b (a delayed
 // message's record, or the deletion of its entry), which are submitted with
 // the message's own, so onDisk waits for them too.
-func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Batch, owner any, onDisk func(error)) (r Routed) {
+func (v *VHost) enqueueBatch(qs []queue.Interface, m *queue.Message, b *storage.Batch, owner any, onDisk func(error)) (r Routed) {
 	if m.Persistent && v.store != nil {
 		for _, q := range qs {
-			if q.Durable && !q.Exclusive {
+			if storesWithBatch(q) {
 				if b == nil {
 					b = &storage.Batch{Owner: owner}
 				}
@@ -158,12 +160,25 @@ func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Bat
 			}
 		}
 	}
-	refs := 0 // entries that reference the stored message
+	var join *confirmJoin // queues that confirm on their own commit
+	refs := 0             // entries that reference the stored message
 	for _, q := range qs {
+		if q.Declared().Type != queue.Classic {
+			if e, ok := q.(queue.Enqueuer); ok {
+				if join == nil {
+					join = &confirmJoin{done: onDisk, log: v.logFailure}
+					join.n.Store(1) // the caller's own share, dropped below
+				}
+				join.n.Add(1)
+				r.Queues++
+				e.Enqueue(m, join.settle)
+				continue
+			}
+		}
 		switch q.Push(m, b) {
 		case queue.Accepted:
 			r.Queues++
-			if b != nil && q.Durable && !q.Exclusive {
+			if b != nil && storesWithBatch(q) {
 				refs++
 			}
 		case queue.Refused, queue.Duplicate:
@@ -173,6 +188,16 @@ func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Bat
 			r.Refused++
 		}
 	}
+	if join != nil {
+		r.Stored = true
+		if r.Refused > 0 {
+			join.refused.Store(true)
+		}
+		if b != nil {
+			join.n.Add(1)
+		}
+		defer join.settle(false, nil) // the caller's share: all proposals are made
+	}
 	if b == nil {
 		return r
 	}
@@ -180,7 +205,9 @@ func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Bat
 		b.SetMessageRefs(m.ID, refs)
 	}
 	r.Stored = true
-	if onDisk == nil {
+	if join != nil {
+		onDisk = func(err error) { join.settle(false, err) }
+	} else if onDisk == nil {
 		onDisk = v.logFailure
 	} else if r.Refused > 0 {
 		confirm := onDisk
@@ -196,6 +223,53 @@ func (v *VHost) enqueueBatch(qs []*queue.Queue, m *queue.Message, b *storage.Bat
 		q.Release(m)
 	}
 	return r
+}
+
+// storesWithBatch reports whether q keeps persistent messages in the
+// publisher's storage batch: durable classic queues do, other types keep
+// their own logs.
+func storesWithBatch(q queue.Interface) bool {
+	d := q.Declared()
+	return d.Type == queue.Classic && d.Durable && !d.Exclusive
+}
+
+// confirmJoin calls done once every queue that confirms on its own commit
+// (and the storage batch, if any) has settled one publish: with the first
+// error, or ErrRefused if a queue refused it.
+type confirmJoin struct {
+	n       atomic.Int32
+	refused atomic.Bool
+	mu      sync.Mutex // guards err
+	err     error
+	done    func(error) // nil: nobody waits
+	log     func(error)
+}
+
+func (j *confirmJoin) settle(refused bool, err error) {
+	if refused {
+		j.refused.Store(true)
+	}
+	if err != nil {
+		j.mu.Lock()
+		if j.err == nil {
+			j.err = err
+		}
+		j.mu.Unlock()
+	}
+	if j.n.Add(-1) != 0 {
+		return
+	}
+	j.mu.Lock()
+	err = j.err
+	j.mu.Unlock()
+	if err == nil && j.refused.Load() {
+		err = ErrRefused
+	}
+	if j.done != nil {
+		j.done(err)
+	} else if err != nil && err != ErrRefused {
+		j.log(err)
+	}
 }
 
 func (v *VHost) logFailure(err error) {

@@ -100,8 +100,8 @@ func TestRecover(t *testing.T) {
 	assert.False(t, hasExchange(v, "tx"), "transient exchange gone")
 	q, err := v.Queue("dq", 0)
 	require.NoError(t, err)
-	assert.True(t, q.Durable)
-	assert.Equal(t, dqArgs, q.Args, "arguments keep their types")
+	assert.True(t, q.Declared().Durable)
+	assert.Equal(t, dqArgs, q.Declared().Args, "arguments keep their types")
 	assert.Equal(t, int64(10), q.Config().MaxLength, "the policy applies again")
 	assert.Equal(t, []vhost.Policy{policy}, v.Policies())
 

@@ -189,7 +189,7 @@ func (v *VHost) queueConfigLocked(name string, args map[string]any, own queue.Co
 
 // configUpdate is a queue's new effective configuration.
 type configUpdate struct {
-	q   *queue.Queue
+	q   queue.Interface
 	cfg queue.Config
 }
 
@@ -199,11 +199,11 @@ type configUpdate struct {
 func (v *VHost) policyUpdatesLocked() []configUpdate {
 	updates := make([]configUpdate, 0, len(v.queues))
 	for _, q := range v.queues {
-		own, err := queue.ParseArgs(q.Args)
+		own, err := queue.ParseArgs(q.Declared().Args)
 		if err != nil {
 			continue
 		}
-		updates = append(updates, configUpdate{q, v.queueConfigLocked(q.Name, q.Args, own)})
+		updates = append(updates, configUpdate{q, v.queueConfigLocked(q.Declared().Name, q.Declared().Args, own)})
 	}
 	return updates
 }

@@ -40,7 +40,7 @@ type Publishing struct {
 type Scratch struct {
 	dests  []exchange.Destination
 	seen   []string // exchanges visited, against exchange-to-exchange cycles
-	queues []*queue.Queue
+	queues []queue.Interface
 	// Routed names the queues of the last publish, only while tracing is
 	// on (the firehose's routed_queues).
 	Routed []string
@@ -110,7 +110,7 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 	if v.tracing.Load() {
 		s.Routed = s.Routed[:0]
 		for _, q := range s.queues {
-			s.Routed = append(s.Routed, q.Name)
+			s.Routed = append(s.Routed, q.Declared().Name)
 		}
 	}
 
@@ -214,7 +214,7 @@ func (v *VHost) matchLocked(e *exchange.Exchange, key string, headers map[string
 	return e.Route(key, headers, out)
 }
 
-func containsQueue(qs []*queue.Queue, q *queue.Queue) bool {
+func containsQueue(qs []queue.Interface, q queue.Interface) bool {
 	for _, x := range qs {
 		if x == q {
 			return true

@@ -45,7 +45,7 @@ type VHost struct {
 	// docs/locks.md).
 	mu        sync.RWMutex
 	exchanges map[string]*exchange.Exchange
-	queues    map[string]*queue.Queue
+	queues    map[string]queue.Interface
 	policies  map[string]*policy
 	deleted   bool // set by Delete: nothing may be created any more
 
@@ -115,7 +115,7 @@ func New(name string, o Options) *VHost {
 		log:       o.Log,
 		exchanges: make(map[string]*exchange.Exchange),
 		policies:  make(map[string]*policy),
-		queues:    make(map[string]*queue.Queue),
+		queues:    make(map[string]queue.Interface),
 		replyTo:   make(map[string]ReplyTarget),
 		delayKeys: make(map[string]string),
 	}
@@ -216,24 +216,24 @@ func (v *VHost) Exchange(name string) (*exchange.Exchange, error) {
 
 // Queue returns the named queue for the connection owner: NotFound if it does
 // not exist, ResourceLocked if it is another connection's exclusive queue.
-func (v *VHost) Queue(name string, owner uint64) (*queue.Queue, error) {
+func (v *VHost) Queue(name string, owner uint64) (queue.Interface, error) {
 	v.mu.RLock()
 	q := v.queues[name]
 	v.mu.RUnlock()
 	if q == nil {
 		return nil, v.noQueue(name)
 	}
-	if q.Exclusive && q.Owner != owner {
+	if q.Declared().Exclusive && q.Declared().Owner != owner {
 		return nil, v.locked(name)
 	}
 	return q, nil
 }
 
 // Queues returns a snapshot of every queue.
-func (v *VHost) Queues() []*queue.Queue {
+func (v *VHost) Queues() []queue.Interface {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	qs := make([]*queue.Queue, 0, len(v.queues))
+	qs := make([]queue.Interface, 0, len(v.queues))
 	for _, q := range v.queues {
 		qs = append(qs, q)
 	}
@@ -256,7 +256,7 @@ func (v *VHost) DeleteOwnedQueues(owner uint64) {
 	v.mu.RLock()
 	var names []string
 	for name, q := range v.queues {
-		if q.Exclusive && q.Owner == owner {
+		if q.Declared().Exclusive && q.Declared().Owner == owner {
 			names = append(names, name)
 		}
 	}
@@ -268,9 +268,9 @@ func (v *VHost) DeleteOwnedQueues(owner uint64) {
 
 // ConsumerGone is called when a consumer left q; an auto-delete queue that
 // lost its last consumer is deleted, as in RabbitMQ.
-func (v *VHost) ConsumerGone(q *queue.Queue, c queue.Consumer) {
+func (v *VHost) ConsumerGone(q queue.Interface, c queue.Consumer) {
 	if q.RemoveConsumer(c) {
-		_, _ = v.Apply(DeleteQueue{Name: q.Name, Owner: q.Owner})
+		_, _ = v.Apply(DeleteQueue{Name: q.Declared().Name, Owner: q.Declared().Owner})
 	}
 }
 
@@ -422,18 +422,18 @@ func (v *VHost) declareQueue(op DeclareQueue, t *txn) error {
 		return v.gone()
 	}
 	if q := v.queues[op.Name]; q != nil {
-		if (q.Exclusive && q.Owner != op.Owner) || q.Exclusive != op.Exclusive {
+		if (q.Declared().Exclusive && q.Declared().Owner != op.Owner) || q.Declared().Exclusive != op.Exclusive {
 			return v.locked(op.Name)
 		}
 		q.Touch()
-		what := fmt.Sprintf("queue '%s' in vhost '%s'", q.Name, v.Name)
+		what := fmt.Sprintf("queue '%s' in vhost '%s'", q.Declared().Name, v.Name)
 		switch {
-		case q.Durable != op.Durable:
-			return errorf(PreconditionFailed, "inequivalent arg 'durable' for %s: received '%t' but current is '%t'", what, op.Durable, q.Durable)
-		case q.AutoDelete != op.AutoDelete:
-			return errorf(PreconditionFailed, "inequivalent arg 'auto_delete' for %s: received '%t' but current is '%t'", what, op.AutoDelete, q.AutoDelete)
+		case q.Declared().Durable != op.Durable:
+			return errorf(PreconditionFailed, "inequivalent arg 'durable' for %s: received '%t' but current is '%t'", what, op.Durable, q.Declared().Durable)
+		case q.Declared().AutoDelete != op.AutoDelete:
+			return errorf(PreconditionFailed, "inequivalent arg 'auto_delete' for %s: received '%t' but current is '%t'", what, op.AutoDelete, q.Declared().AutoDelete)
 		}
-		return argsEquivalent(what, q.Args, op.Args, queueCheckedArgs)
+		return argsEquivalent(what, q.Declared().Args, op.Args, queueCheckedArgs)
 	}
 	if limit := v.limits.Load().MaxQueues; limit >= 0 && int64(len(v.queues)) >= limit {
 		return errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", op.Name, v.Name, limit)
@@ -453,10 +453,10 @@ func (v *VHost) declareQueue(op DeclareQueue, t *txn) error {
 	v.storeQueue(&t.b, q)
 	v.emit(t, "queue.created", func() wire.Table {
 		owner := ""
-		if q.Exclusive {
-			owner = event.Pid(q.Owner)
+		if q.Declared().Exclusive {
+			owner = event.Pid(q.Declared().Owner)
 		}
-		return event.QueueCreated(v.Name, q.Name, q.Durable, q.AutoDelete, q.Exclusive, owner, q.Args, t.actor)
+		return event.QueueCreated(v.Name, q.Declared().Name, q.Declared().Durable, q.Declared().AutoDelete, q.Declared().Exclusive, owner, q.Declared().Args, t.actor)
 	})
 	// Every queue is bound to the default exchange by its name; that binding
 	// is implicit (see route), so nothing is stored for it.
@@ -481,12 +481,12 @@ func (v *VHost) newQueue(op DeclareQueue, owner uint64, cfg queue.Config, storeK
 
 // expireQueue deletes a queue that x-expires found unused, unless it was
 // deleted (and perhaps declared anew) meanwhile.
-func (v *VHost) expireQueue(q *queue.Queue) {
+func (v *VHost) expireQueue(q queue.Interface) {
 	v.mu.RLock()
-	current := v.queues[q.Name] == q
+	current := v.queues[q.Declared().Name] == q
 	v.mu.RUnlock()
 	if current {
-		_, _ = v.Apply(DeleteQueue{Name: q.Name, Owner: q.Owner})
+		_, _ = v.Apply(DeleteQueue{Name: q.Declared().Name, Owner: q.Declared().Owner})
 	}
 }
 
@@ -548,7 +548,7 @@ func (v *VHost) deleteQueue(op DeleteQueue, t *txn) error {
 		// RabbitMQ answers delete-ok for a queue that does not exist.
 		return nil
 	}
-	if q.Exclusive && q.Owner != op.Owner {
+	if q.Declared().Exclusive && q.Declared().Owner != op.Owner {
 		v.mu.Unlock()
 		return v.locked(op.Name)
 	}
@@ -566,7 +566,7 @@ func (v *VHost) deleteQueue(op DeleteQueue, t *txn) error {
 	v.forgetQueue(&t.b, q)
 	// RabbitMQ names nobody for the bindings that go with a queue.
 	v.removeDestinationLocked(exchange.Destination{Name: op.Name}, t, event.Internal)
-	v.emit(t, "queue.deleted", func() wire.Table { return event.QueueDeleted(v.Name, q.Name, t.actor) })
+	v.emit(t, "queue.deleted", func() wire.Table { return event.QueueDeleted(v.Name, q.Declared().Name, t.actor) })
 	v.mu.Unlock()
 	// Once the deletion is on disk, and outside the vhost lock: Delete
 	// drops the messages and calls consumers, which take their channels'
@@ -638,7 +638,7 @@ func (v *VHost) bindingEndsLocked(op Bind) (*exchange.Exchange, exchange.Destina
 	if q == nil {
 		return nil, dest, v.noQueue(op.Destination)
 	}
-	if q.Exclusive && q.Owner != op.Owner {
+	if q.Declared().Exclusive && q.Declared().Owner != op.Owner {
 		return nil, dest, v.locked(op.Destination)
 	}
 	return src, dest, nil

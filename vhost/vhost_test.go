@@ -261,13 +261,13 @@ func TestQueueLookup(t *testing.T) {
 	apply(t, v, vhost.DeclareQueue{Name: "ex", Exclusive: true, Owner: 7}, vhost.DeclareQueue{Name: "shared", Owner: 7})
 	q, err := v.Queue("ex", 7)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(7), q.Owner)
+	assert.Equal(t, uint64(7), q.Declared().Owner)
 	_, err = v.Queue("ex", 8)
 	requireErr(t, err, vhost.ResourceLocked, "cannot obtain exclusive access to locked queue 'ex' in vhost '/'. "+
 		"It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.")
 	q, err = v.Queue("shared", 8)
 	require.NoError(t, err)
-	assert.Zero(t, q.Owner, "a non-exclusive queue has no owner")
+	assert.Zero(t, q.Declared().Owner, "a non-exclusive queue has no owner")
 	_, err = v.Queue("nope", 7)
 	requireErr(t, err, vhost.NotFound, "no queue 'nope' in vhost '/'")
 	assert.Len(t, v.Queues(), 2)
@@ -275,8 +275,8 @@ func TestQueueLookup(t *testing.T) {
 
 type fakeConsumer struct{ cancelled int }
 
-func (c *fakeConsumer) Deliver(*queue.Queue, queue.Delivery) bool { return false }
-func (c *fakeConsumer) Cancel(*queue.Queue)                       { c.cancelled++ }
+func (c *fakeConsumer) Deliver(queue.Interface, queue.Delivery) bool { return false }
+func (c *fakeConsumer) Cancel(queue.Interface)                       { c.cancelled++ }
 
 func TestDeleteQueue(t *testing.T) {
 	tests := []struct {
@@ -479,8 +479,8 @@ func TestDeleteOwnedQueues(t *testing.T) {
 
 type stubConsumer struct{}
 
-func (stubConsumer) Deliver(*queue.Queue, queue.Delivery) bool { return true }
-func (stubConsumer) Cancel(*queue.Queue)                       {}
+func (stubConsumer) Deliver(queue.Interface, queue.Delivery) bool { return true }
+func (stubConsumer) Cancel(queue.Interface)                       {}
 
 func TestConsumerGoneAutoDeleteQueue(t *testing.T) {
 	v := vhost.New("/", vhost.Options{})
