@@ -27,7 +27,8 @@ import (
 // (duplicates are allowed: delivery is at-least-once). Three rounds, each
 // killing at a different moment and keeping what earlier rounds left. It
 // runs with the default memory budget and with one so small that nearly
-// the whole backlog is paged out to disk, and recovered from there.
+// the whole backlog is paged out to disk, and recovered from there; and over
+// a quorum queue (skipped while the broker refuses them).
 func TestCrashLosesNoConfirmedMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the broker binary")
@@ -37,25 +38,36 @@ func TestCrashLosesNoConfirmedMessage(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	for _, tc := range []struct {
-		name string
-		args []string
+		name      string
+		args      []string
+		queueArgs amqp091.Table
 	}{
-		{"default budget", nil},
-		{"paged", []string{"--storage.memory_budget", "65536"}},
+		{"default budget", nil, nil},
+		{"paged", []string{"--storage.memory_budget", "65536"}, nil},
+		{"quorum queue", nil, quorumArgs(nil)},
 	} {
-		t.Run(tc.name, func(t *testing.T) { crashRounds(t, bin, tc.args) })
+		t.Run(tc.name, func(t *testing.T) { crashRounds(t, bin, tc.args, tc.queueArgs) })
 	}
 }
 
-func crashRounds(t *testing.T, bin string, args []string) {
+func crashRounds(t *testing.T, bin string, args []string, queueArgs amqp091.Table) {
 	dir := t.TempDir()
+	if queueArgs["x-queue-type"] == "quorum" {
+		proc, url := startBinary(t, bin, dir, args...)
+		reason := quorumSupport(t, url)
+		_ = proc.Process.Kill()
+		_ = proc.Wait()
+		if reason != "" {
+			t.Skip(reason)
+		}
+	}
 
 	confirmed := map[string]bool{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for round := range 3 {
 		proc, url := startBinary(t, bin, dir, args...)
 		ch := dialChannel(t, url)
-		_, err := ch.QueueDeclare("crash", true, false, false, false, nil)
+		_, err := ch.QueueDeclare("crash", true, false, false, false, queueArgs)
 		require.NoError(t, err)
 
 		var mu sync.Mutex
