@@ -127,7 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "time", 10*time.Second, "duration of each scenario run, warmup included")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warmup excluded from each scenario's window")
 	fs.DurationVar(&o.pause, "pause", 2*time.Second, "pause between runs, for the broker to settle")
-	only := fs.String("scenarios", "", "comma-separated scenario ids to run (a..h); empty: all; none: only footprint")
+	only := fs.String("scenarios", "", "comma-separated scenario ids to run (a..j; i and j on quorum queues); empty: all; none: only footprint")
 	noFoot := fs.Bool("no-footprint", false, "skip the footprint rows (idle RSS, connections, queues, backlog)")
 	fs.StringVar(&o.perf, "perf", "", "warren-perf binary (default: next to this binary, in PATH, or built from ./cmd/warren-perf)")
 	fs.IntVar(&o.backlog, "backlog", 1_000_000, "messages in the backlog footprint rows")

@@ -32,6 +32,11 @@ var scenarios = []*scenario{
 		args: []string{"-producers", "1", "-consumers", "1", "-queues", "1", "-size", "16", "-priority", "10", "-qos", "100"}},
 	{id: "h", title: "latency at 1000 msg/s, 16 B, autoack", metric: "p99 latency ms", lowerIsBetter: true, value: p99ms,
 		args: []string{"-producers", "1", "-consumers", "1", "-queues", "1", "-size", "16", "-rate", "1000", "-autoack"}},
+	// (c) and (f) with confirms on quorum queues: issue 12's two throughput targets.
+	{id: "i", title: "(c) on a quorum queue", metric: "consumed msg/s", value: consumed,
+		args: []string{"-producers", "1", "-consumers", "1", "-queues", "1", "-size", "16", "-persistent", "-confirm", "100", "-qos", "100", "-queue-type", "quorum"}},
+	{id: "j", title: "4 producers, 4 quorum queues, 4 consumers, 16 B, confirms (100), qos 100", metric: "consumed msg/s", value: consumed,
+		args: []string{"-producers", "4", "-consumers", "4", "-queues", "4", "-size", "16", "-persistent", "-confirm", "100", "-qos", "100", "-queue-type", "quorum"}},
 }
 
 func scenarioByID(id string) *scenario {

@@ -70,6 +70,7 @@ type config struct {
 	routingKey   string
 	bindings     int
 	priority     int
+	queueType    string // "", "classic" or "quorum": x-queue-type
 	queueArgs    amqp091.Table
 	client       string // clientRaw or clientAMQP091
 	json         bool
@@ -106,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.routingKey, "routing-key", "", "one routing key (header value for headers) for every binding and message (default: one per queue)")
 	fs.IntVar(&c.bindings, "bindings", 0, "extra non-matching bindings to the exchange (topic, direct, headers)")
 	fs.IntVar(&c.priority, "priority", 0, "x-max-priority on queues, and random message priorities 0..`MAX`")
+	fs.StringVar(&c.queueType, "queue-type", "", "classic|quorum: declares x-queue-type (quorum queues are durable, not auto-delete); default: not set")
 	queueArgs := fs.String("queue-args", "", "extra queue arguments, `k=v,k=v` (integers and true/false are typed)")
 	fs.StringVar(&c.client, "client", clientRaw, "AMQP client: raw (lean, built on amqp/wire) or amqp091 (amqp091-go)")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON on stdout")
@@ -152,6 +154,10 @@ func (c *config) validate() error {
 		return errors.New("-priority must be 0..255")
 	case c.client != clientRaw && c.client != clientAMQP091:
 		return fmt.Errorf("unknown -client %q (raw|amqp091)", c.client)
+	case c.queueType != "" && c.queueType != "classic" && c.queueType != "quorum":
+		return fmt.Errorf("unknown -queue-type %q (classic|quorum)", c.queueType)
+	case c.queueType == "quorum" && c.priority > 0:
+		return errors.New("-priority needs classic queues: quorum queues refuse x-max-priority")
 	}
 	switch c.exchangeType {
 	case "":

@@ -364,8 +364,8 @@ func (r *rawChannel) exchangeDeclare(name, kind string, durable bool) error {
 	return err
 }
 
-func (r *rawChannel) queueDeclare(name string, durable bool, args amqp091.Table) error {
-	_, err := r.c.rpc(r.id, &wire.QueueDeclare{Queue: name, Durable: durable, AutoDelete: true, Arguments: wire.Table(args)}, 50, 11)
+func (r *rawChannel) queueDeclare(name string, durable, autoDelete bool, args amqp091.Table) error {
+	_, err := r.c.rpc(r.id, &wire.QueueDeclare{Queue: name, Durable: durable, AutoDelete: autoDelete, Arguments: wire.Table(args)}, 50, 11)
 	return err
 }
 

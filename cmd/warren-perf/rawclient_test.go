@@ -29,7 +29,7 @@ func TestRawPublishConfirmConsume(t *testing.T) {
 	require.NoError(t, err)
 	ach, err := rawAdmin{admin}.channel()
 	require.NoError(t, err)
-	require.NoError(t, ach.queueDeclare("raw-test", false, nil))
+	require.NoError(t, ach.queueDeclare("raw-test", false, true, nil))
 	require.NoError(t, ach.queuePurge("raw-test"))
 
 	pub, err := dialRaw(uri, "test producer", 5*time.Second)

@@ -55,7 +55,7 @@ func (b *bench) result() *result {
 			"confirm": cfg.confirm, "persistent": cfg.persistent, "autoack": cfg.autoack, "qos": cfg.qos,
 			"multi_ack": cfg.multiAck, "exchange_type": cfg.exchangeType, "exchange": cfg.exchange,
 			"routing_key": cfg.routingKey, "bindings": cfg.bindings, "priority": cfg.priority,
-			"queue_args": cfg.queueArgs, "client": cfg.client,
+			"queue_type": cfg.queueType, "queue_args": cfg.queueArgs, "client": cfg.client,
 		},
 	}
 	if first == nil {

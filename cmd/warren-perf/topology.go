@@ -57,11 +57,20 @@ func (b *bench) declare(conn adminConn) (*topology, error) {
 	if cfg.priority > 0 {
 		args["x-max-priority"] = int64(cfg.priority)
 	}
+	// Quorum queues must be durable and cannot be auto-delete; deleteTopology
+	// deletes them at the end like the others.
+	durable, autoDelete := cfg.persistent, true
+	if cfg.queueType != "" {
+		args["x-queue-type"] = cfg.queueType
+	}
+	if cfg.queueType == "quorum" {
+		durable, autoDelete = true, false
+	}
 	for i := range cfg.queues {
 		t.queues = append(t.queues, cfg.queuePrefix+strconv.Itoa(i))
 	}
 	for _, q := range t.queues {
-		if err := ch.queueDeclare(q, cfg.persistent, args); err != nil {
+		if err := ch.queueDeclare(q, durable, autoDelete, args); err != nil {
 			return t, fmt.Errorf("declare queue %q: %v (a queue with other properties left by an earlier run? delete it or use -queue-prefix)", q, err)
 		}
 		t.declared++
@@ -163,11 +172,11 @@ type adminConn interface {
 	close() error
 }
 
-// topoChannel declares what a run needs. Queues are auto-delete, not
-// exclusive; exchanges not auto-delete, not internal; deletes unconditional.
+// topoChannel declares what a run needs. Queues are not exclusive;
+// exchanges not auto-delete, not internal; deletes unconditional.
 type topoChannel interface {
 	exchangeDeclare(name, kind string, durable bool) error
-	queueDeclare(name string, durable bool, args amqp091.Table) error
+	queueDeclare(name string, durable, autoDelete bool, args amqp091.Table) error
 	queuePurge(name string) error
 	queueBind(queue, key, exchange string, args amqp091.Table) error
 	queueDelete(name string) error
@@ -193,8 +202,8 @@ func (c chan091) exchangeDeclare(name, kind string, durable bool) error {
 	return c.ch.ExchangeDeclare(name, kind, durable, false, false, false, nil)
 }
 
-func (c chan091) queueDeclare(name string, durable bool, args amqp091.Table) error {
-	_, err := c.ch.QueueDeclare(name, durable, true, false, false, args)
+func (c chan091) queueDeclare(name string, durable, autoDelete bool, args amqp091.Table) error {
+	_, err := c.ch.QueueDeclare(name, durable, autoDelete, false, false, args)
 	return err
 }
 
