@@ -20,6 +20,9 @@ func (ch *channel) basicPublish(m *wire.BasicPublish) error {
 	if err := ch.checkAccess(broker.Write, "exchange", m.Exchange); err != nil {
 		return err
 	}
+	if err := ch.checkTopic(broker.Write, m.Exchange, m.RoutingKey); err != nil {
+		return err
+	}
 	ch.pub = pending{active: true, exchange: m.Exchange, key: m.RoutingKey, mandatory: m.Mandatory}
 	ch.c.publisher = true
 	return nil

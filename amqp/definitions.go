@@ -6,6 +6,7 @@ import (
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/exchange"
 	"github.com/warrenmq/warren/queue"
 	"github.com/warrenmq/warren/vhost"
 )
@@ -17,6 +18,22 @@ func (ch *channel) checkAccess(what broker.Access, kind, name string) error {
 		return nil
 	}
 	return newError(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", kind, name, c.vh.Name, c.user.Name())
+}
+
+// checkTopic enforces the user's topic permission on exchange x, if x is a
+// topic exchange: write for a publish's routing key, read for a binding's
+// key, with RabbitMQ's text. A missing exchange is left to the operation,
+// which refuses it with 404.
+func (ch *channel) checkTopic(what broker.Access, x, key string) error {
+	c := ch.c
+	if !c.user.HasTopicPermissions(c.vh.Name) {
+		return nil
+	}
+	e, err := c.vh.Exchange(x)
+	if err != nil || e.Kind != exchange.Topic || c.user.TopicAllowed(c.vh.Name, x, what, key) {
+		return nil
+	}
+	return newError(wire.AccessRefused, "access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'", key, x, c.vh.Name, c.user.Name())
 }
 
 // applyOp runs a definition op on the connection's vhost, through the
@@ -85,6 +102,9 @@ func (ch *channel) exchangeBind(dest, src, key string, args wire.Table, unbind, 
 		return err
 	}
 	if err := ch.checkAccess(broker.Read, "exchange", src); err != nil {
+		return err
+	}
+	if err := ch.checkTopic(broker.Read, src, key); err != nil {
 		return err
 	}
 	op := vhost.Bind{Source: src, Destination: dest, ToExchange: true, Key: key, Args: args, Owner: ch.c.id}
@@ -189,6 +209,9 @@ func (ch *channel) queueBind(queueName, exchangeName, key string, args wire.Tabl
 		return err
 	}
 	if err := ch.checkAccess(broker.Read, "exchange", exchangeName); err != nil {
+		return err
+	}
+	if err := ch.checkTopic(broker.Read, exchangeName, key); err != nil {
 		return err
 	}
 	op := vhost.Bind{Source: exchangeName, Destination: name, Key: key, Args: args, Owner: ch.c.id}

@@ -28,6 +28,9 @@ type Account struct {
 	creds atomic.Pointer[credentials]
 	perms atomic.Pointer[permissionSet] // never nil; replaced whole, never changed
 	lim   accountLimits
+	// topics are the topic permissions (topicperms.go); nil when none, so
+	// that a publish checks them with one load.
+	topics atomic.Pointer[topicPermissions]
 }
 
 // Name is the user's name.

@@ -82,6 +82,10 @@ func Open(cfg Config, o Options) (*Broker, error) {
 		store.Close()
 		return nil, err
 	}
+	if err := b.restoreTopicPermissions(); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if err := b.restoreGlobals(); err != nil {
 		store.Close()
 		return nil, err

@@ -147,6 +147,9 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 		}
 	}
 	if all {
+		for _, tp := range b.TopicPermissions("", "") {
+			d.TopicPermissions = append(d.TopicPermissions, tp)
+		}
 		for _, name := range b.GlobalParameterNames() {
 			v, _ := b.GlobalParameter(name)
 			d.GlobalParameters = append(d.GlobalParameters, map[string]any{"name": name, "value": v})
@@ -248,6 +251,9 @@ func (b *Broker) Import(d *Definitions, only, acting string) error {
 	}
 	if only == "" {
 		if err := b.importAccess(d, acting); err != nil {
+			return err
+		}
+		if err := b.importTopicPermissions(d, acting); err != nil {
 			return err
 		}
 		if err := b.importGlobals(d, acting); err != nil {
@@ -627,6 +633,22 @@ func (b *Broker) importGlobals(d *Definitions, acting string) error {
 		}
 		if _, err := b.ApplyAs(SetGlobalParameter{Name: name, Value: value}, importer(acting)); err != nil {
 			return fmt.Errorf("global parameter '%s': %w", name, err)
+		}
+	}
+	return nil
+}
+
+// importTopicPermissions sets the topic permissions of d.
+func (b *Broker) importTopicPermissions(d *Definitions, acting string) error {
+	for _, raw := range d.TopicPermissions {
+		p, ok := raw.(map[string]any)
+		if !ok {
+			continue
+		}
+		str := func(k string) string { s, _ := p[k].(string); return s }
+		op := SetTopicPermission{User: str("user"), Vhost: str("vhost"), Exchange: str("exchange"), Write: str("write"), Read: str("read")}
+		if _, err := b.ApplyAs(op, importer(acting)); err != nil {
+			return fmt.Errorf("topic permission of user '%s' in vhost '%s': %w", op.User, op.Vhost, err)
 		}
 	}
 	return nil

@@ -172,9 +172,11 @@ func (op DeleteUser) apply(b *Broker, actor string) error {
 	for vh := range *a.perms.Load() {
 		batch.DeleteDefinition(storage.KindPermission, permissionKey(vh, op.Name))
 	}
+	dropTopics := a.deleteTopicsOf(&batch, "")
 	if err := b.commit(&batch); err != nil {
 		return err
 	}
+	dropTopics()
 	b.updateRegistry(func(r *registry) { delete(r.accounts, op.Name) })
 	a.perms.Store(&permissionSet{})
 	// After the registry no longer has the account: a connection opening
@@ -253,14 +255,19 @@ func (op DeleteVhost) apply(b *Broker, actor string) error {
 	var batch storage.Batch
 	batch.DeleteDefinition(storage.KindVhost, op.Name)
 	var had []*Account
+	var dropTopics []func()
 	for _, a := range reg.accounts {
 		if _, ok := (*a.perms.Load())[op.Name]; ok {
 			batch.DeleteDefinition(storage.KindPermission, permissionKey(op.Name, a.name))
 			had = append(had, a)
 		}
+		dropTopics = append(dropTopics, a.deleteTopicsOf(&batch, op.Name))
 	}
 	if err := b.commit(&batch); err != nil {
 		return err
+	}
+	for _, drop := range dropTopics {
+		drop()
 	}
 	for _, a := range had {
 		a.setPermissions(op.Name, nil)

@@ -62,7 +62,7 @@ func (a *API) routeVHosts(q *request) {
 	case len(s) == 3 && s[2] == "topic-permissions":
 		get(q, func(q *request) {
 			if requireAdmin(q) && a.vhost(q, s[1]) != nil {
-				writeJSON(q.w, http.StatusOK, []any{}) // Warren has no topic permissions
+				replyList(q, nonNil(a.broker.TopicPermissions("", s[1])), false)
 			}
 		})
 	case len(s) == 3 && s[2] == "channels":
@@ -248,7 +248,7 @@ func (a *API) routeUsers(q *request) {
 				return
 			}
 			if s[2] == "topic-permissions" {
-				writeJSON(q.w, http.StatusOK, []any{})
+				replyList(q, nonNil(a.broker.TopicPermissions(s[1], "")), false)
 				return
 			}
 			replyList(q, permissionsOf(u), false)

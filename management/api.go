@@ -195,7 +195,9 @@ func (a *API) route(q *request) {
 		a.routeGlobalParameters(q) // globals.go
 	case "cluster-name":
 		a.routeClusterName(q)
-	case "operator-policies", "topic-permissions", "feature-flags":
+	case "topic-permissions":
+		a.routeTopicPermissions(q) // topicperms.go
+	case "operator-policies", "feature-flags":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
 	case "extensions":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
