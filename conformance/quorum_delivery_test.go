@@ -319,6 +319,8 @@ func TestQuorumMaxLength(t *testing.T) {
 			[]string{"1", "2", "3", "4"}, []bool{true, true, true, false}, []string{"1", "2", "3"}, nil},
 		{"reject-publish by bytes", amqp091.Table{"x-max-length-bytes": int32(3), "x-overflow": "reject-publish"},
 			[]string{"aa", "bb", "cc"}, []bool{true, true, false}, []string{"aa", "bb"}, nil},
+		{"max-length zero", amqp091.Table{"x-max-length": int32(0)},
+			[]string{"1"}, []bool{true}, nil, []string{"1"}},
 		{"reject-publish-dlx is drop-head", amqp091.Table{"x-max-length": int32(1), "x-overflow": "reject-publish-dlx"},
 			[]string{"1", "2"}, []bool{true, true}, []string{"2"}, []string{"1"}},
 	} {
