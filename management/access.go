@@ -178,11 +178,11 @@ func userJSON(u broker.UserInfo) map[string]any {
 	}
 }
 
-// requireAdmin answers 403 unless the caller is an administrator, as
+// requireAdmin answers 401 unless the caller is an administrator, as
 // RabbitMQ's is_authorized_admin resources do.
 func requireAdmin(q *request) bool {
 	if !q.u.admin() {
-		writeError(q.w, http.StatusForbidden, "not_authorised", "Not administrator user")
+		notAuthorised(q.w, notAdmin)
 		return false
 	}
 	return true

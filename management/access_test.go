@@ -65,8 +65,8 @@ func TestUsersAPI(t *testing.T) {
 		{"bad hash", "", "PUT", "/api/users/bob", map[string]any{"password_hash": "not base64!", "tags": ""}, 400, ""},
 		{"unknown hashing", "", "PUT", "/api/users/bob", map[string]any{"password_hash": broker.HashPassword([4]byte{}, "x"), "hashing_algorithm": "rabbit_password_hashing_bcrypt", "tags": ""}, 400, ""},
 		{"hash", "", "PUT", "/api/users/carol", map[string]any{"password_hash": broker.HashPassword([4]byte{9, 9, 9, 9}, "c"), "tags": ""}, 201, ""},
-		{"not admin", "watcher", "PUT", "/api/users/mallory", map[string]any{"password": "m", "tags": "administrator"}, 403, "Not administrator user"},
-		{"not admin lists", "watcher", "GET", "/api/users", nil, 403, ""},
+		{"not admin", "watcher", "PUT", "/api/users/mallory", map[string]any{"password": "m", "tags": "administrator"}, 401, "Not administrator user"},
+		{"not admin lists", "watcher", "GET", "/api/users", nil, 401, ""},
 		{"missing", "", "GET", "/api/users/nobody", nil, 404, "Not Found"},
 		{"delete missing", "", "DELETE", "/api/users/nobody", nil, 404, "Not Found"},
 	})
@@ -115,7 +115,7 @@ func TestVhostsAndPermissionsAPI(t *testing.T) {
 	e.run(t, []step{
 		{"create vhost", "", "PUT", "/api/vhosts/dev", map[string]any{"description": "for dev", "tags": "a,b"}, 201, ""},
 		{"existing vhost", "", "PUT", "/api/vhosts/dev", map[string]any{"description": "ignored"}, 204, ""},
-		{"not admin", "watcher", "PUT", "/api/vhosts/nope", nil, 403, ""},
+		{"not admin", "watcher", "PUT", "/api/vhosts/nope", nil, 401, ""},
 		{"user", "", "PUT", "/api/users/dave", map[string]any{"password": "d", "tags": ""}, 201, ""},
 		{"no such user", "", "PUT", "/api/permissions/dev/nobody", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}, 400, "vhost_or_user_not_found"},
 		{"no such vhost", "", "PUT", "/api/permissions/nope/dave", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}, 400, "vhost_or_user_not_found"},
@@ -123,7 +123,7 @@ func TestVhostsAndPermissionsAPI(t *testing.T) {
 		{"bad pattern", "", "PUT", "/api/permissions/dev/dave", map[string]any{"configure": "(", "write": "", "read": ""}, 400, ""},
 		{"set", "", "PUT", "/api/permissions/dev/dave", map[string]any{"configure": "^dave\\.", "write": ".*", "read": ".*"}, 201, ""},
 		{"reset", "", "PUT", "/api/permissions/dev/dave", map[string]any{"configure": "^dave\\.", "write": ".*", "read": ".*"}, 204, ""},
-		{"not admin lists", "watcher", "GET", "/api/permissions", nil, 403, ""},
+		{"not admin lists", "watcher", "GET", "/api/permissions", nil, 401, ""},
 		{"none", "", "GET", "/api/permissions/%2F/dave", nil, 404, "Not Found"},
 		{"clear none", "", "DELETE", "/api/permissions/%2F/dave", nil, 404, ""},
 		{"missing vhost", "", "GET", "/api/vhosts/nope", nil, 404, "Not Found"},

@@ -130,20 +130,28 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	name, pw, ok := r.BasicAuth()
 	if !ok {
+		// As RabbitMQ: no credentials is a bare 401 asking for them.
 		w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
-		writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
+		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
 	tags, ok := a.broker.Authenticate(name, pw, remoteAddr(r))
-	u := &user{name: name, tags: tags}
-	if !ok || !u.has("administrator", "monitoring", "management", "policymaker") {
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
-		writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
+		writeError(w, http.StatusUnauthorized, "not_authorized", "Login failed")
+		return
+	}
+	u := &user{name: name, tags: tags}
+	if !u.has("administrator", "monitoring", "management", "policymaker") {
+		notAuthorised(w, "Not management user")
 		return
 	}
 	req := &request{w: w, r: r, u: u, segs: segs}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && !u.admin() {
-		writeError(w, http.StatusForbidden, "not_authorised", "Not administrator user")
+	if len(segs) == 0 || segs[0] == "" {
+		notFound(w)
+		return
+	}
+	if !a.authorize(req) { // authz.go
 		return
 	}
 	a.route(req)

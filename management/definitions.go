@@ -11,7 +11,7 @@ import (
 
 func (a *API) exportDefinitions(q *request) {
 	if !q.u.admin() {
-		writeError(q.w, http.StatusForbidden, "not_authorised", "Not administrator user")
+		notAuthorised(q.w, notAdmin)
 		return
 	}
 	vs, ok := a.visibleVHosts(q, 1)

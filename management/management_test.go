@@ -96,7 +96,7 @@ func TestAuth(t *testing.T) {
 	require.Equal(t, "guest", who["name"])
 	require.Equal(t, 200, e.doAs("watcher", "w", "GET", "/api/queues", nil, nil))
 	var er map[string]string
-	require.Equal(t, 403, e.doAs("watcher", "w", "PUT", "/api/queues/%2F/x", map[string]any{}, &er))
+	require.Equal(t, 401, e.doAs("watcher", "w", "PUT", "/api/queues/%2F/x", map[string]any{}, &er))
 	require.Equal(t, 404, e.do("GET", "/api/queues/%2F/nope", nil, &er))
 	require.Equal(t, map[string]string{"error": "Object Not Found", "reason": "Not Found"}, er)
 }

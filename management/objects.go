@@ -344,10 +344,15 @@ func (a *API) routeQueues(q *request) {
 	}
 	switch {
 	case len(s) == 4 && s[3] == "contents" && m == http.MethodDelete:
+		if !a.permitted(q, v.Name, broker.Read, s[2]) {
+			return
+		}
 		qu.Purge()
 		q.w.WriteHeader(http.StatusNoContent)
 	case len(s) == 4 && s[3] == "get" && m == http.MethodPost:
-		a.getMessages(q, v, qu)
+		if a.permitted(q, v.Name, broker.Read, s[2]) {
+			a.getMessages(q, v, qu)
+		}
 	case len(s) == 4 && s[3] == "bindings":
 		get(q, func(q *request) { replyList(q, queueBindings(v, qu.Declared().Name), false) })
 	case len(s) == 4 && s[3] == "dead-letters":
@@ -454,6 +459,9 @@ func (a *API) declareQueue(q *request, v *vhost.VHost, name string) {
 		return
 	}
 	existed := findQueue(v, name) != nil
+	if !a.permitted(q, v.Name, broker.Configure, name) {
+		return
+	}
 	a.applyIn(q, v, vhost.DeclareQueue{Name: name, Durable: body.durable(), AutoDelete: body.AutoDelete, Args: broker.TableArgs(body.Arguments)}, createdOr(existed))
 }
 
@@ -461,6 +469,9 @@ func (a *API) deleteQueue(q *request, v *vhost.VHost, name string) {
 	qu := findQueue(v, name)
 	if qu == nil {
 		notFound(q.w)
+		return
+	}
+	if !a.permitted(q, v.Name, broker.Configure, name) {
 		return
 	}
 	qs := q.r.URL.Query()
@@ -539,6 +550,9 @@ func (a *API) routeExchanges(q *request) {
 				writeError(q.w, http.StatusForbidden, "access_refused", "deletion of system exchange '"+s[2]+"' in vhost '"+v.Name+"' not allowed")
 				return
 			}
+			if !a.permitted(q, v.Name, broker.Configure, name) {
+				return
+			}
 			a.applyIn(q, v, vhost.DeleteExchange{Name: name, IfUnused: q.r.URL.Query().Get("if-unused") == "true"}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)
@@ -552,7 +566,9 @@ func (a *API) routeExchanges(q *request) {
 	}
 	switch {
 	case len(s) == 4 && s[3] == "publish" && m == http.MethodPost:
-		a.publish(q, v, name)
+		if a.permitted(q, v.Name, broker.Write, name) {
+			a.publish(q, v, name)
+		}
 	case len(s) == 5 && s[3] == "bindings" && s[4] == "source":
 		get(q, func(q *request) {
 			out := []bindingJSON{}
@@ -595,6 +611,9 @@ func (a *API) declareExchange(q *request, v *vhost.VHost, name string) {
 	}
 	if body.Type == "" {
 		badRequest(q.w, "type is required")
+		return
+	}
+	if !a.permitted(q, v.Name, broker.Configure, name) {
 		return
 	}
 	a.applyIn(q, v, vhost.DeclareExchange{Name: name, Kind: body.Type, Durable: body.durable(), AutoDelete: body.AutoDelete,
@@ -742,6 +761,9 @@ func (a *API) routeBindings(q *request) {
 				return
 			}
 			args := broker.TableArgs(body.Arguments)
+			if !a.bindPermitted(q, v, src, dest, toEx, body.RoutingKey) {
+				return
+			}
 			// The header goes before the status; on an error it is harmless.
 			// RabbitMQ's Location is relative: the destination, then the
 			// properties key escaped once more.
@@ -760,6 +782,9 @@ func (a *API) routeBindings(q *request) {
 		case http.MethodGet:
 			q.reply(b)
 		case http.MethodDelete:
+			if !a.bindPermitted(q, v, src, dest, toEx, b.RoutingKey) {
+				return
+			}
 			a.applyIn(q, v, vhost.Unbind{Source: src, Destination: dest, ToExchange: toEx, Key: b.RoutingKey,
 				Args: b.args, Owner: ownerOf(v, dest, toEx)}, http.StatusNoContent)
 		default:
@@ -780,4 +805,22 @@ func ownerOf(v *vhost.VHost, dest string, toEx bool) uint64 {
 		return q.Declared().Owner
 	}
 	return 0
+}
+
+// bindPermitted checks what RabbitMQ's queue.bind and exchange.bind check
+// for the caller: write on the destination, read on the source, and the
+// topic read permission on a topic source.
+func (a *API) bindPermitted(q *request, v *vhost.VHost, src, dest string, toEx bool, key string) bool {
+	if !a.permitted(q, v.Name, broker.Write, dest) || !a.permitted(q, v.Name, broker.Read, src) {
+		return false
+	}
+	acct := a.broker.Account(q.u.name)
+	if acct == nil || !acct.HasTopicPermissions(v.Name) {
+		return true
+	}
+	if e, err := v.Exchange(src); err == nil && e.Kind == exchange.Topic && !acct.TopicAllowed(v.Name, src, broker.Read, key) {
+		notAuthorised(q.w, "access to topic '"+key+"' in exchange '"+src+"' in vhost '"+v.Name+"' refused for user '"+q.u.name+"'")
+		return false
+	}
+	return true
 }

@@ -406,13 +406,13 @@ func TestWarrenctlEnvironmentAndErrors(t *testing.T) {
 	env["WARREN_USER"], env["WARREN_PASSWORD"] = "bob", "pw"
 	_, errs, code := w("set_user_tags", "bob", "monitoring")
 	require.Equal(t, 1, code)
-	require.Equal(t, "warrenctl: Not_Authorized (not_authorized, HTTP 401)\n", errs)
+	require.Equal(t, "warrenctl: Not management user (not_authorised, HTTP 401)\n", errs)
 	env["WARREN_USER"], env["WARREN_PASSWORD"] = "guest", "guest"
 	require.Equal(t, 0, func() int { _, _, c := w("set_user_tags", "bob", "monitoring"); return c }())
 	env["WARREN_USER"], env["WARREN_PASSWORD"] = "bob", "pw"
 	_, errs, code = w("add_vhost", "v")
 	require.Equal(t, 1, code)
-	require.Equal(t, "warrenctl: Not administrator user (not_authorised, HTTP 403)\n", errs)
+	require.Equal(t, "warrenctl: Not administrator user (not_authorised, HTTP 401)\n", errs)
 }
 
 // TestRabbitDefaults: in the broker's environment the CLI logs in as the
