@@ -79,7 +79,9 @@ func (e *nodeDown) Error() string { return e.err.Error() }
 var valued = map[string]string{
 	"-n": "node", "--node": "node", "-p": "vhost", "--vhost": "vhost",
 	"--formatter": "formatter", "-t": "timeout", "--timeout": "timeout",
-	"--url": "url", "--user": "user", "--username": "user", "--password": "password",
+	// --user is a command's option (list_user_limits), as in rabbitmqctl,
+	// whose login is no option at all; Warren's API login is --api-user.
+	"--url": "url", "--user": "user", "--api-user": "api-user", "--password": "password",
 	"--priority": "priority", "--apply-to": "apply-to", "--description": "description",
 	"--tags": "tags", "--default-queue-type": "default-queue-type", "--format": "format",
 	"--erlang-cookie": "erlang-cookie", "--pattern": "pattern",
@@ -145,7 +147,7 @@ func runRabbit(prog string, args []string, env func(string) (string, bool), stdo
 			t.timeout = time.Duration(n * float64(time.Second))
 		case "url":
 			t.c.base = val
-		case "user":
+		case "api-user":
 			t.c.user = val
 		case "password":
 			t.c.password = val
@@ -214,7 +216,7 @@ func rabbitUsage(prog string) string {
 	switch prog {
 	case "rabbitmqctl":
 		return "rabbitmqctl [--node <node>] [--quiet] [--vhost <vhost>] [--formatter json] <command> [<command options>]\n" +
-			"(Warren: --url, --user, --password or WARREN_URL, WARREN_USER, WARREN_PASSWORD select the management API)"
+			"(Warren: --url, --api-user, --password or WARREN_URL, WARREN_USER, WARREN_PASSWORD select the management API)"
 	case "rabbitmq-diagnostics":
 		return "rabbitmq-diagnostics [--node <node>] [--quiet] [--formatter json] ping|check_running|check_port_connectivity|check_local_alarms|check_virtual_hosts|status|listeners|server_version"
 	}

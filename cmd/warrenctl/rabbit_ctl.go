@@ -49,6 +49,7 @@ func (t *rabbitTool) ctlCommands() map[string]func() error {
 		"clear_vhost_limits": t.clearVhostLimits,
 		"clear_user_limits":  t.clearUserLimits,
 		"list_vhost_limits":  t.listVhostLimits,
+		"list_user_limits":   t.listUserLimits,
 		"set_parameter":      t.setParameter,
 		"clear_parameter":    t.clearParameter,
 		"list_parameters":    t.listParameters,
@@ -978,6 +979,52 @@ func limitsOf(objs []map[string]any) any {
 		return map[string]any{}
 	}
 	return objs[0]["value"]
+}
+
+// listUserLimits is rabbitmqctl's list_user_limits: one user's limits
+// (--user, guest by default) as JSON, or with --global every user that has
+// any, one row each.
+func (t *rabbitTool) listUserLimits() error {
+	if err := t.need(0, 0); err != nil {
+		return err
+	}
+	if _, err := t.connect(); err != nil {
+		return err
+	}
+	var objs []map[string]any
+	if !t.flags["global"] {
+		user := t.opts["user"]
+		if user == "" {
+			user = "guest"
+		}
+		t.banner("Listing limits for user \"%s\" ...", user)
+		if err := t.userForLimits(user); err != nil {
+			return err
+		}
+		if err := t.get("/api/user-limits/"+esc(user), &objs); err != nil && !isStatus(err, http.StatusNotFound) {
+			return err
+		}
+		b, _ := json.Marshal(limitsOf(objs))
+		if t.json {
+			m, _ := json.Marshal(map[string]string{"message": string(b)})
+			fmt.Fprintln(t.out, string(m))
+			return nil
+		}
+		t.say("%s", b)
+		return nil
+	}
+	t.banner("Listing limits for all users ...")
+	if err := t.get("/api/user-limits", &objs); err != nil {
+		return err
+	}
+	rows := make([]map[string]any, 0, len(objs))
+	for _, o := range objs {
+		b, _ := json.Marshal(o["value"])
+		rows = append(rows, map[string]any{"user": o["user"], "limits": string(b)})
+	}
+	cols := []string{"user", "limits"}
+	t.printRows(cols, rowsOf(rows, cols, nil))
+	return nil
 }
 
 // setUserLimits adds the given limits to the user's, as RabbitMQ's
