@@ -84,11 +84,13 @@ func TestQuorumManagement(t *testing.T) {
 			MessagesUnacknowledged *int           `json:"messages_unacknowledged"`
 		}
 		var q queueInfo
-		// RabbitMQ refreshes a quorum queue's counters every few seconds.
+		// RabbitMQ refreshes a quorum queue's counters every few seconds, and
+		// node and state (from its stats) not always at the same time.
 		require.Eventually(t, func() bool {
 			q = queueInfo{}
 			require.NoError(t, json.Unmarshal([]byte(l.must(http.StatusOK, "GET", "/api/queues/"+vp+"/made-over-http", nil)), &q))
-			return q.Messages != nil && *q.Messages == 2 && q.MessagesUnacknowledged != nil && *q.MessagesUnacknowledged == 1
+			return q.Messages != nil && *q.Messages == 2 && q.MessagesUnacknowledged != nil && *q.MessagesUnacknowledged == 1 &&
+				q.Node != "" && q.State != ""
 		}, 15*time.Second, 250*time.Millisecond, "counters of %+v", q)
 		require.Equal(t, "quorum", q.Type)
 		require.True(t, q.Durable)
