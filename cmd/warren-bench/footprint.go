@@ -23,6 +23,10 @@ const (
 	footDeclTime
 	footDeclRSS
 	footDelTime
+	footQDeclTime
+	footQDeclRSS
+	footQKiB
+	footQDelTime
 	footBacklogPub
 	footBacklogRSS
 	footBacklogDrain
@@ -45,6 +49,10 @@ var footRows = [nFoot]footRow{
 	footDeclTime:      {"declare %d queues, s", true},
 	footDeclRSS:       {"RSS with %d queues, MiB", true},
 	footDelTime:       {"delete %d queues, s", true},
+	footQDeclTime:     {"declare %d quorum queues, s", true},
+	footQDeclRSS:      {"RSS with %d quorum queues, MiB", true},
+	footQKiB:          {"RSS per idle quorum queue, KiB", true},
+	footQDelTime:      {"delete %d quorum queues, s", true},
 	footBacklogPub:    {"backlog %d × SIZE transient: publish msg/s (confirms)", false},
 	footBacklogRSS:    {"backlog %d × SIZE transient: RSS, MiB", true},
 	footBacklogDrain:  {"backlog %d × SIZE transient: drain msg/s", false},
@@ -153,7 +161,8 @@ func (o *options) runFootprint(ctx context.Context, rep *report, stderr io.Write
 		run  func(broker, *report, io.Writer)
 	}{
 		{"conns", o.footConns},
-		{"queues", o.footQueues},
+		{"queues", func(b broker, r *report, w io.Writer) { o.footQueues(b, r, w, false) }},
+		{"quorum-queues", func(b broker, r *report, w io.Writer) { o.footQueues(b, r, w, true) }},
 		{"backlog", func(b broker, r *report, w io.Writer) { o.footBacklog(b, r, w, false) }},
 		{"backlog-persistent", func(b broker, r *report, w io.Writer) { o.footBacklog(b, r, w, true) }},
 	}
@@ -237,9 +246,18 @@ func (o *options) footConns(b broker, rep *report, stderr io.Writer) {
 	})
 }
 
-// footQueues declares o.declQueues queues one by one, measures, deletes them.
-func (o *options) footQueues(b broker, rep *report, stderr io.Writer) {
-	fmt.Fprintf(stderr, "footprint %s: declare %d queues\n", b.name, o.declQueues)
+// footQueues declares o.declQueues queues (o.declQuorum durable quorum
+// queues) one by one, measures, deletes them.
+func (o *options) footQueues(b broker, rep *report, stderr io.Writer, quorum bool) {
+	n, kind, prefix := o.declQueues, "", "warren-bench-decl-"
+	declTime, declRSS, delTime := footDeclTime, footDeclRSS, footDelTime
+	var args amqp091.Table
+	if quorum {
+		n, kind, prefix = o.declQuorum, "quorum ", "warren-bench-qdecl-"
+		declTime, declRSS, delTime = footQDeclTime, footQDeclRSS, footQDelTime
+		args = amqp091.Table{"x-queue-type": "quorum"}
+	}
+	fmt.Fprintf(stderr, "footprint %s: declare %d %squeues\n", b.name, n, kind)
 	conn, err := dial(b.url, "queues")
 	if err != nil {
 		fmt.Fprintf(stderr, "    %v\n", err)
@@ -250,12 +268,12 @@ func (o *options) footQueues(b broker, rep *report, stderr io.Writer) {
 	if err != nil {
 		return
 	}
-	name := func(i int) string { return "warren-bench-decl-" + strconv.Itoa(i) }
+	name := func(i int) string { return prefix + strconv.Itoa(i) }
 	// each applies op to every queue and returns how long that took.
 	each := func(verb string, op func(q string) error) (time.Duration, error) {
 		start := time.Now()
 		err := withTimeout(5*time.Minute, func() error {
-			for i := range o.declQueues {
+			for i := range n {
 				if err := op(name(i)); err != nil {
 					return fmt.Errorf("%s %s: %v", verb, name(i), err)
 				}
@@ -264,28 +282,37 @@ func (o *options) footQueues(b broker, rep *report, stderr io.Writer) {
 		})
 		return time.Since(start), err
 	}
+	before := rss(b)
 	decl, err := each("declare", func(q string) error {
-		_, err := ch.QueueDeclare(q, false, false, false, false, nil)
+		_, err := ch.QueueDeclare(q, quorum, false, false, false, args)
 		return err
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "    %v\n", err)
-		rep.addFootprint(footDeclTime, b, na("failed"))
+		rep.addFootprint(declTime, b, na("failed"))
 		return
 	}
-	rep.addFootprint(footDeclTime, b, measure{v: decl.Seconds()})
+	rep.addFootprint(declTime, b, measure{v: decl.Seconds()})
 	time.Sleep(time.Second)
-	rep.addFootprint(footDeclRSS, b, rss(b))
+	after := rss(b)
+	rep.addFootprint(declRSS, b, after)
+	if quorum {
+		perQueue := na("n/a")
+		if after.note == "" && before.note == "" {
+			perQueue = measure{v: (after.v - before.v) * 1024 / float64(n)}
+		}
+		rep.addFootprint(footQKiB, b, perQueue)
+	}
 	del, err := each("delete", func(q string) error {
 		_, err := ch.QueueDelete(q, false, false, false)
 		return err
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "    %v\n", err)
-		rep.addFootprint(footDelTime, b, na("failed"))
+		rep.addFootprint(delTime, b, na("failed"))
 		return
 	}
-	rep.addFootprint(footDelTime, b, measure{v: del.Seconds()})
+	rep.addFootprint(delTime, b, measure{v: del.Seconds()})
 	fmt.Fprintf(stderr, "    declared in %.2f s, deleted in %.2f s\n", decl.Seconds(), del.Seconds())
 }
 

@@ -48,6 +48,7 @@ type options struct {
 	footOnly   map[string]bool
 	conns      int
 	declQueues int
+	declQuorum int // quorum queues in the quorum-queues footprint step
 	verbose    bool
 	out        string
 }
@@ -132,9 +133,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.perf, "perf", "", "warren-perf binary (default: next to this binary, in PATH, or built from ./cmd/warren-perf)")
 	fs.IntVar(&o.backlog, "backlog", 1_000_000, "messages in the backlog footprint rows")
 	fs.IntVar(&o.backlogSize, "backlog-size", 16, "body size of the backlog messages, bytes")
-	footOnly := fs.String("footprint", "", "comma-separated footprint steps to run (conns, queues, backlog, backlog-persistent); empty: all")
+	footOnly := fs.String("footprint", "", "comma-separated footprint steps to run (conns, queues, quorum-queues, backlog, backlog-persistent); empty: all")
 	fs.IntVar(&o.conns, "conns", 1000, "idle connections in the connections footprint row")
 	fs.IntVar(&o.declQueues, "decl-queues", 10_000, "queues in the declaration footprint row")
+	fs.IntVar(&o.declQuorum, "decl-quorum-queues", 1000, "quorum queues in the quorum declaration footprint rows")
 	fs.BoolVar(&o.verbose, "v", false, "show warren-perf's progress lines")
 	fs.StringVar(&o.out, "out", "", "also write the Markdown report to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -148,7 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.footOnly = map[string]bool{}
 		for name := range strings.SplitSeq(*footOnly, ",") {
 			switch name = strings.TrimSpace(name); name {
-			case "conns", "queues", "backlog", "backlog-persistent":
+			case "conns", "queues", "quorum-queues", "backlog", "backlog-persistent":
 				o.footOnly[name] = true
 			default:
 				return nil, fmt.Errorf("unknown footprint step %q", name)

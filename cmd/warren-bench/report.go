@@ -164,6 +164,8 @@ func (rep *report) markdown(w io.Writer, o *options) {
 				n = o.conns
 			case footDeclTime, footDeclRSS, footDelTime:
 				n = o.declQueues
+			case footQDeclTime, footQDeclRSS, footQDelTime:
+				n = o.declQuorum
 			}
 			title = fmt.Sprintf(title, n)
 		}
