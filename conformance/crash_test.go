@@ -24,7 +24,8 @@ import (
 // persistent messages with confirms from several connections, kills the
 // process with SIGKILL at a random moment, restarts it on the same data
 // directory and consumes everything: every confirmed message must be there
-// (duplicates are allowed: delivery is at-least-once). Three rounds, each
+// (duplicates are allowed: delivery is at-least-once). Three rounds
+// (WARREN_CRASH_ROUNDS=20 for issue 12's twenty), each
 // killing at a different moment and keeping what earlier rounds left. It
 // runs with the default memory budget and with one so small that nearly
 // the whole backlog is paged out to disk, and recovered from there; and over
@@ -64,7 +65,11 @@ func crashRounds(t *testing.T, bin string, args []string, queueArgs amqp091.Tabl
 
 	confirmed := map[string]bool{}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	for round := range 3 {
+	rounds := 3
+	if n, err := strconv.Atoi(os.Getenv("WARREN_CRASH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	for round := range rounds {
 		proc, url := startBinary(t, bin, dir, args...)
 		ch := dialChannel(t, url)
 		_, err := ch.QueueDeclare("crash", true, false, false, false, queueArgs)
