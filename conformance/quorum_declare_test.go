@@ -232,8 +232,9 @@ func TestQuorumRedeclare(t *testing.T) {
 		code                           int    // 0 when the redeclare succeeds
 		text                           string // %[1]s is the queue, %[2]s the argument
 		arg                            string
-		// prefixOnly: RabbitMQ cuts a reply text at 255 octets (a
-		// shortstr), and the test's queue names are long.
+		// prefixOnly: text is the start of the reply text only (RabbitMQ
+		// cuts a reply text at 255 octets, a shortstr, and the test's queue
+		// names are long).
 		prefixOnly bool
 	}{
 		{name: "same", first: quorumArgs(nil), durable: true, again: quorumArgs(nil)},
@@ -261,8 +262,10 @@ func TestQuorumRedeclare(t *testing.T) {
 		{name: "auto-delete", first: quorumArgs(nil), durable: true, autoDelete: true, again: quorumArgs(nil),
 			code: amqp091.PreconditionFailed, arg: "auto_delete", text: inequivalent + "received 'true' but current is 'false'"},
 		{name: "exclusive", first: quorumArgs(nil), durable: true, exclusive: true, again: quorumArgs(nil),
-			code: amqp091.ResourceLocked, text: "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%[1]s' in vhost '/'. " +
-				"It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+			// RabbitMQ goes on: "It could be originally declared on another
+			// connection or the exclusive property value does not match that
+			// of the original declaration."
+			code: amqp091.ResourceLocked, text: "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%[1]s' in vhost '/'. ",
 			prefixOnly: true},
 		{name: "new argument", first: quorumArgs(nil), durable: true, again: quorumWith(amqp091.Table{"x-max-length": int32(5)}),
 			code: amqp091.PreconditionFailed, arg: "x-max-length", text: inequivalent + "received the value '5' of type 'signedint' but current is none"},
@@ -291,9 +294,6 @@ func TestQuorumRedeclare(t *testing.T) {
 				return
 			}
 			want := fmt.Sprintf(tc.text, name, tc.arg)
-			if tc.prefixOnly && len(want) > 255 {
-				want = want[:200]
-			}
 			requireAMQPError(t, err, tc.code, want)
 			if !tc.prefixOnly {
 				requireExactReason(t, err, want)
