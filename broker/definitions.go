@@ -164,6 +164,14 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 			d.Parameters = append(d.Parameters, pj)
 		}
 	}
+	// Operator policies are runtime parameters of the operator_policy
+	// component in RabbitMQ's definitions, with their vhost.
+	for _, v := range vs {
+		for _, op := range v.OperatorPolicies() {
+			d.Parameters = append(d.Parameters, map[string]any{"vhost": v.Name, "component": operatorPolicyComponent, "name": op.Name,
+				"value": map[string]any{"pattern": op.Pattern, "apply-to": op.ApplyTo, "priority": op.Priority, "definition": JSONTable(op.Definition)}})
+		}
+	}
 	if p := b.parameterStore(); p != nil {
 		for _, v := range vs {
 			for _, pj := range p.ExportParameters(v.Name) {
@@ -566,6 +574,10 @@ func (b *Broker) parameterStore() ParameterStore {
 	return b.params
 }
 
+// operatorPolicyComponent is the runtime parameter component RabbitMQ
+// exports operator policies under.
+const operatorPolicyComponent = "operator_policy"
+
 // importParameters hands the parameters of d to the registered store;
 // others are logged and skipped.
 func (b *Broker) importParameters(d *Definitions, vh func(string) (*vhost.VHost, error)) error {
@@ -586,6 +598,21 @@ func (b *Broker) importParameters(d *Definitions, vh func(string) (*vhost.VHost,
 			value, _ := p["value"].(map[string]any)
 			if err := b.importVhostLimits(v.Name, value); err != nil {
 				return err
+			}
+			continue
+		}
+		if comp == operatorPolicyComponent {
+			v, err := vh(vn)
+			if err != nil {
+				return err
+			}
+			value, _ := p["value"].(map[string]any)
+			str := func(k string) string { s, _ := value[k].(string); return s }
+			prio, _ := TableValue(value["priority"]).(int64)
+			def, _ := value["definition"].(map[string]any)
+			if _, err := b.ApplyAs(VhostOp{Vhost: v.Name, Op: vhost.SetOperatorPolicy{Name: name, Pattern: str("pattern"), ApplyTo: str("apply-to"),
+				Priority: int(prio), Definition: TableArgs(def)}}, ""); err != nil {
+				return fmt.Errorf("operator policy '%s': %w", name, err)
 			}
 			continue
 		}

@@ -205,7 +205,9 @@ func (a *API) route(q *request) {
 		a.routeClusterName(q)
 	case "topic-permissions":
 		a.routeTopicPermissions(q) // topicperms.go
-	case "operator-policies", "feature-flags":
+	case "operator-policies":
+		a.routeOperatorPolicies(q) // operator.go
+	case "feature-flags":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })
 	case "extensions":
 		get(q, func(q *request) { writeJSON(q.w, 200, []any{}) })

@@ -3,6 +3,7 @@ package management
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/vhost"
@@ -63,9 +64,14 @@ func (a *API) routePolicies(q *request) {
 				return
 			}
 			prio, _ := body.Priority.Int64()
+			existed := slices.ContainsFunc(v.Policies(), func(p vhost.Policy) bool { return p.Name == s[2] })
 			a.applyIn(q, v, vhost.SetPolicy{Name: s[2], Pattern: body.Pattern, ApplyTo: body.ApplyTo, Priority: int(prio),
-				Definition: broker.TableArgs(body.Definition)}, http.StatusCreated)
+				Definition: broker.TableArgs(body.Definition)}, createdOr(existed))
 		case http.MethodDelete:
+			if !slices.ContainsFunc(v.Policies(), func(p vhost.Policy) bool { return p.Name == s[2] }) {
+				notFound(q.w)
+				return
+			}
 			a.applyIn(q, v, vhost.DeletePolicy{Name: s[2]}, http.StatusNoContent)
 		default:
 			methodNotAllowed(q.w)

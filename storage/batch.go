@@ -22,11 +22,13 @@ const (
 	// exchange.
 	KindGlobal          = "global"
 	KindTopicPermission = "topic-permission"
+	// KindOperatorPolicy holds operator policies, keyed as policies are.
+	KindOperatorPolicy = "operator-policy"
 )
 
 // kinds lists every definition kind; Open creates one bucket per kind.
 var kinds = []string{KindVhost, KindUser, KindPermission, KindExchange, KindQueue, KindBinding, KindPolicy, KindParameter,
-	KindGlobal, KindTopicPermission}
+	KindGlobal, KindTopicPermission, KindOperatorPolicy}
 
 // ErrInvalid is returned (wrapped) by Submit's callback, Commit, Definitions
 // or Entries when an argument can never be stored: an unknown definition kind,

@@ -39,6 +39,7 @@ func (v *VHost) DeleteAs(actor string) error {
 		}
 	}
 	policies := slices.Sorted(maps.Keys(v.policies))
+	opPolicies := slices.Sorted(maps.Keys(v.opPolicies))
 	v.mu.Unlock()
 
 	var errs []error
@@ -57,6 +58,11 @@ func (v *VHost) DeleteAs(actor string) error {
 	for _, name := range policies {
 		// A policy deleted meanwhile by someone else is not a failure.
 		if _, err := v.ApplyAs(DeletePolicy{Name: name}, actor); err != nil && !isKind(err, NotFound) {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range opPolicies {
+		if _, err := v.ApplyAs(DeleteOperatorPolicy{Name: name}, actor); err != nil && !isKind(err, NotFound) {
 			errs = append(errs, err)
 		}
 	}

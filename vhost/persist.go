@@ -287,8 +287,8 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 		return nil, 0, nil
 	}
 	prefix := v.Name + "\x00"
-	var records [4][][]byte
-	for i, kind := range []string{storage.KindExchange, storage.KindQueue, storage.KindBinding, storage.KindPolicy} {
+	var records [5][][]byte
+	for i, kind := range []string{storage.KindExchange, storage.KindQueue, storage.KindBinding, storage.KindPolicy, storage.KindOperatorPolicy} {
 		err := v.store.Definitions(kind, func(key string, value []byte) error {
 			if len(key) <= len(prefix) || key[:len(prefix)] != prefix {
 				return nil
@@ -322,7 +322,10 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if err := v.recoverPoliciesLocked(records[3]); err != nil {
+	if err := v.recoverPoliciesLocked(records[3], false); err != nil {
+		return nil, 0, err
+	}
+	if err := v.recoverPoliciesLocked(records[4], true); err != nil {
 		return nil, 0, err
 	}
 	for _, rec := range records[0] {

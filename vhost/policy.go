@@ -175,11 +175,18 @@ func (v *VHost) policyForLocked(name string, forQueue bool) *policy {
 // overlaid by the queue's own arguments, which win, as in RabbitMQ.
 func (v *VHost) queueConfigLocked(name string, args map[string]any, own queue.Config) queue.Config {
 	p := v.policyForLocked(name, true)
-	if p == nil {
+	op := v.operatorPolicyForLocked(name)
+	if p == nil && op == nil {
 		return own
 	}
-	merged := queueArgs(p.Definition)
+	merged := map[string]any{}
+	if p != nil {
+		merged = queueArgs(p.Definition)
+	}
 	maps.Copy(merged, args)
+	if op != nil {
+		mergeOperator(merged, op)
+	}
 	cfg, err := queue.ParseArgs(merged)
 	if err != nil {
 		return own // e.g. a policy routing key without any dead-letter exchange
@@ -252,18 +259,21 @@ func (v *VHost) PolicyFor(name string, forQueue bool) string {
 	return ""
 }
 
-func (v *VHost) storePolicy(b *storage.Batch, p Policy) {
+func (v *VHost) storePolicy(b *storage.Batch, p Policy) { v.storePolicyAs(b, storage.KindPolicy, p) }
+
+func (v *VHost) storePolicyAs(b *storage.Batch, kind string, p Policy) {
 	if v.store == nil {
 		return
 	}
-	b.PutDefinition(storage.KindPolicy, v.key(p.Name), encodeTable(map[string]any{
+	b.PutDefinition(kind, v.key(p.Name), encodeTable(map[string]any{
 		"name": p.Name, "pattern": p.Pattern, "apply-to": p.ApplyTo,
 		"priority": int64(p.Priority), "definition": p.Definition,
 	}))
 }
 
-// recoverPoliciesLocked loads stored policies, before the queues they shape.
-func (v *VHost) recoverPoliciesLocked(records [][]byte) error {
+// recoverPoliciesLocked loads stored policies (operator policies if
+// operator), before the queues they shape.
+func (v *VHost) recoverPoliciesLocked(records [][]byte, operator bool) error {
 	for _, rec := range records {
 		t, err := decodeTable(rec)
 		if err != nil {
@@ -274,11 +284,16 @@ func (v *VHost) recoverPoliciesLocked(records [][]byte) error {
 		applyTo, _ := t["apply-to"].(string)
 		prio, _ := queue.IntArg(t["priority"])
 		def, _ := t["definition"].(map[string]any)
-		p, err := v.checkPolicy(Policy{Name: name, Pattern: pattern, ApplyTo: applyTo, Priority: int(prio), Definition: def})
+		pol := Policy{Name: name, Pattern: pattern, ApplyTo: applyTo, Priority: int(prio), Definition: def}
+		check, into := v.checkPolicy, v.policies
+		if operator {
+			check, into = v.checkOperatorPolicy, v.opPolicies
+		}
+		p, err := check(pol)
 		if err != nil {
 			return fmt.Errorf("vhost %s: stored policy %q: %w", v.Name, name, err)
 		}
-		v.policies[name] = p
+		into[name] = p
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type VHost struct {
 	// Name never changes.
 	Name string
 
-	// mu guards exchanges, queues, policies and deleted. It is held while
+	// mu guards exchanges, queues, policies, opPolicies and deleted. It is held while
 	// calling a queue's Touch, Stats, New and Recover (which take only the
 	// queue's own lock) and exchanges' Bind and Unbind, never while a queue
 	// pushes, delivers or is deleted, nor across a storage commit (see
@@ -47,7 +47,9 @@ type VHost struct {
 	exchanges map[string]*exchange.Exchange
 	queues    map[string]queue.Interface
 	policies  map[string]*policy
-	deleted   bool // set by Delete: nothing may be created any more
+	// opPolicies are the operator policies (operator.go), by name.
+	opPolicies map[string]*policy
+	deleted    bool // set by Delete: nothing may be created any more
 
 	replyMu sync.RWMutex // guards replyTo
 	replyTo map[string]ReplyTarget
@@ -107,17 +109,18 @@ func New(name string, o Options) *VHost {
 		o.Events = event.Nop{}
 	}
 	v := &VHost{
-		Name:      name,
-		events:    o.Events,
-		store:     o.Store,
-		budget:    o.Budget,
-		group:     o.Group,
-		log:       o.Log,
-		exchanges: make(map[string]*exchange.Exchange),
-		policies:  make(map[string]*policy),
-		queues:    make(map[string]queue.Interface),
-		replyTo:   make(map[string]ReplyTarget),
-		delayKeys: make(map[string]string),
+		Name:       name,
+		events:     o.Events,
+		store:      o.Store,
+		budget:     o.Budget,
+		group:      o.Group,
+		log:        o.Log,
+		exchanges:  make(map[string]*exchange.Exchange),
+		policies:   make(map[string]*policy),
+		opPolicies: make(map[string]*policy),
+		queues:     make(map[string]queue.Interface),
+		replyTo:    make(map[string]ReplyTarget),
+		delayKeys:  make(map[string]string),
 	}
 	v.limits.Store(&Unlimited)
 	for _, p := range predeclared {
