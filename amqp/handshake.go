@@ -222,12 +222,15 @@ func (c *conn) authenticate(mechanism, response string) error {
 	}
 	if a == nil {
 		c.log.Info("authentication failed", "user", user, "mechanism", mechanism)
+		c.srv.broker.AuthAttempt(broker.ProtocolAMQP, false)
 		return errLoginRefused
 	}
 	if !c.srv.broker.RemoteAllowed(user, c.nc.RemoteAddr()) {
 		c.log.Info("authentication failed: user can only connect via localhost", "user", user)
+		c.srv.broker.AuthAttempt(broker.ProtocolAMQP, false)
 		return errLoginRefused
 	}
+	c.srv.broker.AuthAttempt(broker.ProtocolAMQP, true)
 	c.user = a
 	c.emitLogin(user, mechanism, true)
 	return nil

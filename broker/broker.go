@@ -31,6 +31,8 @@ type Broker struct {
 	// of the group.
 	events *events
 	closed atomic.Bool
+	// auth counts login attempts by protocol (authattempts.go).
+	auth authAttempts
 
 	// reg is the users and virtual hosts, read lock-free (see registry);
 	// only Apply replaces it, holding opMu.

@@ -136,6 +136,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tags, ok := a.broker.Authenticate(name, pw, remoteAddr(r))
+	a.broker.AuthAttempt(broker.ProtocolHTTP, ok)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="RabbitMQ Management"`)
 		writeError(w, http.StatusUnauthorized, "not_authorized", "Login failed")

@@ -316,7 +316,29 @@ func (a *API) writeMetrics(b *bytes.Buffer, mode scrapeMode, families, vhosts ma
 		a.writeGlobal(&w, s)
 		a.writeAlarms(&w)
 	}
+	if mode != scrapeDetailed || families["auth_attempt_metrics"] {
+		a.writeAuthAttempts(&w, prefix)
+	}
 	a.writeIdentity(&w)
+}
+
+// writeAuthAttempts is rabbitmq_prometheus' auth_attempt_metrics group:
+// login attempts by protocol (amqp091, http).
+func (a *API) writeAuthAttempts(w *promWriter, prefix string) {
+	counts := a.broker.AuthAttempts()
+	for _, f := range []struct {
+		name, help string
+		value      func(broker.AuthAttemptCount) uint64
+	}{
+		{"auth_attempts_total", "Total number of authorization attempts", func(c broker.AuthAttemptCount) uint64 { return c.Succeeded + c.Failed }},
+		{"auth_attempts_succeeded_total", "Total number of successful authentication attempts", func(c broker.AuthAttemptCount) uint64 { return c.Succeeded }},
+		{"auth_attempts_failed_total", "Total number of failed authentication attempts", func(c broker.AuthAttemptCount) uint64 { return c.Failed }},
+	} {
+		w.header(prefix+f.name, "counter", f.help)
+		for _, c := range counts {
+			w.raw(prefix+f.name, `protocol="`+c.Protocol+`"`, float64(f.value(c)))
+		}
+	}
 }
 
 func sumRows(rows []promRow, n int) promRow {
@@ -462,7 +484,7 @@ func (a *API) writeIdentity(w *promWriter) {
 	w.raw("rabbitmq_build_info", `rabbitmq_version="`+escapeLabel(id.Version)+`",prometheus_plugin_version="`+escapeLabel(id.Version)+
 		`",prometheus_client_version="`+escapeLabel(broker.Version)+`",erlang_version="Warren `+escapeLabel(broker.Version)+" / "+runtime.Version()+`"`, 1)
 	w.header("rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info")
-	w.raw("rabbitmq_identity_info", `rabbitmq_node="`+escapeLabel(a.node)+`",rabbitmq_cluster="`+escapeLabel(a.node)+
+	w.raw("rabbitmq_identity_info", `rabbitmq_node="`+escapeLabel(a.node)+`",rabbitmq_cluster="`+escapeLabel(a.broker.ClusterName())+
 		`",rabbitmq_cluster_permanent_id="`+escapeLabel(a.clusterID())+`"`, 1)
 }
 

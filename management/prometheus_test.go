@@ -262,6 +262,17 @@ func TestPrometheusEndpoints(t *testing.T) {
 	agg := scrapeMetrics(t, e, "/metrics")
 	require.Equal(t, 3.0, agg.series["rabbitmq_queue_messages_ready"], "aggregated: one unlabelled series")
 
+	// Login attempts, by protocol: the two AMQP logins above and one refused.
+	_, err = amqp091.Dial(strings.Replace(e.amqpURL, "guest:guest", "guest:wrong", 1))
+	require.Error(t, err)
+	require.Equal(t, 401, e.doAs("guest", "wrong", "GET", "/api/overview", nil, nil))
+	agg = scrapeMetrics(t, e, "/metrics")
+	require.Equal(t, 3.0, agg.series[`rabbitmq_auth_attempts_total{protocol="amqp091"}`])
+	require.Equal(t, 2.0, agg.series[`rabbitmq_auth_attempts_succeeded_total{protocol="amqp091"}`])
+	require.Equal(t, 1.0, agg.series[`rabbitmq_auth_attempts_failed_total{protocol="amqp091"}`])
+	require.Equal(t, 1.0, agg.series[`rabbitmq_auth_attempts_failed_total{protocol="http"}`])
+	require.Positive(t, agg.series[`rabbitmq_auth_attempts_succeeded_total{protocol="http"}`])
+
 	det := scrapeMetrics(t, e, "/metrics/detailed?family=queue_coarse_metrics&family=exchange_names&vhost=other")
 	require.Equal(t, 2.0, det.series[`rabbitmq_detailed_queue_messages_ready{vhost="other",queue="po2"}`])
 	_, has := det.series[`rabbitmq_detailed_queue_messages_ready{vhost="/",queue="po"}`]
@@ -272,6 +283,8 @@ func TestPrometheusEndpoints(t *testing.T) {
 	require.Equal(t, 1.0, det.sum["rabbitmq_identity_info"])
 	none := scrapeMetrics(t, e, "/metrics/detailed")
 	require.Len(t, none.types, 2, "no family: identity and build info only")
+	auth := scrapeMetrics(t, e, "/metrics/detailed?family=auth_attempt_metrics")
+	require.Equal(t, 1.0, auth.series[`rabbitmq_detailed_auth_attempts_failed_total{protocol="amqp091"}`])
 }
 
 // TestPrometheusParses is a smoke test of the exposition format itself.
