@@ -19,9 +19,11 @@ const (
 	CmdDiscard                         // rejects without requeue: dead-lettered
 	CmdPurge                           // drops the ready messages
 	CmdDown                            // a channel or connection is gone: its consumers' messages return
+	CmdDequeue                         // basic.get: the next message, settled at once or checked out to a one-shot consumer
+	CmdExpire                          // the clock moved: expire the messages at the head whose TTL ran out
 )
 
-var cmdNames = [...]string{"", "enqueue", "checkout", "cancel", "settle", "return", "discard", "purge", "down"}
+var cmdNames = [...]string{"", "enqueue", "checkout", "cancel", "settle", "return", "discard", "purge", "down", "dequeue", "expire"}
 
 func (t CommandType) String() string {
 	if int(t) < len(cmdNames) && t != 0 {
@@ -40,11 +42,20 @@ type ConsumerID struct {
 // Command is one entry of a queue's log.
 type Command struct {
 	Type     CommandType
-	Consumer ConsumerID // checkout, cancel, settle, return, discard
+	Consumer ConsumerID // checkout, cancel, settle, return, discard, dequeue
 	Prefetch uint32     // checkout
+	Priority int32      // checkout: x-priority
+	Settled  bool       // dequeue: no-ack
 	MsgIDs   []uint64   // settle, return, discard
 	Body     []byte     // enqueue
 	Pid      uint64     // down
+	// Time is the proposer's clock (unix ms) for enqueue, dequeue and
+	// expire: TTLs are computed from it, so that every member expires the
+	// same messages at the same index.
+	Time int64
+	// TTL is the message's own expiration in ms (enqueue), when HasTTL.
+	TTL    int64
+	HasTTL bool
 }
 
 var errShort = errors.New("quorum: truncated command")
@@ -54,15 +65,31 @@ func (c *Command) AppendTo(b []byte) []byte {
 	b = append(b, byte(c.Type))
 	switch c.Type {
 	case CmdEnqueue:
+		b = binary.AppendVarint(b, c.Time)
+		ttl := int64(-1)
+		if c.HasTTL {
+			ttl = max(c.TTL, 0)
+		}
+		b = binary.AppendVarint(b, ttl)
 		b = binary.AppendUvarint(b, uint64(len(c.Body)))
 		b = append(b, c.Body...)
-	case CmdCheckout, CmdCancel, CmdSettle, CmdReturn, CmdDiscard:
+	case CmdExpire:
+		b = binary.AppendVarint(b, c.Time)
+	case CmdCheckout, CmdCancel, CmdSettle, CmdReturn, CmdDiscard, CmdDequeue:
 		b = binary.AppendUvarint(b, c.Consumer.Pid)
 		b = binary.AppendUvarint(b, uint64(len(c.Consumer.Tag)))
 		b = append(b, c.Consumer.Tag...)
 		switch c.Type {
+		case CmdDequeue:
+			b = binary.AppendVarint(b, c.Time)
+			if c.Settled {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
 		case CmdCheckout:
 			b = binary.AppendUvarint(b, uint64(c.Prefetch))
+			b = binary.AppendVarint(b, int64(c.Priority))
 		case CmdSettle, CmdReturn, CmdDiscard:
 			b = binary.AppendUvarint(b, uint64(len(c.MsgIDs)))
 			for _, id := range c.MsgIDs {
@@ -108,6 +135,19 @@ func (d *decoder) bytes() []byte {
 	return v
 }
 
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
 func (d *decoder) byte() byte {
 	if d.err != nil || len(d.b) == 0 {
 		d.err = errShort
@@ -124,13 +164,22 @@ func DecodeCommand(b []byte) (Command, error) {
 	c := Command{Type: CommandType(d.byte())}
 	switch c.Type {
 	case CmdEnqueue:
+		c.Time = d.varint()
+		c.TTL = d.varint()
+		c.HasTTL = c.TTL >= 0
 		c.Body = d.bytes()
-	case CmdCheckout, CmdCancel, CmdSettle, CmdReturn, CmdDiscard:
+	case CmdExpire:
+		c.Time = d.varint()
+	case CmdCheckout, CmdCancel, CmdSettle, CmdReturn, CmdDiscard, CmdDequeue:
 		c.Consumer.Pid = d.uvarint()
 		c.Consumer.Tag = string(d.bytes())
 		switch c.Type {
+		case CmdDequeue:
+			c.Time = d.varint()
+			c.Settled = d.byte() == 1
 		case CmdCheckout:
 			c.Prefetch = uint32(d.uvarint())
+			c.Priority = int32(d.varint())
 		case CmdSettle, CmdReturn, CmdDiscard:
 			n := d.uvarint()
 			if n > uint64(len(d.b)) {

@@ -81,6 +81,7 @@ type Node struct {
 	groups   map[uint64]*Group
 	proposed []*Group // groups with an inbox to propose
 	steps    []step   // messages from other members, and transport reports
+	removed  []*Group // groups Remove took out, for the node goroutine to drop
 	closed   bool
 
 	kick chan struct{} // wakes the node goroutine; capacity 1
@@ -132,6 +133,99 @@ type Group struct {
 
 	// Node goroutine only: batches this node proposed, by sequence.
 	pending map[uint64][]func(Result, error)
+
+	statsMu sync.Mutex // guards stats
+	stats   Stats
+}
+
+// Stats are a group's queue counters as of the last command applied.
+type Stats struct {
+	Ready      int
+	ReadyBytes int64
+	// Live counts ready and checked-out messages.
+	Live      int
+	Consumers int
+	// NextExpiry is when the head message expires (unix ms), 0: never.
+	NextExpiry int64
+}
+
+// Stats returns the counters as of the last command applied.
+func (g *Group) Stats() Stats {
+	g.statsMu.Lock()
+	defer g.statsMu.Unlock()
+	return g.stats
+}
+
+// noteStats records the state's counters; node goroutine.
+func (g *Group) noteStats() {
+	st := Stats{Ready: g.sm.Ready(), ReadyBytes: g.sm.ReadyBytes(), Live: g.sm.Live(), Consumers: g.sm.Consumers(), NextExpiry: g.sm.NextExpiry()}
+	g.statsMu.Lock()
+	g.stats = st
+	g.statsMu.Unlock()
+}
+
+// Remove deletes a group from the node: its proposals fail with ErrNoGroup
+// and its log is dropped from the WAL.
+func (n *Node) Remove(id uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := n.groups[id]
+	if g == nil {
+		return ErrNoGroup
+	}
+	delete(n.groups, id)
+	n.removed = append(n.removed, g)
+	n.wakeLocked()
+	return nil
+}
+
+// dropRemoved forgets the groups Remove took out; node goroutine, n.mu held.
+func (n *Node) dropRemovedLocked() {
+	if len(n.removed) == 0 {
+		return
+	}
+	gone := n.removed
+	n.removed = nil
+	isGone := func(g *Group) bool {
+		for _, x := range gone {
+			if x == g {
+				return true
+			}
+		}
+		return false
+	}
+	n.active = slices.DeleteFunc(n.active, isGone)
+	n.proposed = slices.DeleteFunc(n.proposed, isGone)
+	n.deferred = slices.DeleteFunc(n.deferred, func(b batch) bool {
+		if !isGone(b.g) {
+			return false
+		}
+		for _, cb := range b.done {
+			if cb != nil {
+				cb(Result{}, ErrNoGroup)
+			}
+		}
+		return true
+	})
+	for _, g := range gone {
+		for seq, cbs := range g.pending {
+			for _, cb := range cbs {
+				if cb != nil {
+					cb(Result{}, ErrNoGroup)
+				}
+			}
+			delete(g.pending, seq)
+		}
+		for _, cb := range g.inboxDone {
+			if cb != nil {
+				cb(Result{}, ErrNoGroup)
+			}
+		}
+		g.inbox, g.inboxN, g.inboxDone = nil, 0, nil
+		// Durable with the next sync; a group dropped before it is found
+		// again at start, and its owner removes it then.
+		_ = g.store.Drop(nil)
+	}
 }
 
 // ID is the group's id (its WAL stream).
@@ -235,6 +329,7 @@ func (n *Node) startGroup(id uint64, store *raftlog.Group, sm *State, applied ui
 		return nil, fmt.Errorf("quorum: group %d: %w", id, err)
 	}
 	g := &Group{id: id, node: n, rn: rn, store: store, sm: sm, cs: cs, pending: make(map[uint64][]func(Result, error))}
+	g.noteStats()
 	// One member: it is the leader as soon as it says so. With more, the
 	// election timeout decides.
 	if len(cs.Voters) == 1 && cs.Voters[0] == n.id {
@@ -479,6 +574,7 @@ func (n *Node) failAll(err error) {
 // sync, then applies committed entries and advances.
 func (n *Node) cycle() error {
 	n.mu.Lock()
+	n.dropRemovedLocked()
 	proposed := n.proposed
 	n.proposed = nil
 	batches := n.deferred
@@ -595,6 +691,7 @@ func (n *Node) readyRounds() error {
 					return fmt.Errorf("quorum: group %d: %w", g.id, err)
 				}
 				g.sm = sm
+				g.noteStats()
 				g.cs = rd.Snapshot.Metadata.ConfState
 			}
 			if err := n.apply(g, rd.CommittedEntries); err != nil {
@@ -689,6 +786,7 @@ func (n *Node) apply(g *Group, ents []pb.Entry) error {
 				res.Err = err // a command this version cannot read changes nothing
 			} else {
 				res, n.eff = g.sm.Apply(e.Index, &cmd, n.eff)
+				g.noteStats()
 			}
 			if int(k) < len(cbs) && cbs[k] != nil {
 				cbs[k](res, nil)

@@ -246,3 +246,30 @@ func TestGroupsShareFsyncs(t *testing.T) {
 	require.Less(t, syncs, uint64(groups/2))
 	require.Equal(t, after.Batches-before.Batches, syncs, "one fsync per batch")
 }
+
+func TestRemoveDropsGroup(t *testing.T) {
+	dir := t.TempDir()
+	n, err := OpenNode(NodeOptions{Dir: dir})
+	require.NoError(t, err)
+	g, err := n.Create(5, Config{})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	require.NoError(t, g.Propose(&Command{Type: CmdEnqueue, Body: []byte("a")}, func(_ Result, err error) { done <- err }))
+	require.NoError(t, <-done)
+	require.Equal(t, 1, g.Stats().Ready)
+	require.NoError(t, n.Remove(5))
+	require.ErrorIs(t, g.Propose(&Command{Type: CmdEnqueue, Body: []byte("b")}, nil), ErrNoGroup)
+	require.ErrorIs(t, n.Remove(5), ErrNoGroup)
+	// A barrier: another group's commit syncs the drop too.
+	g2, err := n.Create(6, Config{})
+	require.NoError(t, err)
+	require.NoError(t, g2.Propose(&Command{Type: CmdEnqueue, Body: []byte("c")}, func(_ Result, err error) { done <- err }))
+	require.NoError(t, <-done)
+	require.NoError(t, n.Close())
+
+	n, err = OpenNode(NodeOptions{Dir: dir})
+	require.NoError(t, err)
+	defer n.Close()
+	require.Equal(t, []uint64{6}, n.Groups())
+	require.Equal(t, 1, n.Group(6).Stats().Ready)
+}

@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-const snapshotVersion = 1
+const snapshotVersion = 2
 
 // Snapshot encodes the state without message bodies (they are in the log),
 // as rabbit_fifo's dehydrated state.
@@ -17,10 +17,14 @@ func (s *State) Snapshot() []byte {
 	b = binary.AppendUvarint(b, uint64(s.cfg.MaxBytes))
 	b = append(b, byte(s.cfg.Overflow))
 	b = binary.AppendUvarint(b, uint64(s.cfg.DeliveryLimit))
+	b = binary.AppendVarint(b, s.cfg.MessageTTL)
+	b = append(b, flags(s.cfg.HasTTL, s.cfg.SingleActive))
+	b = binary.AppendVarint(b, s.now)
 	msg := func(m *message) {
 		b = binary.AppendUvarint(b, m.index)
 		b = binary.AppendUvarint(b, uint64(m.deliveryCount))
 		b = binary.AppendUvarint(b, uint64(m.size))
+		b = binary.AppendVarint(b, m.expiry)
 	}
 	b = binary.AppendUvarint(b, uint64(s.messages.len()))
 	s.messages.each(msg)
@@ -33,6 +37,7 @@ func (s *State) Snapshot() []byte {
 		b = binary.AppendUvarint(b, uint64(len(c.id.Tag)))
 		b = append(b, c.id.Tag...)
 		b = binary.AppendUvarint(b, uint64(c.prefetch))
+		b = binary.AppendVarint(b, int64(c.priority))
 		b = binary.AppendUvarint(b, c.nextMsgID)
 		if c.cancelled {
 			b = append(b, 1)
@@ -65,8 +70,12 @@ func Restore(data []byte) (*State, error) {
 	s.cfg.MaxBytes = int64(d.uvarint())
 	s.cfg.Overflow = Overflow(d.byte())
 	s.cfg.DeliveryLimit = uint32(d.uvarint())
+	s.cfg.MessageTTL = d.varint()
+	f := d.byte()
+	s.cfg.HasTTL, s.cfg.SingleActive = f&1 != 0, f&2 != 0
+	s.now = d.varint()
 	msg := func() *message {
-		m := &message{index: d.uvarint(), deliveryCount: uint32(d.uvarint()), size: uint32(d.uvarint())}
+		m := &message{index: d.uvarint(), deliveryCount: uint32(d.uvarint()), size: uint32(d.uvarint()), expiry: d.varint()}
 		s.live++
 		return m
 	}
@@ -87,6 +96,7 @@ func Restore(data []byte) (*State, error) {
 		c.id.Pid = d.uvarint()
 		c.id.Tag = string(d.bytes())
 		c.prefetch = uint32(d.uvarint())
+		c.priority = int32(d.varint())
 		c.nextMsgID = d.uvarint()
 		c.cancelled = d.byte() == 1
 		k := d.uvarint()
@@ -104,4 +114,15 @@ func Restore(data []byte) (*State, error) {
 		return nil, fmt.Errorf("quorum: snapshot: %d trailing bytes", len(d.b))
 	}
 	return s, nil
+}
+
+// flags packs booleans into a byte, the first in bit 0.
+func flags(bs ...bool) byte {
+	var f byte
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	return f
 }

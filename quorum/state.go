@@ -16,12 +16,18 @@ const (
 )
 
 // Config is a queue's fixed settings (x-max-length, x-max-length-bytes,
-// x-overflow, x-delivery-limit); zeros mean no limit.
+// x-overflow, x-delivery-limit, x-message-ttl, x-single-active-consumer);
+// zeros mean no limit.
 type Config struct {
 	MaxLength     int64
 	MaxBytes      int64
 	Overflow      Overflow
 	DeliveryLimit uint32
+	// MessageTTL (ms) applies when HasTTL: 0 is a valid TTL.
+	MessageTTL int64
+	HasTTL     bool
+	// SingleActive delivers to one consumer at a time: the oldest.
+	SingleActive bool
 }
 
 // DeadLetterReason is why a message was dead-lettered, as x-death says it.
@@ -32,6 +38,7 @@ const (
 	Rejected      DeadLetterReason = iota + 1 // "rejected"
 	DeliveryLimit                             // "delivery_limit"
 	MaxLen                                    // "maxlen"
+	Expired                                   // "expired"
 )
 
 func (r DeadLetterReason) String() string {
@@ -42,6 +49,8 @@ func (r DeadLetterReason) String() string {
 		return "delivery_limit"
 	case MaxLen:
 		return "maxlen"
+	case Expired:
+		return "expired"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -72,8 +81,14 @@ type Effect struct {
 // Result is a command's answer to whoever proposed it.
 type Result struct {
 	Rejected bool // an enqueue refused by x-overflow reject-publish
-	Count    int  // purge: messages purged
-	Err      error
+	Count    int  // purge: messages purged; dequeue: messages left ready
+	// Dequeue: whether a message was taken, and which. Body aliases the
+	// log: valid only during the callback.
+	Found         bool
+	MsgID         uint64
+	DeliveryCount uint32
+	Body          []byte
+	Err           error
 }
 
 // Errors in Result.Err.
@@ -89,12 +104,14 @@ type message struct {
 	index         uint64
 	deliveryCount uint32
 	size          uint32
+	expiry        int64 // unix ms; 0: never
 	body          []byte
 }
 
 type consumer struct {
 	id        ConsumerID
 	prefetch  uint32 // 0: unlimited
+	priority  int32
 	nextMsgID uint64
 	checked   map[uint64]*message
 	cancelled bool
@@ -133,7 +150,10 @@ type State struct {
 	order      []*consumer // checkout order: round-robin and every deterministic walk
 	next       int         // round-robin position in order
 
-	applied        uint64
+	applied uint64
+	// now is the latest clock a command carried (unix ms): expiry is
+	// judged by it, never by the local clock, so members agree.
+	now            int64
 	candidates     []candidate
 	sinceCandidate int
 	scratch        []uint64
@@ -149,6 +169,26 @@ func (s *State) Config() Config { return s.cfg }
 
 // Ready is the number of messages waiting for a consumer.
 func (s *State) Ready() int { return s.messages.len() + s.returns.len() }
+
+// ReadyBytes is the body size of the ready messages.
+func (s *State) ReadyBytes() int64 { return s.readyBytes }
+
+// Consumers is the number of consumers, counting cancelled ones that
+// still hold messages and basic.get's one-shot consumers, as RabbitMQ
+// counts them.
+func (s *State) Consumers() int { return len(s.order) }
+
+// NextExpiry is when the message at the head expires (unix ms), 0 if it
+// does not: a CmdExpire at that time makes it go.
+func (s *State) NextExpiry() int64 {
+	if s.returns.len() > 0 {
+		return s.returns.peek().expiry
+	}
+	if s.messages.len() > 0 {
+		return s.messages.peek().expiry
+	}
+	return 0
+}
 
 // Live is the number of messages in the queue, delivered or not.
 func (s *State) Live() int { return s.live }
@@ -173,13 +213,38 @@ func (s *State) Apply(index uint64, cmd *Command, eff []Effect) (Result, []Effec
 	var res Result
 	switch cmd.Type {
 	case CmdEnqueue:
-		res.Rejected = s.enqueue(index, cmd.Body, &eff)
+		s.tick(cmd.Time)
+		res.Rejected = s.enqueue(index, cmd, &eff)
+	case CmdExpire:
+		s.tick(cmd.Time)
+	case CmdDequeue:
+		s.tick(cmd.Time)
+		if _, ok := s.consumers[cmd.Consumer]; ok {
+			res.Err = ErrConsumerExists
+			break
+		}
+		s.expireHead(&eff)
+		if s.Ready() == 0 {
+			break
+		}
+		m := s.popReady()
+		res.Found, res.DeliveryCount, res.Body = true, m.deliveryCount, m.body
+		if cmd.Settled {
+			s.remove(m)
+		} else {
+			// A one-shot consumer holds it until it is settled, as
+			// rabbit_fifo's dequeue: it counts as a consumer meanwhile.
+			c := &consumer{id: cmd.Consumer, cancelled: true, nextMsgID: 1, checked: map[uint64]*message{0: m}}
+			s.consumers[c.id] = c
+			s.order = append(s.order, c)
+		}
+		res.Count = s.Ready()
 	case CmdCheckout:
 		if _, ok := s.consumers[cmd.Consumer]; ok {
 			res.Err = ErrConsumerExists
 			break
 		}
-		c := &consumer{id: cmd.Consumer, prefetch: cmd.Prefetch, checked: make(map[uint64]*message)}
+		c := &consumer{id: cmd.Consumer, prefetch: cmd.Prefetch, priority: cmd.Priority, checked: make(map[uint64]*message)}
 		s.consumers[c.id] = c
 		s.order = append(s.order, c)
 	case CmdCancel:
@@ -243,7 +308,36 @@ func (s *State) Apply(index uint64, cmd *Command, eff []Effect) (Result, []Effec
 	return res, eff
 }
 
-func (s *State) enqueue(index uint64, body []byte, eff *[]Effect) (rejected bool) {
+// tick moves the state's clock forward to a command's time.
+func (s *State) tick(t int64) {
+	if t > s.now {
+		s.now = t
+	}
+}
+
+// expireHead dead-letters the messages at the head whose TTL ran out: as in
+// rabbit_fifo, a message expires when it reaches the head.
+func (s *State) expireHead(eff *[]Effect) {
+	for {
+		var f *fifo
+		switch {
+		case s.returns.len() > 0:
+			f = &s.returns
+		case s.messages.len() > 0:
+			f = &s.messages
+		default:
+			return
+		}
+		m := f.peek()
+		if m.expiry == 0 || m.expiry > s.now {
+			return
+		}
+		s.deadLetter(s.popReady(), Expired, eff)
+	}
+}
+
+func (s *State) enqueue(index uint64, cmd *Command, eff *[]Effect) (rejected bool) {
+	body := cmd.Body
 	size := int64(len(body))
 	if s.cfg.Overflow == RejectPublish &&
 		((s.cfg.MaxLength > 0 && int64(s.Ready())+1 > s.cfg.MaxLength) ||
@@ -251,6 +345,13 @@ func (s *State) enqueue(index uint64, body []byte, eff *[]Effect) (rejected bool
 		return true
 	}
 	m := &message{index: index, size: uint32(size), body: body}
+	ttl, has := cmd.TTL, cmd.HasTTL
+	if s.cfg.HasTTL && (!has || s.cfg.MessageTTL < ttl) {
+		ttl, has = s.cfg.MessageTTL, true
+	}
+	if has {
+		m.expiry = max(cmd.Time+ttl, 1)
+	}
 	s.messages.push(m)
 	s.readyBytes += size
 	s.live++
@@ -283,7 +384,8 @@ func (s *State) giveBack(m *message, eff *[]Effect) {
 		s.deadLetter(m, DeliveryLimit, eff)
 		return
 	}
-	s.returns.push(m)
+	// Back of the queue, as RabbitMQ 3.10's quorum queues return it.
+	s.messages.push(m)
 	s.readyBytes += int64(m.size)
 }
 
@@ -318,19 +420,17 @@ func (s *State) forgetIfDone(c *consumer) {
 	}
 }
 
-// deliver hands ready messages to consumers with room, round-robin.
+// deliver hands ready messages to consumers with room: the highest
+// priority first, round-robin among equals; with SingleActive only the
+// oldest consumer gets any.
 func (s *State) deliver(eff []Effect) []Effect {
 	for s.Ready() > 0 {
-		var c *consumer
-		for i := 0; i < len(s.order); i++ {
-			k := (s.next + i) % len(s.order)
-			if s.order[k].canTake() {
-				c = s.order[k]
-				s.next = (k + 1) % len(s.order)
-				break
-			}
-		}
+		c := s.pick()
 		if c == nil {
+			break
+		}
+		s.expireHead(&eff)
+		if s.Ready() == 0 {
 			break
 		}
 		m := s.popReady()
@@ -340,6 +440,34 @@ func (s *State) deliver(eff []Effect) []Effect {
 		eff = append(eff, Effect{Type: EffDeliver, Consumer: c.id, MsgID: id, DeliveryCount: m.deliveryCount, Body: m.body, Index: m.index})
 	}
 	return eff
+}
+
+// pick chooses the consumer of the next message, or nil.
+func (s *State) pick() *consumer {
+	if s.cfg.SingleActive {
+		for _, c := range s.order {
+			if !c.cancelled {
+				if c.canTake() {
+					return c
+				}
+				return nil
+			}
+		}
+		return nil
+	}
+	var best *consumer
+	bestK := 0
+	for i := 0; i < len(s.order); i++ {
+		k := (s.next + i) % len(s.order)
+		c := s.order[k]
+		if c.canTake() && (best == nil || c.priority > best.priority) {
+			best, bestK = c, k
+		}
+	}
+	if best != nil {
+		s.next = (bestK + 1) % len(s.order)
+	}
+	return best
 }
 
 // release records a snapshot candidate now and then, and emits the newest

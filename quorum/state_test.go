@@ -78,12 +78,12 @@ func TestStateMachine(t *testing.T) {
 			wantLive: 3,
 		},
 		{
-			name: "return goes first and counts",
+			name: "return goes to the back and counts",
 			steps: []step{
 				{enq("a"), ""}, {enq("b"), ""},
 				{checkout(c1, 1), "deliver c1#0 a dc0"},
-				{ret(c1, 0), "deliver c1#1 a dc1"},
-				{ret(c1, 1), "deliver c1#2 a dc2"},
+				{ret(c1, 0), "deliver c1#1 b dc0"},
+				{ret(c1, 1), "deliver c1#2 a dc1"},
 			},
 			wantReady: 1, wantLive: 2,
 		},
