@@ -7,16 +7,16 @@ type Type uint8
 
 // The queue types.
 const (
-	Classic Type = iota
-	Quorum
-	Stream
+	TypeClassic Type = iota
+	TypeQuorum
+	TypeStream
 )
 
 func (t Type) String() string {
 	switch t {
-	case Quorum:
+	case TypeQuorum:
 		return "quorum"
-	case Stream:
+	case TypeStream:
 		return "stream"
 	}
 	return "classic"

@@ -69,7 +69,7 @@ func Restore(data []byte) (*State, error) {
 	s.cfg.MaxLength = int64(d.uvarint())
 	s.cfg.MaxBytes = int64(d.uvarint())
 	s.cfg.Overflow = Overflow(d.byte())
-	s.cfg.DeliveryLimit = uint32(d.uvarint())
+	s.cfg.DeliveryLimit = int64(d.uvarint())
 	s.cfg.MessageTTL = d.varint()
 	f := d.byte()
 	s.cfg.HasTTL, s.cfg.SingleActive = f&1 != 0, f&2 != 0

@@ -16,13 +16,13 @@ const (
 )
 
 // Config is a queue's fixed settings (x-max-length, x-max-length-bytes,
-// x-overflow, x-delivery-limit, x-message-ttl, x-single-active-consumer);
-// zeros mean no limit.
+// x-overflow, x-delivery-limit, x-message-ttl, x-single-active-consumer).
+// For the three limits zero means none and a negative value a limit of 0.
 type Config struct {
 	MaxLength     int64
 	MaxBytes      int64
 	Overflow      Overflow
-	DeliveryLimit uint32
+	DeliveryLimit int64
 	// MessageTTL (ms) applies when HasTTL: 0 is a valid TTL.
 	MessageTTL int64
 	HasTTL     bool
@@ -340,8 +340,9 @@ func (s *State) enqueue(index uint64, cmd *Command, eff *[]Effect) (rejected boo
 	body := cmd.Body
 	size := int64(len(body))
 	if s.cfg.Overflow == RejectPublish &&
-		((s.cfg.MaxLength > 0 && int64(s.Ready())+1 > s.cfg.MaxLength) ||
-			(s.cfg.MaxBytes > 0 && s.readyBytes+size > s.cfg.MaxBytes)) {
+		(over(int64(s.Ready()), s.cfg.MaxLength) || over(s.readyBytes, s.cfg.MaxBytes)) {
+		// As rabbit_fifo: refused once the queue is over its limit, so
+		// the publish that takes it over is still accepted.
 		return true
 	}
 	m := &message{index: index, size: uint32(size), body: body}
@@ -356,8 +357,7 @@ func (s *State) enqueue(index uint64, cmd *Command, eff *[]Effect) (rejected boo
 	s.readyBytes += size
 	s.live++
 	if s.cfg.Overflow == DropHead {
-		for s.Ready() > 0 && ((s.cfg.MaxLength > 0 && int64(s.Ready()) > s.cfg.MaxLength) ||
-			(s.cfg.MaxBytes > 0 && s.readyBytes > s.cfg.MaxBytes)) {
+		for s.Ready() > 0 && (over(int64(s.Ready()), s.cfg.MaxLength) || over(s.readyBytes, s.cfg.MaxBytes)) {
 			s.deadLetter(s.popReady(), MaxLen, eff)
 		}
 	}
@@ -380,7 +380,7 @@ func (s *State) popReady() *message {
 // delivery limit.
 func (s *State) giveBack(m *message, eff *[]Effect) {
 	m.deliveryCount++
-	if s.cfg.DeliveryLimit > 0 && m.deliveryCount > s.cfg.DeliveryLimit {
+	if s.cfg.DeliveryLimit != 0 && int64(m.deliveryCount) > max(s.cfg.DeliveryLimit, 0) {
 		s.deadLetter(m, DeliveryLimit, eff)
 		return
 	}
@@ -491,4 +491,15 @@ func (s *State) release(eff []Effect) []Effect {
 		s.candidates = slices.Delete(s.candidates, 0, n+1)
 	}
 	return eff
+}
+
+// over reports whether n is past a limit (0: none; negative: a limit of 0).
+func over(n, limit int64) bool {
+	switch {
+	case limit > 0:
+		return n > limit
+	case limit < 0:
+		return n > 0
+	}
+	return false
 }

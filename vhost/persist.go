@@ -163,7 +163,7 @@ func (v *VHost) enqueueBatch(qs []queue.Interface, m *queue.Message, b *storage.
 	var join *confirmJoin // queues that confirm on their own commit
 	refs := 0             // entries that reference the stored message
 	for _, q := range qs {
-		if q.Declared().Type != queue.Classic {
+		if q.Declared().Type != queue.TypeClassic {
 			if e, ok := q.(queue.Enqueuer); ok {
 				if join == nil {
 					join = &confirmJoin{done: onDisk, log: v.logFailure}
@@ -230,7 +230,7 @@ func (v *VHost) enqueueBatch(qs []queue.Interface, m *queue.Message, b *storage.
 // their own logs.
 func storesWithBatch(q queue.Interface) bool {
 	d := q.Declared()
-	return d.Type == queue.Classic && d.Durable && !d.Exclusive
+	return d.Type == queue.TypeClassic && d.Durable && !d.Exclusive
 }
 
 // confirmJoin calls done once every queue that confirms on its own commit
