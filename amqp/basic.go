@@ -284,6 +284,9 @@ type consumer struct {
 // Deliver implements queue.Consumer; see channel.deliver.
 func (cs *consumer) Deliver(q queue.Interface, d queue.Delivery) bool { return cs.ch.deliver(cs, d) }
 
+// Prefetch implements queue.Prefetcher: a quorum queue's credit for it.
+func (cs *consumer) Prefetch() int { return cs.prefetch }
+
 // Cancel implements queue.Consumer: the queue was deleted.
 func (cs *consumer) Cancel(q queue.Interface) { cs.ch.cancelledByQueue(cs) }
 
@@ -294,6 +297,14 @@ func (ch *channel) basicConsume(m *wire.BasicConsume) error {
 	q, name, err := ch.readQueue(m.Queue)
 	if err != nil {
 		return err
+	}
+	if q.Declared().Type == queue.TypeQuorum {
+		ch.mu.Lock()
+		global := ch.globalPrefetch
+		ch.mu.Unlock()
+		if global > 0 {
+			return newError(wire.NotImplemented, "queue '%s' in vhost '%s' does not support global qos", name, ch.c.vh.Name)
+		}
 	}
 	tag := m.ConsumerTag
 	if tag == "" {
@@ -418,7 +429,7 @@ func (ch *channel) deliver(cs *consumer, d queue.Delivery) bool {
 	tag := ch.nextTag
 	m := d.Message
 	c.deliver = wire.BasicDeliver{ConsumerTag: cs.tag, DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: m.Exchange, RoutingKey: m.RoutingKey}
-	c.appendContentLocked(&c.deliver, ch.id, deliveryProperties(cs.q, d), m.Body)
+	c.appendContentLocked(&c.deliver, ch.id, deliveryProperties(cs.q, d, false), m.Body)
 	if c.vh.Tracing() {
 		// Traced by the writer: a trace is a publish, which must not
 		// happen under this queue's lock.
@@ -469,7 +480,7 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 	}
 	ch.mu.Unlock()
 	msg := d.Message
-	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, deliveryProperties(q, d), msg.Body)
+	ch.c.sendContent(&wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(remaining)}, ch.id, deliveryProperties(q, d, true), msg.Body)
 	if ch.c.vh.Tracing() {
 		ch.c.traceDeliver(pendingTrace{channel: ch.id, queue: q.Declared().Name, m: msg, redelivered: d.Redelivered})
 	}
@@ -479,7 +490,15 @@ func (ch *channel) basicGet(m *wire.BasicGet) error {
 // deliveryProperties are the properties a delivery goes out with: as
 // published, plus x-delivery-count on redeliveries from a queue with a
 // delivery limit, as RabbitMQ's quorum queues do.
-func deliveryProperties(q queue.Interface, d queue.Delivery) []byte {
+func deliveryProperties(q queue.Interface, d queue.Delivery, get bool) []byte {
+	if q.Declared().Type == queue.TypeQuorum {
+		// A quorum queue counts deliveries always; basic.get shows the
+		// count even on a first delivery, basic.deliver only after one.
+		if d.DeliveryCount == 0 && !get {
+			return d.Message.Properties
+		}
+		return withHeader(d.Message.Properties, "x-delivery-count", int64(d.DeliveryCount))
+	}
 	if d.DeliveryCount == 0 || q.Config().DeliveryLimit < 0 {
 		return d.Message.Properties
 	}

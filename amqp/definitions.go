@@ -139,6 +139,9 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 		}
 		return nil
 	}
+	if name == "" && m.Arguments["x-queue-type"] == "quorum" {
+		return newError(wire.PreconditionFailed, "Cannot declare a server-named queue for type rabbit_quorum_queue")
+	}
 	if name == "" {
 		name = generateName("amq.gen-")
 	} else if _, err := c.vh.Queue(name, c.id); err != nil && vhost.Reserved(name) {

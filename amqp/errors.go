@@ -40,6 +40,7 @@ var kindCodes = map[vhost.Kind]uint16{
 	vhost.CommandInvalid:     wire.CommandInvalid,
 	vhost.NotAllowed:         wire.NotAllowed,
 	vhost.InternalError:      wire.InternalError,
+	vhost.NotImplemented:     wire.NotImplemented,
 }
 
 // asProtoError turns any error from the broker core into an AMQP exception.

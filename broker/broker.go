@@ -2,8 +2,10 @@ package broker
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +27,9 @@ type Broker struct {
 	log    *slog.Logger
 	store  *storage.Store
 	budget *queue.Budget // memory for durable queues' backlogs, shared by every vhost
+	// quorum is the quorum queues' engine: one raft driver goroutine and
+	// one WAL under DataDir/quorum for every quorum queue; Close stops it.
+	quorum *queue.QuorumNode
 	alarms alarms
 	group  *group // every background goroutine; Close waits for them
 	// events publishes to the event exchange (events.go) from a goroutine
@@ -80,26 +85,33 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	}
 	b.store = store
 	b.budget = queue.NewBudget(cfg.QueueMemoryBudget)
-	if err := b.restoreDefinitions(); err != nil {
+	qn, err := queue.OpenQuorumNode(filepath.Join(cfg.DataDir, "quorum"), o.Log.With("part", "quorum"))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("quorum queues' log: %w", err)
+	}
+	b.quorum = qn
+	fail := func(err error) (*Broker, error) {
+		qn.Close()
 		store.Close()
 		return nil, err
+	}
+	if err := b.restoreDefinitions(); err != nil {
+		return fail(err)
 	}
 	if err := b.restoreTopicPermissions(); err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := b.restoreGlobals(); err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := b.applyBaseline(); err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := b.recover(); err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
+	qn.DropOrphans()
 	b.reportUnsupportedAlarms()
 	b.checkAlarms()
 	b.Go(b.watchAlarms)
@@ -116,6 +128,11 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.group.stop()
+	// Before the store: the engine's last effects may dead-letter into
+	// classic queues.
+	if err := b.quorum.Close(); err != nil {
+		b.log.Error("closing the quorum queues' log", "err", err)
+	}
 	return b.store.Close()
 }
 

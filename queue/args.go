@@ -25,6 +25,8 @@ const MaxPriority = 255
 
 // Config is a queue's behaviour, read from its x- arguments.
 type Config struct {
+	// Type is x-queue-type.
+	Type Type
 	// MaxPriority > 0 makes a priority queue with levels 0..MaxPriority.
 	MaxPriority uint8
 	// Deduplicate (x-message-deduplication, rabbitmq-message-deduplication's
@@ -71,6 +73,8 @@ const (
 	InvalidQueueMode
 	InvalidQueueType
 	RoutingKeyButNoDLX
+	InvalidDLXStrategy
+	InvalidLocator
 )
 
 // ArgError is an invalid queue argument.
@@ -111,7 +115,26 @@ func ParseArgs(args map[string]any) (Config, error) {
 		case "x-max-in-memory-length", "x-max-in-memory-bytes":
 			_, err = nonNegArg(key, v)
 		case "x-delivery-limit":
-			c.DeliveryLimit, err = nonNegArg(key, v)
+			// RabbitMQ 3.10 does not check it at declare: a value that is
+			// not a non-negative integer is no limit.
+			if n, ok := IntArg(v); ok && n >= 0 {
+				c.DeliveryLimit = n
+			}
+		case "x-dead-letter-strategy":
+			var s string
+			if s, err = stringArg(key, v); err == nil && s != "at-most-once" && s != "at-least-once" {
+				err = &ArgError{key, InvalidDLXStrategy, v}
+			}
+		case "x-quorum-initial-group-size":
+			var n int64
+			if n, err = nonNegArg(key, v); err == nil && n == 0 {
+				err = &ArgError{key, ValueZero, n}
+			}
+		case "x-queue-leader-locator":
+			var s string
+			if s, err = stringArg(key, v); err == nil && s != "client-local" && s != "balanced" {
+				err = &ArgError{key, InvalidLocator, v}
+			}
 		case "x-consumer-timeout":
 			var n int64
 			n, err = nonNegArg(key, v)
@@ -151,11 +174,15 @@ func ParseArgs(args map[string]any) (Config, error) {
 				err = &ArgError{key, InvalidQueueMode, v}
 			}
 		case "x-queue-type":
-			// Every queue here is a classic queue; RabbitMQ's other types are
-			// named but not offered.
 			var s string
-			if s, err = stringArg(key, v); err == nil && s != "classic" {
-				err = &ArgError{key, InvalidQueueType, v}
+			if s, err = stringArg(key, v); err == nil {
+				switch s {
+				case "classic":
+				case "quorum":
+					c.Type = TypeQuorum
+				default:
+					err = &ArgError{key, InvalidQueueType, v}
+				}
 			}
 		case "x-message-deduplication":
 			// The plugin deduplicates when the argument is true and ignores
@@ -179,9 +206,10 @@ func ParseArgs(args map[string]any) (Config, error) {
 // argOrder is the order RabbitMQ checks arguments in, so the same one is
 // reported when several are wrong.
 var argOrder = []string{
-	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
 	"x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
 	"x-max-priority", "x-overflow", "x-queue-mode", "x-single-active-consumer", "x-queue-type",
+	"x-quorum-initial-group-size", "x-queue-leader-locator",
 	"x-delivery-limit", "x-consumer-timeout", "x-message-deduplication",
 }
 

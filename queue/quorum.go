@@ -244,7 +244,7 @@ func (q *Quorum) Push(m *Message, _ *storage.Batch) PushResult {
 // Enqueue proposes m; done learns when it is committed and fsynced.
 func (q *Quorum) Enqueue(m *Message, done func(refused bool, err error)) {
 	now := time.Now().UnixMilli()
-	cmd := quorum.Command{Type: quorum.CmdEnqueue, Body: EncodeMessage(m), Time: now, TTL: m.Expiration, HasTTL: m.HasExpiration}
+	cmd := quorum.Command{Type: quorum.CmdEnqueue, Body: EncodeMessage(m), Size: uint32(len(m.Body)), Time: now, TTL: m.Expiration, HasTTL: m.HasExpiration}
 	var cb func(quorum.Result, error)
 	if done != nil {
 		cb = func(r quorum.Result, err error) {
@@ -327,8 +327,19 @@ func (q *Quorum) AddConsumer(c Consumer, exclusive, noAck bool, priority int) er
 	if p, ok := c.(Prefetcher); ok && !noAck {
 		prefetch = p.Prefetch()
 	}
-	return q.group.Propose(&quorum.Command{Type: quorum.CmdCheckout, Consumer: quorum.ConsumerID{Pid: qc.pid},
-		Prefetch: uint32(max(prefetch, 0)), Priority: int32(priority)}, nil)
+	r := q.wait(&quorum.Command{Type: quorum.CmdCheckout, Consumer: quorum.ConsumerID{Pid: qc.pid},
+		Prefetch: uint32(max(prefetch, 0)), Priority: int32(priority)})
+	if r.Err != nil {
+		q.mu.Lock()
+		delete(q.consumers, c)
+		delete(q.byPid, qc.pid)
+		q.mu.Unlock()
+		if errors.Is(r.Err, quorum.ErrNoGroup) || errors.Is(r.Err, quorum.ErrNodeClosed) {
+			return ErrDeleted
+		}
+		return r.Err
+	}
+	return nil
 }
 
 // RemoveConsumer cancels a consumer: it takes no more messages; those it
@@ -350,11 +361,29 @@ func (q *Quorum) RemoveConsumer(c Consumer) bool {
 	qc.waiting = nil
 	q.mu.Unlock()
 	id := quorum.ConsumerID{Pid: qc.pid}
-	_ = q.group.Propose(&quorum.Command{Type: quorum.CmdCancel, Consumer: id}, nil)
 	if len(waiting) > 0 {
-		_ = q.group.Propose(&quorum.Command{Type: quorum.CmdReturn, Consumer: id, MsgIDs: msgIDs(waiting)}, nil)
+		_ = q.group.Propose(&quorum.Command{Type: quorum.CmdCancel, Consumer: id}, nil)
+		q.wait(&quorum.Command{Type: quorum.CmdReturn, Consumer: id, MsgIDs: msgIDs(waiting)})
+	} else {
+		// Waited for, so that once basic.cancel-ok is out the state
+		// machine hands the consumer nothing more.
+		q.wait(&quorum.Command{Type: quorum.CmdCancel, Consumer: id})
 	}
 	return false
+}
+
+// wait proposes cmd and waits until it is applied (or failed).
+func (q *Quorum) wait(cmd *quorum.Command) quorum.Result {
+	ch := make(chan quorum.Result, 1)
+	if err := q.group.Propose(cmd, func(r quorum.Result, err error) {
+		if err != nil {
+			r.Err = err
+		}
+		ch <- r
+	}); err != nil {
+		return quorum.Result{Err: err}
+	}
+	return <-ch
 }
 
 func msgIDs(ds []Delivery) []uint64 {
@@ -520,13 +549,7 @@ func (q *Quorum) Reject(ds []Delivery) { q.settle(quorum.CmdDiscard, ds) }
 func (q *Quorum) Requeue(ds []Delivery) { q.settle(quorum.CmdReturn, ds) }
 
 // Purge drops the ready messages and returns how many.
-func (q *Quorum) Purge() int {
-	ch := make(chan int, 1)
-	if err := q.group.Propose(&quorum.Command{Type: quorum.CmdPurge}, func(r quorum.Result, err error) { ch <- r.Count }); err != nil {
-		return 0
-	}
-	return <-ch
-}
+func (q *Quorum) Purge() int { return q.wait(&quorum.Command{Type: quorum.CmdPurge}).Count }
 
 // Delete removes the group and cancels the consumers; it returns the
 // number of ready messages.

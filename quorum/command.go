@@ -48,6 +48,9 @@ type Command struct {
 	Settled  bool       // dequeue: no-ack
 	MsgIDs   []uint64   // settle, return, discard
 	Body     []byte     // enqueue
+	// Size is what an enqueued message counts against x-max-length-bytes
+	// (its AMQP body, which Body holds with its envelope).
+	Size uint32
 	Pid      uint64     // down
 	// Time is the proposer's clock (unix ms) for enqueue, dequeue and
 	// expire: TTLs are computed from it, so that every member expires the
@@ -71,6 +74,7 @@ func (c *Command) AppendTo(b []byte) []byte {
 			ttl = max(c.TTL, 0)
 		}
 		b = binary.AppendVarint(b, ttl)
+		b = binary.AppendUvarint(b, uint64(c.Size))
 		b = binary.AppendUvarint(b, uint64(len(c.Body)))
 		b = append(b, c.Body...)
 	case CmdExpire:
@@ -167,6 +171,7 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Time = d.varint()
 		c.TTL = d.varint()
 		c.HasTTL = c.TTL >= 0
+		c.Size = uint32(d.uvarint())
 		c.Body = d.bytes()
 	case CmdExpire:
 		c.Time = d.varint()

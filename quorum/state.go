@@ -217,6 +217,7 @@ func (s *State) Apply(index uint64, cmd *Command, eff []Effect) (Result, []Effec
 		res.Rejected = s.enqueue(index, cmd, &eff)
 	case CmdExpire:
 		s.tick(cmd.Time)
+		s.expireHead(&eff)
 	case CmdDequeue:
 		s.tick(cmd.Time)
 		if _, ok := s.consumers[cmd.Consumer]; ok {
@@ -338,7 +339,7 @@ func (s *State) expireHead(eff *[]Effect) {
 
 func (s *State) enqueue(index uint64, cmd *Command, eff *[]Effect) (rejected bool) {
 	body := cmd.Body
-	size := int64(len(body))
+	size := int64(cmd.Size)
 	if s.cfg.Overflow == RejectPublish &&
 		(over(int64(s.Ready()), s.cfg.MaxLength) || over(s.readyBytes, s.cfg.MaxBytes)) {
 		// As rabbit_fifo: refused once the queue is over its limit, so

@@ -11,7 +11,9 @@ import (
 
 var c1, c2 = ConsumerID{Pid: 1, Tag: "c1"}, ConsumerID{Pid: 2, Tag: "c2"}
 
-func enq(body string) Command { return Command{Type: CmdEnqueue, Body: []byte(body)} }
+func enq(body string) Command {
+	return Command{Type: CmdEnqueue, Body: []byte(body), Size: uint32(len(body))}
+}
 func checkout(c ConsumerID, prefetch uint32) Command {
 	return Command{Type: CmdCheckout, Consumer: c, Prefetch: prefetch}
 }

@@ -16,6 +16,7 @@ const (
 	CommandInvalid
 	NotAllowed
 	InternalError
+	NotImplemented
 )
 
 // Error is a failed operation with RabbitMQ's text (without the

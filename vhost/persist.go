@@ -87,10 +87,14 @@ func (v *VHost) storeQueue(b *storage.Batch, q queue.Interface) {
 	if v.store == nil || !q.Declared().Durable || q.Declared().Exclusive {
 		return
 	}
-	b.PutDefinition(storage.KindQueue, v.key(q.Declared().Name), encodeTable(map[string]any{
+	rec := map[string]any{
 		"name": q.Declared().Name, "durable": true, "auto_delete": q.Declared().AutoDelete, "arguments": q.Declared().Args,
 		"storage_key": q.StoreKey(),
-	}))
+	}
+	if qq, ok := q.(*queue.Quorum); ok {
+		rec["quorum_group"] = int64(qq.Group()) // its raft group in the quorum engine's log
+	}
+	b.PutDefinition(storage.KindQueue, v.key(q.Declared().Name), encodeTable(rec))
 }
 
 func (v *VHost) forgetQueue(b *storage.Batch, q queue.Interface) {
@@ -358,6 +362,19 @@ func (v *VHost) Recover() (keys []string, messages int, err error) {
 		cfg, err := queue.ParseArgs(op.Args)
 		if err != nil {
 			return nil, 0, fmt.Errorf("vhost %s: stored queue %q: %w", v.Name, op.Name, err)
+		}
+		if cfg.Type == queue.TypeQuorum {
+			group, _ := t["quorum_group"].(int64)
+			if v.quorum == nil || group == 0 {
+				return nil, 0, fmt.Errorf("vhost %s: stored quorum queue %q: no quorum engine or raft group", v.Name, op.Name)
+			}
+			q, err := v.newQuorum(op.Name, op.Args, v.queueConfigLocked(op.Name, op.Args, cfg), uint64(group))
+			if err != nil {
+				return nil, 0, fmt.Errorf("vhost %s: %w", v.Name, err)
+			}
+			messages += q.Stats().Ready
+			v.queues[op.Name] = q
+			continue
 		}
 		key := str(t, "storage_key")
 		if key == "" {

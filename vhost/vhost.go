@@ -63,6 +63,7 @@ type VHost struct {
 	store  *storage.Store
 	budget *queue.Budget
 	group  queue.Group
+	quorum *queue.QuorumNode // nil: quorum queues are refused
 	log    *slog.Logger
 	limits atomic.Pointer[Limits] // replaced whole by SetLimits
 	// conns counts open connections, for Limits.MaxConnections.
@@ -94,7 +95,9 @@ type Options struct {
 	Budget *queue.Budget
 	// Group runs the queues' background goroutines (see queue.Options).
 	Group queue.Group
-	Log   *slog.Logger
+	// Quorum is the broker's quorum engine; nil refuses quorum queues.
+	Quorum *queue.QuorumNode
+	Log    *slog.Logger
 	// Events receives the definition events (rabbitmq_event_exchange);
 	// nil emits none.
 	Events event.Emitter
@@ -114,6 +117,7 @@ func New(name string, o Options) *VHost {
 		store:      o.Store,
 		budget:     o.Budget,
 		group:      o.Group,
+		quorum:     o.Quorum,
 		log:        o.Log,
 		exchanges:  make(map[string]*exchange.Exchange),
 		policies:   make(map[string]*policy),
@@ -436,10 +440,22 @@ func (v *VHost) declareQueue(op DeclareQueue, t *txn) error {
 		case q.Declared().AutoDelete != op.AutoDelete:
 			return errorf(PreconditionFailed, "inequivalent arg 'auto_delete' for %s: received '%t' but current is '%t'", what, op.AutoDelete, q.Declared().AutoDelete)
 		}
-		return argsEquivalent(what, q.Declared().Args, op.Args, queueCheckedArgs)
+		checked := queueCheckedArgs
+		if q.Declared().Type == queue.TypeQuorum {
+			checked = quorumCheckedArgs
+		}
+		return argsEquivalent(what, q.Declared().Args, op.Args, checked)
+	}
+	if cfg.Type == queue.TypeQuorum {
+		if err := v.quorumDeclarable(op); err != nil {
+			return err
+		}
 	}
 	if limit := v.limits.Load().MaxQueues; limit >= 0 && int64(len(v.queues)) >= limit {
 		return errorf(PreconditionFailed, "cannot declare queue '%s': queue limit in vhost '%s' (%d) is reached", op.Name, v.Name, limit)
+	}
+	if cfg.Type == queue.TypeQuorum {
+		return v.declareQuorumLocked(op, cfg, t)
 	}
 	owner := uint64(0)
 	if op.Exclusive {
@@ -539,6 +555,10 @@ func (v *VHost) invalidArg(name string, err error) error {
 		term = fmt.Sprintf(`"unsupported queue type '%v'"`, ae.Value)
 	case queue.RoutingKeyButNoDLX:
 		term = "routing_key_but_no_dlx_defined"
+	case queue.InvalidDLXStrategy:
+		term = "invalid_dlx_strategy"
+	case queue.InvalidLocator:
+		term = "invalid_queue_locator_arg"
 	}
 	return errorf(PreconditionFailed, "invalid arg '%s' for queue '%s' in vhost '%s': %s", ae.Key, name, v.Name, term)
 }
@@ -554,6 +574,14 @@ func (v *VHost) deleteQueue(op DeleteQueue, t *txn) error {
 	if q.Declared().Exclusive && q.Declared().Owner != op.Owner {
 		v.mu.Unlock()
 		return v.locked(op.Name)
+	}
+	if q.Declared().Type == queue.TypeQuorum && (op.IfUnused || op.IfEmpty) {
+		v.mu.Unlock()
+		flag := "if-unused"
+		if !op.IfUnused {
+			flag = "if-empty"
+		}
+		return errorf(NotImplemented, "cannot delete queue '%s' in vhost '%s'. queue.delete operations with %s flag set are not supported by quorum queues", op.Name, v.Name, flag)
 	}
 	st := q.Stats()
 	if op.IfUnused && st.Consumers > 0 {
@@ -668,19 +696,29 @@ var (
 		"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow",
 		"x-queue-mode", "x-queue-type", "x-single-active-consumer", "x-delivery-limit",
 	}
+	// A quorum queue compares x-queue-type and the arguments its type
+	// takes (rabbit_quorum_queue's capabilities), so an argument it
+	// refuses, such as x-max-priority, may differ on redeclare.
+	quorumCheckedArgs = []string{
+		"x-queue-type", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy",
+		"x-expires", "x-max-length", "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes",
+		"x-overflow", "x-single-active-consumer", "x-quorum-initial-group-size", "x-delivery-limit",
+		"x-message-ttl", "x-queue-leader-locator",
+	}
 )
 
 func argsEquivalent(what string, current, received map[string]any, keys []string) error {
 	for _, k := range keys {
 		c, hasC := current[k]
 		r, hasR := received[k]
-		if k == "x-queue-type" {
-			// RabbitMQ treats an absent queue type as "classic".
-			if !hasC {
-				c, hasC = "classic", true
+		if k == "x-queue-type" && hasC != hasR {
+			// An absent queue type and "classic" are equivalent; any other
+			// type against none is compared as given, as RabbitMQ does.
+			if v, _ := c.(string); hasC && v == "classic" {
+				continue
 			}
-			if !hasR {
-				r, hasR = "classic", true
+			if v, _ := r.(string); hasR && v == "classic" {
+				continue
 			}
 		}
 		switch {
