@@ -51,7 +51,7 @@ type Command struct {
 	// Size is what an enqueued message counts against x-max-length-bytes
 	// (its AMQP body, which Body holds with its envelope).
 	Size uint32
-	Pid      uint64     // down
+	Pid  uint64 // down
 	// Time is the proposer's clock (unix ms) for enqueue, dequeue and
 	// expire: TTLs are computed from it, so that every member expires the
 	// same messages at the same index.
