@@ -80,6 +80,11 @@ type queueJSON struct {
 	MessageStats                  messageStats   `json:"message_stats"`
 	// DeadLetterQueue is Warren's: the queue is some queue's dead-letter target.
 	DeadLetterQueue bool `json:"dead_letter_queue"`
+	// A quorum queue's raft group, as RabbitMQ 3.10 shows it: the node of
+	// its leader, its members and those online.
+	Leader  string   `json:"leader,omitempty"`
+	Members []string `json:"members,omitempty"`
+	Online  []string `json:"online,omitempty"`
 }
 
 func (a *API) queueJSON(v *vhost.VHost, q queue.Interface, dlq bool) queueJSON {
@@ -87,7 +92,7 @@ func (a *API) queueJSON(v *vhost.VHost, q queue.Interface, dlq bool) queueJSON {
 	r := a.stats.rates(v.Name, q)
 	j := queueJSON{
 		Name: q.Declared().Name, VHost: v.Name, Durable: q.Declared().Durable, AutoDelete: q.Declared().AutoDelete, Exclusive: q.Declared().Exclusive,
-		Arguments: broker.JSONTable(q.Declared().Args), Node: a.node, State: "running", Type: "classic",
+		Arguments: broker.JSONTable(q.Declared().Args), Node: a.node, State: "running", Type: q.Declared().Type.String(),
 		Consumers: st.Consumers, Messages: st.Ready + st.Unacked, MessagesDetails: rate{r.Messages},
 		MessagesReady: st.Ready, MessagesReadyDetails: rate{r.Ready},
 		MessagesUnacknowledged: st.Unacked, MessagesUnacknowledgedDetails: rate{r.Unacked},
@@ -95,6 +100,10 @@ func (a *API) queueJSON(v *vhost.VHost, q queue.Interface, dlq bool) queueJSON {
 	}
 	if p := v.PolicyFor(q.Declared().Name, true); p != "" {
 		j.Policy = &p
+	}
+	if _, ok := q.(*queue.Quorum); ok {
+		// One node: this one is every group's only member and leader.
+		j.Leader, j.Members, j.Online = a.node, []string{a.node}, []string{a.node}
 	}
 	return j
 }

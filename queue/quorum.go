@@ -120,6 +120,10 @@ func (n *QuorumNode) NewQuorum(name string, o QuorumOptions) (*Quorum, error) {
 		q.group = g
 	}
 	n.queues[q.group.ID()] = q
+	q.lastUsed = time.Now()
+	if cfg.Expires > 0 {
+		q.unused = time.AfterFunc(cfg.Expires, q.checkUnused)
+	}
 	if st := q.group.Stats(); st.NextExpiry > 0 {
 		q.scheduleExpiry(st.NextExpiry)
 	}
@@ -172,8 +176,11 @@ type Quorum struct {
 	mu        sync.Mutex
 	consumers map[Consumer]*qconsumer
 	byPid     map[uint64]*qconsumer
-	exclusive bool
 	deleted   bool
+	// lastUsed and unused are x-expires: the queue goes once it had no
+	// consumer and no basic.get for that long.
+	lastUsed  time.Time
+	unused    *time.Timer
 	expiry    *time.Timer
 	expiryAt  int64 // unix ms the timer fires at; 0: not armed
 
@@ -225,8 +232,36 @@ func (q *Quorum) SetConfig(c Config) { q.config.Store(&c) }
 // StoreKey is empty: a quorum queue's data is its raft log.
 func (q *Quorum) StoreKey() string { return "" }
 
-// Touch is a no-op.
-func (q *Quorum) Touch() {}
+// Touch records a use, for x-expires.
+func (q *Quorum) Touch() {
+	q.mu.Lock()
+	q.lastUsed = time.Now()
+	q.mu.Unlock()
+}
+
+// checkUnused deletes the queue (through the vhost's hook) once it has been
+// unused for its x-expires.
+func (q *Quorum) checkUnused() {
+	exp := q.Config().Expires
+	q.mu.Lock()
+	if q.deleted || exp <= 0 {
+		q.mu.Unlock()
+		return
+	}
+	if len(q.consumers) > 0 {
+		q.lastUsed = time.Now()
+	}
+	left := exp - time.Since(q.lastUsed)
+	if left > 0 {
+		q.unused.Reset(left)
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Unlock()
+	if q.hooks.Expired != nil {
+		q.hooks.Expired(q)
+	}
+}
 
 // Handover is a no-op: the state machine moves a single active consumer
 // queue to the next consumer when the active one is cancelled or returns.
@@ -314,11 +349,8 @@ func (q *Quorum) AddConsumer(c Consumer, exclusive, noAck bool, priority int) er
 		q.mu.Unlock()
 		return ErrDeleted
 	}
-	if q.exclusive || (exclusive && len(q.consumers) > 0) {
-		q.mu.Unlock()
-		return ErrExclusiveUse
-	}
-	q.exclusive = exclusive
+	// basic.consume's exclusive flag is not enforced on a quorum queue,
+	// as in RabbitMQ 3.10.
 	qc := &qconsumer{c: c, pid: q.node.nextPid(), noAck: noAck}
 	q.consumers[c] = qc
 	q.byPid[qc.pid] = qc
@@ -354,9 +386,6 @@ func (q *Quorum) RemoveConsumer(c Consumer) bool {
 	}
 	delete(q.consumers, c)
 	delete(q.byPid, qc.pid)
-	if len(q.consumers) == 0 {
-		q.exclusive = false
-	}
 	waiting := qc.waiting
 	qc.waiting = nil
 	q.mu.Unlock()
@@ -488,6 +517,7 @@ func (q *Quorum) Kick() {
 
 // Get is basic.get: a dequeue through the log, waited for.
 func (q *Quorum) Get(noAck bool) (Delivery, int, bool) {
+	q.Touch()
 	pid := q.node.nextPid()
 	type got struct {
 		res quorum.Result
@@ -562,6 +592,9 @@ func (q *Quorum) Delete() int {
 	q.deleted = true
 	if q.expiry != nil {
 		q.expiry.Stop()
+	}
+	if q.unused != nil {
+		q.unused.Stop()
 	}
 	ready := q.group.Stats().Ready
 	q.node.mu.Lock()

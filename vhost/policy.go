@@ -5,6 +5,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
 	"github.com/warrenmq/warren/event"
@@ -47,6 +48,31 @@ var policyKeys = map[string]string{
 	"consumer-timeout":        "x-consumer-timeout",
 	"queue-mode":              "x-queue-mode",
 	"alternate-exchange":      "",
+	// Quorum queues' keys; max-in-memory-* and the leader locator are
+	// checked, and accepted without effect, as the arguments are.
+	"dead-letter-strategy": "x-dead-letter-strategy",
+	"max-in-memory-length": "x-max-in-memory-length",
+	"max-in-memory-bytes":  "x-max-in-memory-bytes",
+	"queue-leader-locator": "x-queue-leader-locator",
+	// Keys for queue types and features Warren does not have: accepted,
+	// and they keep a policy off quorum queues (quorumUnsupportedKeys).
+	"queue-version":                 "",
+	"queue-master-locator":          "",
+	"ha-mode":                       "",
+	"ha-params":                     "",
+	"ha-sync-mode":                  "",
+	"ha-sync-batch-size":            "",
+	"ha-promote-on-shutdown":        "",
+	"ha-promote-on-failure":         "",
+	"max-age":                       "",
+	"stream-max-segment-size-bytes": "",
+}
+
+// quorumUnsupportedKeys are the policy keys that make a policy not apply to
+// a quorum queue at all (rabbit_quorum_queue's unsupported_policies).
+var quorumUnsupportedKeys = []string{
+	"ha-mode", "ha-params", "ha-sync-batch-size", "ha-sync-mode", "ha-promote-on-shutdown",
+	"ha-promote-on-failure", "queue-master-locator", "max-age", "stream-max-segment-size-bytes", "queue-mode",
 }
 
 // policy is a Policy with its pattern compiled.
@@ -179,6 +205,10 @@ func (v *VHost) queueConfigLocked(name string, args map[string]any, own queue.Co
 	if p == nil && op == nil {
 		return own
 	}
+	quorum := own.Type == queue.TypeQuorum
+	if quorum && p != nil && quorumUnsupported(p) {
+		p = nil
+	}
 	merged := map[string]any{}
 	if p != nil {
 		merged = queueArgs(p.Definition)
@@ -190,6 +220,9 @@ func (v *VHost) queueConfigLocked(name string, args map[string]any, own queue.Co
 	cfg, err := queue.ParseArgs(merged)
 	if err != nil {
 		return own // e.g. a policy routing key without any dead-letter exchange
+	}
+	if quorum && p != nil {
+		cfg = quorumLimits(cfg, own, p)
 	}
 	return cfg
 }
@@ -296,4 +329,39 @@ func (v *VHost) recoverPoliciesLocked(records [][]byte, operator bool) error {
 		into[name] = p
 	}
 	return nil
+}
+
+// quorumUnsupported reports whether p holds a key that keeps it off quorum
+// queues altogether, as RabbitMQ 3.10 does.
+func quorumUnsupported(p *policy) bool {
+	for _, k := range quorumUnsupportedKeys {
+		if _, ok := p.Definition[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// quorumLimits applies RabbitMQ 3.10's rule for a quorum queue: where the
+// policy and an argument both set a limit or a TTL, the lower wins (the
+// argument wins otherwise).
+func quorumLimits(cfg, own queue.Config, p *policy) queue.Config {
+	pol, err := queue.ParseArgs(queueArgs(p.Definition))
+	if err != nil {
+		return cfg
+	}
+	lower := func(a, b, merged int64) int64 {
+		if a < 0 || b < 0 {
+			return merged
+		}
+		return min(a, b, merged)
+	}
+	cfg.MaxLength = lower(own.MaxLength, pol.MaxLength, cfg.MaxLength)
+	cfg.MaxLengthBytes = lower(own.MaxLengthBytes, pol.MaxLengthBytes, cfg.MaxLengthBytes)
+	cfg.DeliveryLimit = lower(own.DeliveryLimit, pol.DeliveryLimit, cfg.DeliveryLimit)
+	cfg.MessageTTL = time.Duration(lower(int64(own.MessageTTL), int64(pol.MessageTTL), int64(cfg.MessageTTL)))
+	if own.Expires > 0 && pol.Expires > 0 {
+		cfg.Expires = min(own.Expires, pol.Expires, cfg.Expires)
+	}
+	return cfg
 }

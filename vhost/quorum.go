@@ -64,6 +64,6 @@ func (v *VHost) declareQuorumLocked(op DeclareQueue, cfg queue.Config, t *txn) e
 func (v *VHost) newQuorum(name string, args map[string]any, cfg queue.Config, group uint64) (*queue.Quorum, error) {
 	return v.quorum.NewQuorum(name, queue.QuorumOptions{
 		Args: args, Config: cfg, Group: group,
-		Hooks: queue.Hooks{DeadLetter: v.deadLetter},
+		Hooks: queue.Hooks{DeadLetter: v.deadLetter, Expired: v.expireQueue},
 	})
 }
