@@ -179,10 +179,10 @@ type Quorum struct {
 	deleted   bool
 	// lastUsed and unused are x-expires: the queue goes once it had no
 	// consumer and no basic.get for that long.
-	lastUsed  time.Time
-	unused    *time.Timer
-	expiry    *time.Timer
-	expiryAt  int64 // unix ms the timer fires at; 0: not armed
+	lastUsed time.Time
+	unused   *time.Timer
+	expiry   *time.Timer
+	expiryAt int64 // unix ms the timer fires at; 0: not armed
 
 	published, delivered, acked, deadLettered atomic.Uint64
 }
