@@ -44,8 +44,8 @@ type Config struct {
 	InitialClusterSize int64         // x-initial-cluster-size (one node: recorded only)
 }
 
-// refusedArgs are the arguments RabbitMQ 3.10.8 refuses on a stream, in the
-// order it checks them.
+// refusedArgs are the arguments RabbitMQ 3.10.8 refuses on a stream (it
+// names the first in the client's table when several are given).
 var refusedArgs = []string{
 	"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 	"x-max-length", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-max-priority",
@@ -61,19 +61,6 @@ func ParseDeclare(vhost, name string, durable, exclusive, autoDelete bool, args 
 		return c, errorf(PreconditionFailed, "Cannot declare a server-named queue for type rabbit_stream_queue")
 	}
 	what := fmt.Sprintf("queue '%s' in vhost '%s'", name, vhost)
-	switch {
-	case !durable:
-		return c, errorf(PreconditionFailed, "invalid property 'non-durable' for %s", what)
-	case autoDelete:
-		return c, errorf(PreconditionFailed, "invalid property 'auto-delete' for %s", what)
-	case exclusive:
-		return c, errorf(PreconditionFailed, "invalid property 'exclusive-owner' for %s", what)
-	}
-	for _, k := range refusedArgs {
-		if _, ok := args[k]; ok {
-			return c, errorf(PreconditionFailed, "invalid arg '%s' for %s of queue type rabbit_stream_queue", k, what)
-		}
-	}
 	intArg := func(k string, zeroOK bool) (int64, error) {
 		v := args[k]
 		n, ok := queue.IntArg(v)
@@ -87,6 +74,7 @@ func ParseDeclare(vhost, name string, durable, exclusive, autoDelete bool, args 
 		}
 		return n, nil
 	}
+	// The values of the arguments a stream takes are checked first.
 	var err error
 	if _, ok := args["x-max-length-bytes"]; ok {
 		if c.MaxBytes, err = intArg("x-max-length-bytes", true); err != nil {
@@ -117,6 +105,21 @@ func ParseDeclare(vhost, name string, durable, exclusive, autoDelete bool, args 
 		if c.InitialClusterSize, err = intArg("x-initial-cluster-size", false); err != nil {
 			return c, err
 		}
+	}
+	// Then the arguments the type refuses, then the properties, in
+	// RabbitMQ 3.10.8's order.
+	for _, k := range refusedArgs {
+		if _, ok := args[k]; ok {
+			return c, errorf(PreconditionFailed, "invalid arg '%s' for %s of queue type rabbit_stream_queue", k, what)
+		}
+	}
+	switch {
+	case autoDelete:
+		return c, errorf(PreconditionFailed, "invalid property 'auto-delete' for %s", what)
+	case exclusive:
+		return c, errorf(PreconditionFailed, "invalid property 'exclusive-owner' for %s", what)
+	case !durable:
+		return c, errorf(PreconditionFailed, "invalid property 'non-durable' for %s", what)
 	}
 	return c, nil
 }

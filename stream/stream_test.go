@@ -44,6 +44,12 @@ func TestParseDeclare(t *testing.T) {
 		{name: "dlx", durable: true, args: map[string]any{"x-dead-letter-exchange": "d"}, code: 406, text: "invalid arg 'x-dead-letter-exchange' for " + what + " of queue type rabbit_stream_queue"},
 		{name: "priority", durable: true, args: map[string]any{"x-max-priority": int64(3)}, code: 406, text: "invalid arg 'x-max-priority' for " + what + " of queue type rabbit_stream_queue"},
 		{name: "sac", durable: true, args: map[string]any{"x-single-active-consumer": true}, code: 406, text: "invalid arg 'x-single-active-consumer' for " + what + " of queue type rabbit_stream_queue"},
+		{name: "non-durable exclusive", excl: true, code: 406, text: "invalid property 'exclusive-owner' for " + what},
+		{name: "non-durable auto-delete", autoD: true, code: 406, text: "invalid property 'auto-delete' for " + what},
+		{name: "exclusive auto-delete", durable: true, excl: true, autoD: true, code: 406, text: "invalid property 'auto-delete' for " + what},
+		{name: "refused arg before property", args: map[string]any{"x-message-ttl": int64(5)}, code: 406, text: "invalid arg 'x-message-ttl' for " + what + " of queue type rabbit_stream_queue"},
+		{name: "value before refused arg", durable: true, args: map[string]any{"x-message-ttl": int64(5), "x-max-length-bytes": int64(-1)}, code: 406, text: "invalid arg 'x-max-length-bytes' for " + what + ": {value_negative,-1}"},
+		{name: "value before property", args: map[string]any{"x-max-age": "0s"}, code: 406, text: "invalid arg 'x-max-age' for " + what + ": invalid_max_age"},
 		{name: "unknown x- arg", durable: true, args: map[string]any{"x-foo": "bar", "x-queue-leader-locator": "balanced"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
