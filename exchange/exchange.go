@@ -104,6 +104,33 @@ type Exchange struct {
 
 	mu sync.Mutex // guards w and serializes publication of snap
 	w  writer
+
+	// counts are the management API's publish_in and publish_out, on
+	// their own cache line: publishers write them, and routing reads snap.
+	counts publishCounts
+}
+
+// publishCounts are an exchange's message counts since it was made.
+type publishCounts struct {
+	_       [64]byte
+	in, out atomic.Uint64
+	_       [48]byte
+}
+
+// CountPublish counts a message published to the exchange, and whether
+// it was routed on to at least one queue.
+func (e *Exchange) CountPublish(routed bool) {
+	e.counts.in.Add(1)
+	if routed {
+		e.counts.out.Add(1)
+	}
+}
+
+// PublishCounts returns the messages published to the exchange (in) and
+// those it routed on to a queue (out), as RabbitMQ's publish_in and
+// publish_out.
+func (e *Exchange) PublishCounts() (in, out uint64) {
+	return e.counts.in.Load(), e.counts.out.Load()
 }
 
 // snapshot is one published routing table. Its parts are persistent

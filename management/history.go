@@ -4,6 +4,7 @@ import (
 	"net/url"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 	"strconv"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ import (
 // interval into fixed-size rings at RabbitMQ's retention: for the node
 // ("global") one reading per interval for 121 intervals (10 minutes at the
 // default 5 s), one per 12 intervals for 61, one per 120 for 49 and one per
-// 360 for 49 (a day); for queues, connections and channels ("basic") the
+// 360 for 49 (a day); for queues, exchanges, connections and channels ("basic") the
 // first two. An object whose counters have not changed keeps no rings at
 // all: its history is its current reading, so 10 000 idle queues cost
 // nothing; rings are dropped again once an object has been idle longer than
@@ -221,15 +222,16 @@ func (s *series) details(f int, w window, now int64, rate float64) detailsJSON {
 type history struct {
 	interval time.Duration
 
-	mu       sync.Mutex // guards the maps and every series in them
-	global   *series
-	queues   map[qkey]queueSeries
-	conns    map[uint64]*series
-	channels map[chanKey]*series
+	mu        sync.Mutex // guards the maps and every series in them
+	global    *series
+	queues    map[qkey]queueSeries
+	exchanges map[qkey]queueSeries // the object is the *exchange.Exchange
+	conns     map[uint64]*series
+	channels  map[chanKey]*series
 }
 
-// queueSeries is a queue's history, tied to the queue object so that a
-// queue deleted and declared again starts over.
+// queueSeries is a queue's (or an exchange's) history, tied to the object
+// so that one deleted and declared again starts over.
 type queueSeries struct {
 	q any
 	s *series
@@ -242,7 +244,7 @@ type chanKey struct {
 
 func newHistory(interval time.Duration) *history {
 	return &history{interval: interval, global: newSeries(globalRetention, len(globalFields)),
-		queues: map[qkey]queueSeries{}, conns: map[uint64]*series{}, channels: map[chanKey]*series{}}
+		queues: map[qkey]queueSeries{}, exchanges: map[qkey]queueSeries{}, conns: map[uint64]*series{}, channels: map[chanKey]*series{}}
 }
 
 // Field positions of each kind of series, with their JSON names.
@@ -257,9 +259,10 @@ var (
 		"queue_declared", "queue_created", "queue_deleted",
 		"mem_used", "disk_free", "fd_used", "sockets_used",
 	}
-	queueFields   = []string{"messages", "messages_ready", "messages_unacknowledged", "publish", "deliver_get", "ack", "dead_lettered"}
-	connFields    = []string{"recv_oct", "send_oct"}
-	channelFields = []string{"publish", "confirm", "deliver_get", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "redeliver", "ack", "return_unroutable", "drop_unroutable"}
+	queueFields    = []string{"messages", "messages_ready", "messages_unacknowledged", "publish", "deliver_get", "ack", "dead_lettered"}
+	connFields     = []string{"recv_oct", "send_oct"}
+	exchangeFields = []string{"publish_in", "publish_out"}
+	channelFields  = []string{"publish", "confirm", "deliver_get", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "redeliver", "ack", "return_unroutable", "drop_unroutable"}
 )
 
 // fieldIndex finds name in fields (-1 if absent).
@@ -279,6 +282,18 @@ func (s *sampler) record(now time.Time, qs []queueReading) {
 	t, c, res := s.srv.MessageTotals(), s.srv.Churn(), s.broker.Resources()
 	conns, chans := s.srv.Connections(), s.srv.Channels()
 	fds := openFDs()
+	type exReading struct {
+		k       qkey
+		e       *exchange.Exchange
+		in, out uint64
+	}
+	var exs []exReading
+	for _, v := range s.broker.VHosts() {
+		for _, e := range v.Exchanges() {
+			in, out := e.PublishCounts()
+			exs = append(exs, exReading{qkey{v.Name, e.Name}, e, in, out})
+		}
+	}
 	var ready, unacked int64
 	for _, r := range qs {
 		ready += int64(r.st.Ready)
@@ -316,6 +331,23 @@ func (s *sampler) record(now time.Time, qs []queueReading) {
 	for k := range h.queues {
 		if !seenQ[k] {
 			delete(h.queues, k)
+		}
+	}
+
+	seenX := make(map[qkey]bool, len(exs))
+	for _, x := range exs {
+		seenX[x.k] = true
+		e := h.exchanges[x.k]
+		if e.q != x.e {
+			e = queueSeries{q: x.e, s: newSeries(basicRetention, len(exchangeFields))}
+			h.exchanges[x.k] = e
+		}
+		vals = append(vals[:0], u(x.in), u(x.out))
+		e.s.record(ms, h.interval, vals)
+	}
+	for k := range h.exchanges {
+		if !seenX[k] {
+			delete(h.exchanges, k)
 		}
 	}
 

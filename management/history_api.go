@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/amqp"
+	"github.com/warrenmq/warren/exchange"
 )
 
 // The API's side of history.go: RabbitMQ's sample windows (lengths_age,
@@ -216,4 +217,26 @@ func (a *API) nodeFacts(node map[string]any) {
 	node["processors"] = runtime.NumCPU()
 	node["rates_mode"] = "basic"
 	node["db_dir"] = a.broker.DataDir()
+}
+
+// withExchangeHistory adds an exchange's message_stats (publish_in,
+// publish_out) with rates, and samples over the msg_rates window if asked.
+func (a *API) withExchangeHistory(obj map[string]any, k qkey, e *exchange.Exchange, qv url.Values) {
+	in, out := e.PublishCounts()
+	ms := sub(obj, "message_stats")
+	ms["publish_in"], ms["publish_out"] = in, out
+	ms["publish_in_details"], ms["publish_out_details"] = rate{}, rate{}
+	h := a.stats.hist
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	x, found := h.exchanges[k]
+	if !found || x.q != e {
+		return
+	}
+	if w, ok := windowOf(qv, "msg_rates"); ok {
+		putDetails(ms, x.s, exchangeFields, exchangeFields, w, time.Now().UnixMilli())
+	} else {
+		ms["publish_in_details"], ms["publish_out_details"] = rate{x.s.rate(0)}, rate{x.s.rate(1)}
+	}
+	ms["publish_in"], ms["publish_out"] = in, out
 }

@@ -89,3 +89,30 @@ func TestHistorySamples(t *testing.T) {
 	require.Equal(t, float64(1), node["sockets_used"])
 	conn.Close()
 }
+
+// TestExchangeHistory: an exchange counts what is published to it and
+// what it routes on, with samples over the msg_rates window.
+func TestExchangeHistory(t *testing.T) {
+	e := start(t)
+	_, ch := e.channel()
+	require.NoError(t, ch.ExchangeDeclare("hist.x", "direct", false, false, false, false, nil))
+	_, err := ch.QueueDeclare("hist.q", false, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind("hist.q", "k", "hist.x", false, nil))
+	for i := range 10 {
+		key := "k"
+		if i%2 == 1 {
+			key = "nowhere"
+		}
+		require.NoError(t, ch.PublishWithContext(t.Context(), "hist.x", key, false, false, amqp091.Publishing{Body: []byte("x")}))
+	}
+	var x map[string]any
+	require.Eventually(t, func() bool {
+		x = nil
+		e.do("GET", "/api/exchanges/%2F/hist.x?msg_rates_age=4&msg_rates_incr=1", nil, &x)
+		ms, _ := x["message_stats"].(map[string]any)
+		in, out := samples(ms, "publish_in"), samples(ms, "publish_out")
+		return ms["publish_in"] == float64(10) && ms["publish_out"] == float64(5) &&
+			len(in) == 5 && in[0] == 10 && in[4] == 0 && len(out) == 5 && out[0] == 5
+	}, 10*time.Second, 100*time.Millisecond, "exchange: %v", x)
+}

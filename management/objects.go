@@ -547,7 +547,9 @@ func (a *API) routeExchanges(q *request) {
 				notFound(q.w)
 				return
 			}
-			q.reply(exchangeOf(v, e))
+			obj := asObject(exchangeOf(v, e))
+			a.withExchangeHistory(obj, qkey{v.Name, e.Name}, e, q.r.URL.Query()) // history_api.go
+			q.reply(obj)
 		case http.MethodPut:
 			a.declareExchange(q, v, name)
 		case http.MethodDelete:

@@ -247,6 +247,14 @@ func TestUIBrowser(t *testing.T) {
 		b.click(`form#add-binding button[type=submit]`)
 		b.wait(`document.querySelectorAll('tr.binding').length === 1`)
 		require.Contains(t, b.text("tr.binding"), "orders.#")
+		// Publish through the exchange: its chart shows the message in and out.
+		b.click(`details:has(form#publish) summary`)
+		b.typeIn("form#publish input[name=routing_key]", "orders.new")
+		b.typeIn("form#publish textarea[name=payload]", "routed by topic")
+		b.click("form#publish button[type=submit]")
+		b.wait(`document.querySelector('#flash')?.textContent === 'Message published.'`)
+		b.wait(`document.querySelector('#x-out')?.textContent === '1'`)
+		b.wait(`Number(document.querySelector('#chart-exchange path[data-series=publish_in]')?.dataset.max) > 0`)
 		b.shot("exchange")
 		var bs []map[string]any
 		require.Equal(t, 200, e.do("GET", "/api/bindings/%2F/e/ui.events/q/ui.added", nil, &bs))
@@ -405,7 +413,7 @@ type browser struct {
 }
 
 // timeout bounds every single browser step.
-const uiStepTimeout = 15 * time.Second
+const uiStepTimeout = 30 * time.Second
 
 func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()

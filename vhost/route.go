@@ -107,6 +107,7 @@ func (v *VHost) Publish(p *Publishing, s *Scratch, onDisk func(error)) (Routed, 
 	clear(s.delayed)
 	s.delayed = s.delayed[:0]
 	v.mu.RUnlock()
+	src.CountPublish(len(s.queues) > 0)
 	if v.tracing.Load() {
 		s.Routed = s.Routed[:0]
 		for _, q := range s.queues {

@@ -585,7 +585,7 @@ function bindingForm(vh, fixed, fixedIsDest) {
       { routing_key: key.value, arguments: parseArgs(args.value) }), 'Binding added.');
   };
   return section(fixedIsDest ? 'Add binding to this ' + (fixed.kind === 'q' ? 'queue' : 'exchange') : 'Add binding from this exchange',
-    h('form', { id: 'add-binding', onsubmit: bind },
+    h('form', { id: fixedIsDest ? 'add-binding-to' : 'add-binding', onsubmit: bind },
       !fixedIsDest && h('label', {}, 'To ', destType),
       h('label', {}, fixedIsDest ? 'From exchange ' : 'Name ', other), h('label', {}, 'Routing key ', key),
       h('label', {}, 'Arguments (JSON) ', args), h('button', { type: 'submit' }, 'Bind')));
@@ -605,7 +605,8 @@ function bindingsTable(vh, bs, showSource) {
 async function exchangeDetail(vh, name) {
   const base = '/exchanges/' + enc(vh) + '/' + enc(name);
   const real = name === 'amq.default' ? '' : name;
-  const [x, src, dst] = await Promise.all([api('GET', base), api('GET', base + '/bindings/source'), api('GET', base + '/bindings/destination')]);
+  const [x, src, dst] = await Promise.all([api('GET', base + '?' + windowQuery('msg_rates')), api('GET', base + '/bindings/source'), api('GET', base + '/bindings/destination')]);
+  const ms = x.message_stats || {};
   const del = async () => {
     if (!confirm('Delete exchange ' + name + '?')) return;
     try {
@@ -617,7 +618,12 @@ async function exchangeDetail(vh, name) {
   return h('div', {},
     h('h1', {}, 'Exchange ', h('span', { id: 'x-name' }, exName(x.name)), h('span', { class: 'muted' }, ' in virtual host ', vh)),
     facts([['Type', x.type, 'x-type'], ['Durable', yes(x.durable)], ['Auto delete', yes(x.auto_delete)], ['Internal', yes(x.internal)],
-      ['Arguments', json(x.arguments || {})], x.messages_delayed !== undefined && ['Messages delayed', x.messages_delayed]]),
+      ['Arguments', json(x.arguments || {})], x.messages_delayed !== undefined && ['Messages delayed', x.messages_delayed],
+      ['Published in', num(ms.publish_in), 'x-in'], ['Routed out', num(ms.publish_out), 'x-out']]),
+    rangeSelect(),
+    chart('chart-exchange', 'Message rates', [
+      { key: 'publish_in', label: 'Publish (in)', d: ms.publish_in_details },
+      { key: 'publish_out', label: 'Publish (out)', d: ms.publish_out_details }], { rates: true }),
     h('h2', {}, 'Bindings from this exchange'), bindingsTable(vh, src, false),
     real !== '' && bindingForm(vh, { name: real }, false),
     h('h2', {}, 'Bindings to this exchange'), bindingsTable(vh, dst, true),
@@ -911,7 +917,7 @@ const routes = [
   [/^\/channels$/, channels, 'list'],
   [/^\/channels\/([^/]+)$/, channelDetail, 'live'],
   [/^\/exchanges$/, exchanges, null],
-  [/^\/exchanges\/([^/]+)\/([^/]+)$/, exchangeDetail, null],
+  [/^\/exchanges\/([^/]+)\/([^/]+)$/, exchangeDetail, 'live'],
   [/^\/queues$/, queues, 'list'],
   [/^\/queues\/([^/]+)\/([^/]+)$/, queueDetail, 'live'],
   [/^\/queues\/([^/]+)\/([^/]+)\/dead-letters$/, deadLetters, null],
