@@ -952,6 +952,8 @@ async function render(background) {
 }
 
 async function renderPage(background) {
+  // Every render, the login form's too, overtakes those still waiting.
+  const my = ++seq;
   loginFromHash();
   const top = '#/' + ((location.hash.slice(2).split(/[/?]/)[0]) || 'overview');
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.getAttribute('href') === top);
@@ -963,7 +965,6 @@ async function renderPage(background) {
   }
   who.replaceChildren(h('span', { id: 'user' }, auth.user()), ' ',
     h('button', { type: 'button', id: 'logout', onclick: () => { auth.clear(); flash(''); location.hash = '#/'; render(); } }, 'Log out'));
-  const my = ++seq;
   const r = current();
   try {
     await learnInterval();
