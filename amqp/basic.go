@@ -146,6 +146,7 @@ func (ch *channel) publish(msg *queue.Message, mandatory bool) error {
 	}
 	if ch.tx != nil {
 		ch.tx.publishes = append(ch.tx.publishes, p)
+		ch.counts.txPublishes.Add(1)
 		ch.tx.mandatory = append(ch.tx.mandatory, mandatory)
 		return nil
 	}

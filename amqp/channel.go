@@ -377,6 +377,7 @@ func (ch *channel) release() {
 	}
 	if ch.tx != nil {
 		ch.tx = nil
+		ch.counts.txReset()
 	}
 	ch.emitClosed()
 }
@@ -426,6 +427,7 @@ func (ch *channel) settle(tag uint64, multiple bool, kind settleKind) error {
 			return newError(wire.PreconditionFailed, "unknown delivery tag %d", tag)
 		}
 		ch.tx.settles = append(ch.tx.settles, txSettle{tag: tag, multiple: multiple, kind: kind})
+		ch.counts.txSettles.Add(1)
 		return nil
 	}
 	return ch.settleNow(tag, multiple, kind)
@@ -543,6 +545,7 @@ func (ch *channel) txCommit() error {
 	}
 	tx := ch.tx
 	ch.tx = &txState{}
+	ch.counts.txReset()
 	// commit-ok means the publishes are where they must be: on disk for
 	// persistent messages in durable queues.
 	var wg sync.WaitGroup
@@ -571,6 +574,7 @@ func (ch *channel) txRollback() error {
 		return newError(wire.PreconditionFailed, "channel is not transactional")
 	}
 	ch.tx = &txState{}
+	ch.counts.txReset()
 	ch.c.sendRaw(&wire.TxRollbackOk{}, ch.id)
 	return nil
 }

@@ -55,6 +55,9 @@ type ChannelInfo struct {
 	Prefetch int
 	// Unconfirmed counts publishes in confirm mode not yet acked or nacked.
 	Unconfirmed int
+	// Uncommitted and AcksUncommitted are the open transaction's publishes
+	// and acks (ack, nack and reject methods) not yet committed.
+	Uncommitted, AcksUncommitted int
 	// Totals are the channel's message counts since it opened.
 	Totals MessageTotals
 }
@@ -149,6 +152,7 @@ func (ch *channel) snapshot(ci ConnectionInfo, withConsumers bool) (ChannelInfo,
 	info.Prefetch = int(ch.counts.prefetch.Load())
 	info.Totals = ch.counts.load()
 	info.Unconfirmed = int(info.Totals.ReceivedConfirm - ch.counts.settled.Load())
+	info.Uncommitted, info.AcksUncommitted = int(ch.counts.txPublishes.Load()), int(ch.counts.txSettles.Load())
 	if withConsumers {
 		for _, cs := range ch.consumers {
 			if cs.gone {

@@ -56,6 +56,16 @@ type channelCounts struct {
 	settled atomic.Uint64
 	// prefetch mirrors the reader's basic.qos global=false value.
 	prefetch atomic.Int64
+	// txPublishes and txSettles are the open transaction's publishes and
+	// ack, nack and reject methods, not yet committed.
+	txPublishes, txSettles atomic.Int64
+}
+
+// txReset zeroes the uncommitted counts: the transaction was committed,
+// rolled back or closed.
+func (c *channelCounts) txReset() {
+	c.txPublishes.Store(0)
+	c.txSettles.Store(0)
 }
 
 func (c *channelCounts) load() MessageTotals {

@@ -252,6 +252,8 @@ func (a *API) channelJSON(ch amqp.ChannelInfo) map[string]any {
 		"global_prefetch_count":   ch.GlobalPrefetch,
 		"prefetch_count":          ch.Prefetch,
 		"messages_unconfirmed":    ch.Unconfirmed,
+		"messages_uncommitted":    ch.Uncommitted,
+		"acks_uncommitted":        ch.AcksUncommitted,
 		"message_stats":           a.channelStats(chanKey{c.ID, ch.Number}, ch.Totals, nil),
 		"state":                   "running",
 	}

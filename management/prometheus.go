@@ -162,11 +162,14 @@ var promGroups = []promGroup{
 		{"channel_consumers", "gauge", "Consumers on a channel"},
 		{"channel_messages_unacked", "gauge", "Delivered but not yet acknowledged messages"},
 		{"channel_messages_unconfirmed", "gauge", "Published but not yet confirmed messages"},
+		{"channel_messages_uncommitted", "gauge", "Messages received in a transaction but not yet committed"},
+		{"channel_acks_uncommitted", "gauge", "Message acknowledgements in a transaction not yet committed"},
 		{"consumer_prefetch", "gauge", "Limit of unacknowledged messages for each consumer"},
 		{"channel_prefetch", "gauge", "Total limit of unacknowledged messages for all consumers on a channel"},
 	}, rows: func(s *scrape) []promRow {
 		return channelRows(s, func(c *amqp.ChannelInfo) []float64 {
-			return []float64{float64(c.Consumers), float64(c.Unacked), float64(c.Unconfirmed), float64(c.Prefetch), float64(c.GlobalPrefetch)}
+			return []float64{float64(c.Consumers), float64(c.Unacked), float64(c.Unconfirmed), float64(c.Uncommitted), float64(c.AcksUncommitted),
+				float64(c.Prefetch), float64(c.GlobalPrefetch)}
 		})
 	}},
 	{table: "channel_exchange_metrics", labels: labelsChannel, families: []promFamily{

@@ -298,3 +298,31 @@ func TestPrometheusParses(t *testing.T) {
 	e.api.Metrics().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics/nope", nil))
 	require.Equal(t, 404, rec.Code)
 }
+
+// TestPrometheusUncommitted: a transactional channel's publishes and acks
+// count as uncommitted until tx.commit, as rabbitmq_channel_messages_uncommitted
+// and rabbitmq_channel_acks_uncommitted.
+func TestPrometheusUncommitted(t *testing.T) {
+	e := start(t)
+	_, ch := e.channel()
+	_, err := ch.QueueDeclare("txq", false, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.Publish("", "txq", false, false, amqp091.Publishing{Body: []byte("a")}))
+	m, ok, err := ch.Get("txq", false)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, ch.Tx())
+	require.NoError(t, ch.Publish("", "txq", false, false, amqp091.Publishing{Body: []byte("b")}))
+	require.NoError(t, ch.Publish("", "txq", false, false, amqp091.Publishing{Body: []byte("c")}))
+	require.NoError(t, m.Ack(false))
+	var agg promSeries
+	require.Eventually(t, func() bool {
+		agg = scrapeMetrics(t, e, "/metrics")
+		return agg.series["rabbitmq_channel_messages_uncommitted"] == 2
+	}, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1.0, agg.series["rabbitmq_channel_acks_uncommitted"])
+	require.NoError(t, ch.TxCommit())
+	agg = scrapeMetrics(t, e, "/metrics")
+	require.Equal(t, 0.0, agg.series["rabbitmq_channel_messages_uncommitted"])
+	require.Equal(t, 0.0, agg.series["rabbitmq_channel_acks_uncommitted"])
+}
