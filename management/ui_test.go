@@ -209,6 +209,14 @@ func TestUIBrowser(t *testing.T) {
 		var q map[string]any
 		require.Equal(t, 200, e.do("GET", "/api/queues/%2F/ui.added", nil, &q))
 		require.Equal(t, map[string]any{"x-max-length": float64(50)}, q["arguments"])
+
+		// A quorum queue, through the type select.
+		b.typeIn("form#add-queue input[name=name]", "ui.quorum")
+		b.do(chromedp.SetValue(chromedp.CSS("form#add-queue select[name=type]"), "quorum"))
+		b.click("form#add-queue button[type=submit]")
+		b.wait(`[...document.querySelectorAll('main table.list tr')].some(tr => tr.querySelector('a')?.textContent === 'ui.quorum' && tr.textContent.includes('quorum'))`)
+		require.Equal(t, 200, e.do("GET", "/api/queues/%2F/ui.quorum", nil, &q))
+		require.Equal(t, "quorum", q["type"])
 	})
 
 	step("publish and get on the queue page", func(t *testing.T) {
@@ -345,7 +353,7 @@ func TestUIBrowser(t *testing.T) {
 		_, err := ch.QueueDeclarePassive(fmt.Sprintf("ui.bulk.%05d", n-1), false, false, false, false, nil)
 		require.NoError(t, err)
 		t.Logf("%d queues declared in %v", n, time.Since(start).Round(time.Millisecond))
-		total := n + 2 // ui.load and ui.added
+		total := n + 3 // ui.load, ui.added and ui.quorum
 		start = time.Now()
 		b.click(`#nav a[href="#/queues"]`)
 		b.wait(fmt.Sprintf(`document.querySelector('#queues-counts')?.textContent === '%s matching of %s'`, commas(total), commas(total)))
@@ -363,7 +371,7 @@ func TestUIBrowser(t *testing.T) {
 		b.wait(`document.querySelector('main th.sorted')?.textContent === 'Name ▲'`)
 		b.click(`main th[data-sort=name]`) // descending
 		b.wait(`document.querySelector('main th.sorted')?.textContent === 'Name ▼'`)
-		require.Equal(t, "ui.load", b.text(`main table.list tbody tr:first-child td:nth-child(2) a`))
+		require.Equal(t, "ui.quorum", b.text(`main table.list tbody tr:first-child td:nth-child(2) a`))
 
 		start = time.Now()
 		b.typeIn("#queues-filter", "bulk.0424")

@@ -640,7 +640,7 @@ const dlqTag = q => q.dead_letter_queue ? h('span', { class: 'tag', title: 'dead
 async function queues() {
   const vhs = await vhostNames();
   const vh = select('vhost', vhs), name = h('input', { name: 'name', required: true });
-  const type = select('type', ['classic', 'quorum']);
+  const type = select('type', ['classic', 'quorum', 'stream']);
   const durable = h('input', { type: 'checkbox', name: 'durable', checked: true });
   const autoDel = h('input', { type: 'checkbox', name: 'auto_delete' });
   const args = h('textarea', { name: 'arguments', placeholder: '{"x-message-ttl": 60000, "x-dead-letter-exchange": "dlx"}' });
@@ -743,7 +743,9 @@ async function queueDetail(vh, name) {
   return h('div', {},
     h('h1', {}, 'Queue ', h('span', { id: 'q-name' }, q.name), ' ', dlqTag(q), h('span', { class: 'muted' }, ' in virtual host ', q.vhost)),
     h('div', { class: 'cols' },
-      facts([['Type', q.type], ['State', q.state], ['Policy', q.policy || ''], ['Durable', yes(q.durable), 'q-durable'],
+      facts([['Type', q.type], ['State', q.state], ['Policy', q.policy || ''],
+        q.leader && ['Leader', q.leader], q.members && ['Members', [].concat(q.members).join(', ')],
+        q.online && ['Online', [].concat(q.online).join(', ')], ['Durable', yes(q.durable), 'q-durable'],
         ['Auto delete', yes(q.auto_delete)], ['Exclusive', yes(q.exclusive)], ['Consumers', q.consumers, 'q-consumers'],
         ['Arguments', json(q.arguments || {}), 'q-args']]),
       h('table', { class: 'facts' }, h('tbody', {},
