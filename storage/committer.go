@@ -1,6 +1,11 @@
 package storage
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/warrenmq/warren/storage/wal"
+)
 
 // committer applies the batches submitted to a Store, a group at a time,
 // and runs their callbacks. Its goroutine (run) owns every field: nothing
@@ -17,18 +22,17 @@ type committer struct {
 	lastOwners map[any]struct{}
 	timer      *time.Timer // gather's, reused
 	spare      []request   // the last group's slice, reused as the next pending list
-	// lastIDOut is the message id high-water mark known to be on disk: ids
-	// up to it may be in use after a restart.
-	lastIDOut uint64
-	txn       txn // the state of one transaction, reused (txn.go)
+	// index is the journal index of the last record appended.
+	index  uint64
+	synced chan error // the journal's callback for the last record of a group
 }
 
-func newCommitter(s *Store, lastID uint64) *committer {
+func newCommitter(s *Store, index uint64) *committer {
 	return &committer{
 		s:          s,
 		lastOwners: make(map[any]struct{}),
-		lastIDOut:  lastID,
-		txn:        newTxn(),
+		index:      index,
+		synced:     make(chan error, 1),
 	}
 }
 
@@ -99,11 +103,7 @@ func (c *committer) commitPending() bool {
 	if len(group) == 0 {
 		return false
 	}
-	for rest := group; len(rest) > 0; {
-		n, ops := c.nextTxn(rest)
-		c.commit(rest[:n], ops)
-		rest = rest[n:]
-	}
+	c.commit(group)
 	c.expect = c.expected()
 	clear(group) // drop the batches
 	c.spare = group[:0]
@@ -143,37 +143,114 @@ func (c *committer) expected() int {
 	return n
 }
 
-// nextTxn returns how many of group's first batches go into one transaction,
-// and how many writes they hold: batches while they fit in MaxBatchOps, at
-// least one. A batch is never split.
-func (c *committer) nextTxn(group []request) (n, ops int) {
-	for n < len(group) && (n == 0 || ops+len(group[n].b.ops) <= c.s.opts.MaxBatchOps) {
-		ops += len(group[n].b.ops)
-		n++
-	}
-	return n, ops
-}
-
-// commit writes reqs, holding ops writes, in one transaction and tells
-// their callers how it went.
-func (c *committer) commit(reqs []request, ops int) {
+// commit makes group durable in the journal with one fdatasync, tells the
+// submitters, and hands the group to the applier; barriers and Commit
+// callers hear from the applier once it is readable in bbolt. A group
+// holding a batch too large for a journal record goes to bbolt directly.
+func (c *committer) commit(group []request) {
 	s := c.s
+	ops, size, limit := 0, 8, maxRecord(s.opts.JournalSegmentSize)
+	for i := range group {
+		n := batchSize(group[i].b)
+		if n > limit-8 {
+			c.commitDirect(group)
+			return
+		}
+		ops += len(group[i].b.ops)
+		size += n
+	}
 	var err error
-	// Empty batches are barriers (Flush, WaitCommitted, a queue waiting for
-	// its writes): everything before them is committed already, so a group
-	// of nothing else needs no transaction, and no fsync.
+	var recs [][]byte
+	bytes := 0
 	if ops > 0 {
-		err = c.write(reqs, ops)
-		s.touchWrites(ops)
 		s.stats.commits.Add(1)
+		if err = s.fault(); err == nil {
+			if recs, bytes, err = c.journal(group, size, limit); err != nil {
+				// The log is unusable (its errors are sticky), and some
+				// of the group's records may be durable all the same.
+				s.breakStore(err)
+			}
+		}
 		if err != nil {
 			s.stats.failures.Add(1)
 		}
 	}
-	s.stats.batches.Add(uint64(len(reqs)))
+	s.stats.batches.Add(uint64(len(group)))
 	s.stats.ops.Add(uint64(ops))
-	s.committed.Store(reqs[len(reqs)-1].seq)
-	for i := range reqs {
-		reqs[i].finish(err)
+	it := applyItem{recs: recs, seq: group[len(group)-1].seq, err: err}
+	if err == nil {
+		it.ops, it.bytes, it.index = ops, bytes, c.index
+		s.unapplied.Add(int64(ops))
+		s.unappliedBytes.Add(int64(bytes))
+	}
+	for i := range group {
+		if r := &group[i]; r.ch != nil || len(r.b.ops) == 0 {
+			it.waiters = append(it.waiters, *r)
+		} else {
+			r.finish(err)
+		}
+	}
+	s.ap.push(it)
+}
+
+// journal encodes group (size bytes at most) into records of at most limit
+// bytes, split between batches, appends them and waits for the one
+// fdatasync that makes them durable.
+func (c *committer) journal(group []request, size, limit int) (recs [][]byte, bytes int, err error) {
+	buf := make([]byte, 0, size+8*(size/limit+1))
+	high := binary.LittleEndian.AppendUint64(nil, c.s.nextID.Load())
+	start := len(buf)
+	buf = append(buf, high...)
+	for i := range group {
+		b := group[i].b
+		if len(b.ops) == 0 {
+			continue
+		}
+		if len(buf)-start > 8 && len(buf)-start+batchSize(b) > limit {
+			recs = append(recs, buf[start:len(buf):len(buf)])
+			start = len(buf)
+			buf = append(buf, high...)
+		}
+		buf = appendOps(buf, b)
+	}
+	recs = append(recs, buf[start:])
+	for i, r := range recs {
+		c.index++
+		var done func(error)
+		if i == len(recs)-1 {
+			done = c.done
+		}
+		if err := c.s.wal.Append(wal.Record{Stream: journalStream, Kind: journalKindOps, Index: c.index, Payload: r}, done); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := <-c.synced; err != nil {
+		return nil, 0, err
+	}
+	return recs, len(buf), nil
+}
+
+// done is the journal's callback for a group's last record.
+func (c *committer) done(err error) { c.synced <- err }
+
+// commitDirect writes group straight into bbolt, after the applier has
+// applied everything before it, and tells its callers.
+func (c *committer) commitDirect(group []request) {
+	s := c.s
+	ops := 0
+	for i := range group {
+		ops += len(group[i].b.ops)
+	}
+	ch := make(chan error, 1)
+	s.ap.push(applyItem{direct: group, seq: group[len(group)-1].seq, directDone: ch})
+	err := <-ch
+	s.stats.commits.Add(1)
+	if err != nil {
+		s.stats.failures.Add(1)
+	}
+	s.stats.batches.Add(uint64(len(group)))
+	s.stats.ops.Add(uint64(ops))
+	for i := range group {
+		group[i].finish(err)
 	}
 }

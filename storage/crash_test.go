@@ -132,6 +132,7 @@ func TestCrashConsistency(t *testing.T) {
 		// Every confirmed seq must be there, with its message.
 		s, err := Open(dir, Options{})
 		require.NoError(t, err)
+		t.Logf("run %d: %d journal records replayed", run, s.Stats().Replayed)
 		have := map[uint64]uint64{}
 		require.NoError(t, s.Entries("q", func(seq uint64, v []byte) error {
 			have[seq] = binary.BigEndian.Uint64(v)

@@ -12,15 +12,20 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/warrenmq/warren/storage/wal"
 )
 
 // FormatVersion is the storage format this package writes and reads. Open
 // refuses a file with a newer version rather than misread it.
-const FormatVersion = 2
+const FormatVersion = 3
 
 // Format 1 kept no reference counts: the broker counted references in memory
 // and collected unreferenced messages at start. Open upgrades such a file by
-// counting the entries once (upgradeRefs).
+// counting the entries once (upgradeRefs). Format 3 adds the journal
+// (journal.go) beside the file: nothing in the file changes, but a Warren
+// that reads only format 2 would ignore writes still in the journal, so it
+// must refuse the directory.
 
 // lockTimeout is how long Open waits for bbolt's file lock. A second broker on
 // the same directory should fail fast, not hang.
@@ -57,11 +62,56 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.nextID.Store(lastID)
+	s.ap = newApplier(s, lastID)
+	index, err := s.openJournal(dir)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	// Rebuilding the freelist (NoFreelistSync) read every page of the
 	// file: hand them back, or a large data directory shows in RSS.
 	_ = s.view(func(tx *bolt.Tx) error { s.releaseMapped(tx); return nil })
-	go newCommitter(s, lastID).run() // Close waits for it (stopped)
+	go newCommitter(s, index).run() // Close waits for it (stopped)
+	go s.ap.run()                   // and for this one (ap.stopped)
 	return s, nil
+}
+
+// openJournal opens the journal, applies to the file what a crash left
+// unapplied and makes that checkpoint durable, and returns the journal
+// index the next record follows.
+func (s *Store) openJournal(dir string) (uint64, error) {
+	log, rec, err := wal.Open(filepath.Join(dir, JournalDir), wal.Options{
+		SegmentSize: s.opts.JournalSegmentSize,
+		MaxPending:  int(min(s.opts.MaxPendingBytes, 1<<30)),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: journal: %w", err)
+	}
+	s.wal = log
+	st := rec.Streams[journalStream]
+	if st == nil {
+		return 0, nil
+	}
+	var index uint64
+	if st.Checkpoint > 0 {
+		index = st.Checkpoint - 1
+	}
+	if len(st.Records) == 0 {
+		return index, nil
+	}
+	_, last, err := s.ap.replay(st.Records)
+	if err == nil {
+		ch := make(chan error, 1)
+		if err = log.Checkpoint(journalStream, last+1, func(e error) { ch <- e }); err == nil {
+			err = <-ch
+		}
+	}
+	if err != nil {
+		_ = log.Close()
+		return 0, fmt.Errorf("storage: replaying the journal: %w", err)
+	}
+	s.ap.applied = last
+	return max(index, last), nil
 }
 
 func openBolt(path string, opts Options) (db *bolt.DB, err error) {
@@ -126,6 +176,8 @@ func (s *Store) init() (lastID uint64, err error) {
 			if err := upgradeRefs(tx); err != nil {
 				return err
 			}
+		}
+		if ver < FormatVersion {
 			if err := putFormat(tx.Bucket(bucketMeta)); err != nil {
 				return err
 			}

@@ -31,11 +31,14 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/warrenmq/warren/storage/wal"
 )
 
 // FileName is the name of the database file inside the data directory.
@@ -93,7 +96,14 @@ type Options struct {
 	// MaxPendingOps is how many writes may wait for the committer before
 	// Throttle holds publishers back. Default 5 × MaxBatchOps.
 	MaxPendingOps int
-	// NoSync skips fsync. For tests only: nothing is durable.
+	// MaxPendingBytes is how many bytes of journaled writes may wait for
+	// the applier before Throttle holds publishers back. Default 64 MiB.
+	MaxPendingBytes int64
+	// JournalSegmentSize is the size of the journal's segment files
+	// (journal.go); a batch larger than a quarter of it bypasses the
+	// journal. Default DefaultJournalSegmentSize.
+	JournalSegmentSize int64
+	// NoSync skips bbolt's fsync. For tests only: nothing is durable.
 	NoSync bool
 	// Fault, for tests, runs inside every commit before it is written; an
 	// error fails the commit as a full or broken disk would.
@@ -108,6 +118,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxPendingOps <= 0 {
 		o.MaxPendingOps = 5 * o.MaxBatchOps
+	}
+	if o.MaxPendingBytes <= 0 {
+		o.MaxPendingBytes = 64 << 20
+	}
+	if o.JournalSegmentSize <= 0 {
+		o.JournalSegmentSize = DefaultJournalSegmentSize
 	}
 	switch {
 	case o.MaxBatchDelay == 0:
@@ -124,7 +140,13 @@ type Stats struct {
 	Failures  uint64 // of those, how many failed
 	Batches   uint64 // batches committed (or failed)
 	Ops       uint64 // writes in those batches
-	Cancelled uint64 // puts skipped because a later delete in the same group removed them
+	Cancelled uint64 // puts skipped because a later delete in the same apply removed them
+	Applies   uint64 // bbolt write transactions (applying the journal, or direct)
+	Replayed  uint64 // journal records Open applied again after a crash
+
+	// Journal is the write-ahead log's own counters: Syncs per Commits
+	// (less Failures) is the fdatasyncs a group commit costs.
+	Journal wal.Stats
 }
 
 // Store is Warren's durable store. All methods are safe for concurrent use.
@@ -157,6 +179,16 @@ type Store struct {
 	// (see mu).
 	backlog atomic.Int64
 
+	// wal is the journal (journal.go); ap applies it to db (applier.go).
+	wal *wal.Log
+	ap  *applier
+	// unapplied and unappliedBytes count the journaled writes the applier
+	// has not applied yet, for Throttle.
+	unapplied, unappliedBytes atomic.Int64
+	// broken is set once the journal or an apply has failed: bbolt no
+	// longer follows what was confirmed, so nothing more is accepted.
+	broken atomic.Pointer[error]
+
 	kick    chan struct{} // cap 1: pending went from empty to non-empty
 	full    chan struct{} // cap 1: in.owners reached in.want, or pendingOps reached MaxBatchOps
 	closeCh chan struct{} // closed by Close: drain and stop
@@ -178,7 +210,7 @@ type Store struct {
 	beforeCommit atomic.Pointer[func() error]
 
 	stats struct {
-		commits, failures, batches, ops, cancelled atomic.Uint64
+		commits, failures, batches, ops, cancelled, applies, replayed atomic.Uint64
 	}
 }
 
@@ -216,7 +248,12 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.closeCh)
 		<-s.stopped
+		s.ap.close()
+		werr := s.wal.Close()
 		s.closeErr = s.db.Close()
+		if s.closeErr == nil && werr != nil {
+			s.closeErr = fmt.Errorf("storage: journal: %w", werr)
+		}
 	})
 	return s.closeErr
 }
@@ -229,7 +266,17 @@ func (s *Store) Stats() Stats {
 		Batches:   s.stats.batches.Load(),
 		Ops:       s.stats.ops.Load(),
 		Cancelled: s.stats.cancelled.Load(),
+		Applies:   s.stats.applies.Load(),
+		Replayed:  s.stats.replayed.Load(),
+		Journal:   s.wal.Stats(),
 	}
+}
+
+// breakStore records the failure after which bbolt no longer follows the
+// journal; every later submission fails with it.
+func (s *Store) breakStore(err error) {
+	err = fmt.Errorf("storage: %w", err)
+	s.broken.CompareAndSwap(nil, &err)
 }
 
 // NextMessageID returns a new message id: unique and increasing, also across

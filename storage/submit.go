@@ -116,6 +116,10 @@ func (s *Store) enqueue(r request) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
+	if err := s.broken.Load(); err != nil {
+		s.mu.Unlock()
+		return *err
+	}
 	wasEmpty := len(in.pending) == 0
 	before := in.pendingOps
 	r.seq = s.submitted.Add(1)

@@ -5,21 +5,36 @@ package storage
 // Close lets them all go.
 
 // Throttle blocks while more than MaxPendingOps writes wait for the
-// committer. Publishers call it so that they slow down to what the disk
+// committer or the applier, or more than MaxPendingBytes for the applier. Publishers call it so that they slow down to what the disk
 // takes, as RabbitMQ's flow control slows them, rather than queue writes in
 // memory without bound (a backlog paged to disk writes every message).
 func (s *Store) Throttle() {
-	if s.backlog.Load() <= int64(s.opts.MaxPendingOps) {
+	if !s.behind(s.backlog.Load()) {
 		return
 	}
 	s.mu.Lock()
-	for s.in.pendingOps > s.opts.MaxPendingOps && !s.in.closing {
+	for s.behind(int64(s.in.pendingOps)) && !s.in.closing {
 		s.in.throttled = true
 		ch := s.in.drained
 		s.mu.Unlock()
 		<-ch
 		s.mu.Lock()
 	}
+	s.mu.Unlock()
+}
+
+// behind reports whether the committer and the applier are too far behind,
+// with pending writes waiting for the committer.
+func (s *Store) behind(pending int64) bool {
+	return pending+s.unapplied.Load() > int64(s.opts.MaxPendingOps) ||
+		s.unappliedBytes.Load() > s.opts.MaxPendingBytes
+}
+
+// releaseThrottled is releaseThrottledLocked for the applier, which has
+// just applied writes.
+func (s *Store) releaseThrottled() {
+	s.mu.Lock()
+	s.releaseThrottledLocked()
 	s.mu.Unlock()
 }
 

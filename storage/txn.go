@@ -20,7 +20,7 @@ const fillPercent = 0.9
 
 // txn is the state of the transaction that writes one group: its buckets,
 // the puts it skips (cancel.go), the queue buckets it has opened and an
-// arena for its keys. The committer keeps one and resets it for every
+// arena for its keys. The applier keeps one and resets it for every
 // transaction, so that its maps and arena are reused.
 type txn struct {
 	defs, msgs, entries, refs *bolt.Bucket
@@ -36,18 +36,20 @@ func newTxn() txn {
 }
 
 // write applies reqs, holding nops writes, in one bbolt transaction, with
-// the id high-water mark if it has moved.
-func (c *committer) write(reqs []request, nops int) (err error) {
+// the id high-water mark if it has moved. fault says whether the tests'
+// failure hooks run in it (direct writes; the journal's are checked before
+// they are journaled).
+func (a *applier) write(reqs []request, nops int, fault bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %s: commit: %v", ErrCorrupt, c.s.path, r)
+			err = fmt.Errorf("%w: %s: commit: %v", ErrCorrupt, a.s.path, r)
 		}
 	}()
-	t := &c.txn
+	t := &a.txn
 	t.reset(reqs, nops)
 	defer t.release()
 	var reserved uint64 // the id high-water mark written, if any
-	err = c.s.db.Update(func(tx *bolt.Tx) error {
+	err = a.s.db.Update(func(tx *bolt.Tx) error {
 		t.begin(tx)
 		for i, o := range groupOps(reqs) {
 			if err := t.apply(i, o); err != nil {
@@ -55,11 +57,16 @@ func (c *committer) write(reqs []request, nops int) (err error) {
 			}
 		}
 		var err error
-		if reserved, err = c.reserveIDs(tx); err != nil {
+		if reserved, err = a.reserveIDs(tx); err != nil {
 			return err
 		}
-		return c.s.fault()
+		if fault {
+			return a.s.fault()
+		}
+		return nil
 	})
+	a.s.stats.applies.Add(1)
+	a.s.touchWrites(nops)
 	if err != nil {
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			err = ErrClosed
@@ -67,9 +74,9 @@ func (c *committer) write(reqs []request, nops int) (err error) {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	if reserved != 0 {
-		c.lastIDOut = reserved
+		a.lastIDOut = reserved
 	}
-	c.s.stats.cancelled.Add(t.skipped)
+	a.s.stats.cancelled.Add(t.skipped)
 	return nil
 }
 
@@ -93,9 +100,9 @@ func groupOps(reqs []request) iter.Seq2[int, *op] {
 // disk have been handed out, and returns it (0: none written). It reserves
 // a block of ids, so that most commits leave the meta bucket alone (one page
 // less to write); a restart skips the rest of the block.
-func (c *committer) reserveIDs(tx *bolt.Tx) (uint64, error) {
-	id := c.s.nextID.Load()
-	if id <= c.lastIDOut {
+func (a *applier) reserveIDs(tx *bolt.Tx) (uint64, error) {
+	id := a.s.nextID.Load()
+	if id <= a.lastIDOut {
 		return 0, nil
 	}
 	id += idBlock

@@ -113,6 +113,14 @@ func (l *Log) Checkpoint(stream, index uint64, done func(error)) error {
 	return l.append(stream, index, KindCheckpoint, nil, done, true)
 }
 
+// CheckpointLazy is Checkpoint without a callback that does not start a
+// write: it goes to disk with the next Append's batch or at Close, as
+// AppendLazy does. A checkpoint that a crash loses only means recovery
+// returns records the stream had already consumed.
+func (l *Log) CheckpointLazy(stream, index uint64) error {
+	return l.append(stream, index, KindCheckpoint, nil, nil, false)
+}
+
 // Drop forgets a stream: Checkpoint at math.MaxUint64.
 func (l *Log) Drop(stream uint64, done func(error)) error {
 	return l.Checkpoint(stream, math.MaxUint64, done)
