@@ -3,6 +3,7 @@ package storage
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warrenmq/warren/storage/wal"
 )
@@ -10,6 +11,16 @@ import (
 // maxApplyOps caps one apply transaction, in ops; a larger backlog is
 // applied in several.
 const maxApplyOps = 100_000
+
+// applyDelay is how long journaled writes may wait for the applier when
+// nobody waits for them. A bbolt transaction costs two fsyncs on the disk
+// the journal syncs to; applying every group would double the syncs the
+// journal saved. Waiting lets many groups share a transaction, and a
+// message published and acked within the delay never reaches bbolt.
+// Commit and Flush callers, and a backlog of MaxBatchOps writes (so that
+// applying keeps pace with a publisher long before Throttle holds it), do
+// not wait.
+const applyDelay = 50 * time.Millisecond
 
 // applyItem is one committed group on its way to bbolt.
 type applyItem struct {
@@ -36,10 +47,12 @@ type applyItem struct {
 type applier struct {
 	s *Store
 
-	mu      sync.Mutex  // guards queue and closing
-	queue   []applyItem // groups committed to the journal, not yet applied
-	closing bool        // Close has begun: apply what is queued, then stop
-	kick    chan struct{}
+	mu      sync.Mutex    // guards queue, urgent and closing
+	queue   []applyItem   // groups committed to the journal, not yet applied
+	urgent  bool          // queue holds a group somebody waits for
+	closing bool          // Close has begun: apply what is queued, then stop
+	kick    chan struct{} // cap 1: queue went from empty to non-empty
+	now     chan struct{} // cap 1: apply without waiting for applyDelay
 	stopped chan struct{}
 
 	txn       txn
@@ -57,6 +70,7 @@ func newApplier(s *Store, lastID uint64) *applier {
 	return &applier{
 		s:         s,
 		kick:      make(chan struct{}, 1),
+		now:       make(chan struct{}, 1),
 		stopped:   make(chan struct{}),
 		txn:       newTxn(),
 		lastIDOut: lastID,
@@ -65,10 +79,27 @@ func newApplier(s *Store, lastID uint64) *applier {
 
 // push queues a committed group.
 func (a *applier) push(it applyItem) {
+	urgent := it.direct != nil
+	for i := range it.waiters {
+		urgent = urgent || it.waiters[i].ch != nil
+	}
 	a.mu.Lock()
 	a.queue = append(a.queue, it)
+	first := len(a.queue) == 1
+	a.urgent = a.urgent || urgent
 	a.mu.Unlock()
-	signal(a.kick)
+	if first {
+		signal(a.kick)
+	}
+	if urgent || a.due() {
+		signal(a.now)
+	}
+}
+
+// due reports whether the journal's backlog is large enough to apply now.
+func (a *applier) due() bool {
+	s := a.s
+	return s.unapplied.Load() >= int64(s.opts.MaxBatchOps) || s.unappliedBytes.Load() >= s.opts.MaxPendingBytes/4
 }
 
 // close makes run apply what is queued and return.
@@ -77,25 +108,43 @@ func (a *applier) close() {
 	a.closing = true
 	a.mu.Unlock()
 	signal(a.kick)
+	signal(a.now)
 	<-a.stopped
 }
 
-// run applies queued groups until close.
+// run applies queued groups until close, each no later than applyDelay
+// after it was journaled.
 func (a *applier) run() {
 	defer close(a.stopped)
 	var items []applyItem
+	timer := time.NewTimer(applyDelay)
+	timer.Stop()
 	for {
 		a.mu.Lock()
-		items, a.queue = a.queue, items[:0]
-		closing := a.closing
+		empty, urgent, closing := len(a.queue) == 0, a.urgent, a.closing
 		a.mu.Unlock()
-		if len(items) == 0 {
+		if empty {
 			if closing {
 				return
 			}
-			<-a.kick
+			select {
+			case <-a.kick:
+			case <-a.now:
+			}
 			continue
 		}
+		if !urgent && !closing && !a.due() {
+			timer.Reset(applyDelay)
+			select {
+			case <-timer.C:
+			case <-a.now:
+			}
+			timer.Stop()
+		}
+		a.mu.Lock()
+		items, a.queue = a.queue, items[:0]
+		a.urgent = false
+		a.mu.Unlock()
 		if h := a.hold.Load(); h != nil {
 			(*h)()
 		}
