@@ -1,11 +1,13 @@
 // Package storage is Warren's durable store: definitions, message bodies and
-// per-queue entries in one bbolt file, written by group commit.
+// per-queue entries in one bbolt file, written by group commit through a
+// write-ahead journal.
 //
 // Storage knows bytes, keys and batches; the broker encodes the values.
 // Every write goes through a Batch handed to Submit or Commit. One committer
-// goroutine gathers the batches of all callers and applies them in one bbolt
-// transaction, so many publishers share one fsync; a batch's callback runs
-// only once its writes are on disk ("confirmed = fsynced").
+// goroutine gathers the batches of all callers and makes them durable in the
+// journal with one fdatasync, so many publishers share one; a batch's
+// callback runs only once its writes are on disk ("confirmed = fsynced").
+// The applier writes them into the bbolt file behind (journal.go).
 //
 // Layout of the file (all keys of ids and seqs are big-endian uint64, so
 // bbolt's cursor order is numeric order):
@@ -22,7 +24,8 @@
 // message, so a crash can neither orphan a message nor lose a shared one.
 //
 // The files, by concern: store.go the Store and its lifecycle; open.go
-// opening, the format version and its upgrade; read.go the reads; mapped.go
+// opening, the format version and its upgrade, replaying the journal;
+// journal.go the journal's records; applier.go applying them to bbolt; read.go the reads; mapped.go
 // releasing the pages reads leave mapped; submit.go handing batches to the
 // committer; throttle.go flow control; committer.go the committer goroutine;
 // txn.go applying one group in a transaction; cancel.go the puts a group
