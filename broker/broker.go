@@ -135,8 +135,9 @@ func (b *Broker) Close() error {
 	}
 	err := b.store.Close()
 	st := b.store.Stats()
-	// What the disk did, for performance work: fsyncs per group commit.
-	b.log.Info("storage closed", "group_commits", st.Commits, "commit_failures", st.Failures,
+	// What the disk did, for performance work (--log.level debug): fsyncs
+	// per group commit.
+	b.log.Debug("storage closed", "group_commits", st.Commits, "commit_failures", st.Failures,
 		"batches", st.Batches, "journal_syncs", st.Journal.Syncs, "journal_bytes", st.Journal.Bytes,
 		"bbolt_transactions", st.Applies, "puts_cancelled", st.Cancelled, "journal_records_replayed", st.Replayed)
 	return err
