@@ -43,13 +43,15 @@ const journalStream = 1
 const journalKindOps uint8 = 1
 
 // DefaultJournalSegmentSize is the size of the journal's segment files.
-const DefaultJournalSegmentSize = 16 << 20
+// Each is zero-filled before use and read whole at Open, so they are kept
+// small; a batch of up to half of one (4 MiB) goes through the journal.
+const DefaultJournalSegmentSize = 8 << 20
 
-// maxRecord returns the largest journal record for a segment size: a
-// quarter of a segment, so that a record always fits beside the
-// checkpoint table. A batch larger than that bypasses the journal
-// (applier.go, direct writes).
-func maxRecord(segmentSize int64) int { return int(segmentSize / 4) }
+// maxRecord returns the largest journal record for a segment size: half a
+// segment (the log's own limit) less room for the segment header and the
+// checkpoint table, so that a record always fits in a fresh segment. A
+// batch larger than that bypasses the journal (applier.go, direct writes).
+func maxRecord(segmentSize int64) int { return int(segmentSize/2) - 4096 }
 
 // encodedSize returns how many bytes o takes in a record, at most.
 func encodedSize(o *op) int {

@@ -108,3 +108,58 @@ func TestJournalReplay(t *testing.T) {
 	check(s)
 	require.NoError(t, s.Close())
 }
+
+// TestBatchTooLargeForJournal: a batch larger than half a journal segment
+// goes straight to bbolt, after everything journaled before it and before
+// anything after it, and all of it survives a reopen.
+func TestBatchTooLargeForJournal(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{JournalSegmentSize: 64 << 10}
+	s, err := Open(dir, opts)
+	require.NoError(t, err)
+	errs := make(chan error, 100)
+	put := func(seq uint64, body []byte) {
+		var b Batch
+		b.PutMessage(seq, body)
+		b.PutEntry("q", seq, binary.BigEndian.AppendUint64(nil, seq))
+		s.Submit(&b, func(err error) { errs <- err })
+	}
+	large := make([]byte, 40<<10)
+	for i := range large {
+		large[i] = byte(i)
+	}
+	for seq := uint64(1); seq <= 30; seq++ {
+		if seq == 10 || seq == 20 {
+			put(seq, large)
+		} else {
+			put(seq, []byte("small-"+strconv.FormatUint(seq, 10)))
+		}
+		if seq == 15 {
+			var d Batch
+			d.DeleteEntry("q", 10) // journaled after the direct write of 10
+			s.Submit(&d, func(err error) { errs <- err })
+		}
+	}
+	for range 31 {
+		require.NoError(t, <-errs)
+	}
+	require.NoError(t, s.Close())
+
+	s, err = Open(dir, opts)
+	require.NoError(t, err)
+	defer s.Close()
+	seqs, _ := entries(t, s, "q")
+	require.Len(t, seqs, 29)
+	for _, seq := range seqs {
+		require.NotEqual(t, uint64(10), seq)
+		body, err := s.Message(seq)
+		require.NoError(t, err)
+		if seq == 20 {
+			require.Equal(t, large, body)
+		} else {
+			require.Equal(t, "small-"+strconv.FormatUint(seq, 10), string(body))
+		}
+	}
+	_, err = s.Message(10)
+	require.ErrorIs(t, err, ErrNotFound, "the entry's delete after the direct write deleted the message")
+}

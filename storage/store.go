@@ -103,8 +103,8 @@ type Options struct {
 	// the applier before Throttle holds publishers back. Default 64 MiB.
 	MaxPendingBytes int64
 	// JournalSegmentSize is the size of the journal's segment files
-	// (journal.go); a batch larger than a quarter of it bypasses the
-	// journal. Default DefaultJournalSegmentSize.
+	// (journal.go); a batch larger than half of it bypasses the journal.
+	// Default DefaultJournalSegmentSize.
 	JournalSegmentSize int64
 	// NoSync skips bbolt's fsync. For tests only: nothing is durable.
 	NoSync bool
