@@ -49,8 +49,20 @@ func OpenQuorumNode(dir string, log *slog.Logger) (*QuorumNode, error) {
 	return n, nil
 }
 
-// Close stops the engine; proposals not yet committed fail.
-func (n *QuorumNode) Close() error { return n.node.Close() }
+// Close stops the queues' timers and the engine; proposals not yet
+// committed fail.
+func (n *QuorumNode) Close() error {
+	n.mu.RLock()
+	qs := make([]*Quorum, 0, len(n.queues))
+	for _, q := range n.queues {
+		qs = append(qs, q)
+	}
+	n.mu.RUnlock()
+	for _, q := range qs {
+		q.stopTimers()
+	}
+	return n.node.Close()
+}
 
 // DropOrphans removes the groups no queue claimed (their queue was deleted
 // just before a crash), once recovery is done.
@@ -590,12 +602,7 @@ func (q *Quorum) Delete() int {
 		return 0
 	}
 	q.deleted = true
-	if q.expiry != nil {
-		q.expiry.Stop()
-	}
-	if q.unused != nil {
-		q.unused.Stop()
-	}
+	q.stopTimersLocked()
 	ready := q.group.Stats().Ready
 	q.node.mu.Lock()
 	delete(q.node.queues, q.group.ID())
@@ -616,5 +623,21 @@ func (q *Quorum) Stats() Stats {
 	return Stats{
 		Ready: st.Ready, ReadyBytes: st.ReadyBytes, Unacked: st.Live - st.Ready, Consumers: st.Consumers,
 		Published: q.published.Load(), Delivered: q.delivered.Load(), Acked: q.acked.Load(), DeadLettered: q.deadLettered.Load(),
+	}
+}
+
+func (q *Quorum) stopTimers() {
+	q.mu.Lock()
+	q.deleted = true // nothing re-arms them
+	q.stopTimersLocked()
+	q.mu.Unlock()
+}
+
+func (q *Quorum) stopTimersLocked() {
+	if q.expiry != nil {
+		q.expiry.Stop()
+	}
+	if q.unused != nil {
+		q.unused.Stop()
 	}
 }
