@@ -33,7 +33,9 @@ func render(res Result, effs []Effect) string {
 	if res.Rejected {
 		out = append(out, "rejected")
 	}
-	if res.Count > 0 {
+	if res.Found {
+		out = append(out, fmt.Sprintf("got %s dc%d left %d", res.Body, res.DeliveryCount, res.Count))
+	} else if res.Count > 0 {
 		out = append(out, fmt.Sprintf("purged %d", res.Count))
 	}
 	if res.Err != nil {
@@ -165,6 +167,53 @@ func TestStateMachine(t *testing.T) {
 				{settle(c1, 0), ""},
 				{settle(c1, 0), "err " + ErrUnknownConsumer.Error()}, // gone once drained
 			},
+			wantReady: 1, wantLive: 1,
+		},
+		{
+			name: "dequeue settled, and unsettled to a one-shot consumer",
+			steps: []step{
+				{enq("a"), ""}, {enq("b"), ""},
+				{Command{Type: CmdDequeue, Consumer: c1, Settled: true}, "got a dc0 left 1"},
+				{Command{Type: CmdDequeue, Consumer: c2}, "got b dc0 left 0"},
+				{Command{Type: CmdDequeue, Consumer: ConsumerID{Pid: 3}}, ""}, // empty
+				{ret(c2, 0), ""},
+				{Command{Type: CmdDequeue, Consumer: ConsumerID{Pid: 4}, Settled: true}, "got b dc1 left 0"},
+			},
+		},
+		{
+			name: "the higher priority consumer with room first",
+			steps: []step{
+				{checkout(c1, 1), ""},
+				{Command{Type: CmdCheckout, Consumer: c2, Prefetch: 1, Priority: 5}, ""},
+				{enq("a"), "deliver c2#0 a dc0"}, {enq("b"), "deliver c1#0 b dc0"}, {enq("c"), ""},
+				{settle(c1, 0), "deliver c1#1 c dc0"},
+			},
+			wantLive: 2,
+		},
+		{
+			name: "single active consumer",
+			cfg:  Config{SingleActive: true},
+			steps: []step{
+				{checkout(c1, 0), ""}, {checkout(c2, 0), ""},
+				{enq("a"), "deliver c1#0 a dc0"}, {enq("b"), "deliver c1#1 b dc0"},
+				{Command{Type: CmdDown, Pid: 1}, "deliver c2#0 a dc1; deliver c2#1 b dc1"},
+			},
+			wantLive: 2,
+		},
+		{
+			name: "TTL expires at the head, by the commands' clock",
+			cfg:  Config{HasTTL: true, MessageTTL: 100},
+			steps: []step{
+				{Command{Type: CmdEnqueue, Body: []byte("a"), Time: 1000}, ""},
+				{Command{Type: CmdEnqueue, Body: []byte("b"), Time: 1010, TTL: 5, HasTTL: true}, ""},
+				{Command{Type: CmdExpire, Time: 1050}, ""}, // b is due, but a is ahead of it
+				{Command{Type: CmdExpire, Time: 1100}, "dlx expired a; dlx expired b"},
+			},
+		},
+		{
+			name: "reject-publish with a limit of 0",
+			cfg:  Config{MaxLength: -1, Overflow: RejectPublish},
+			steps: []step{{enq("a"), ""}, {enq("b"), "rejected"}},
 			wantReady: 1, wantLive: 1,
 		},
 		{
