@@ -211,9 +211,9 @@ func TestStateMachine(t *testing.T) {
 			},
 		},
 		{
-			name: "reject-publish with a limit of 0",
-			cfg:  Config{MaxLength: -1, Overflow: RejectPublish},
-			steps: []step{{enq("a"), ""}, {enq("b"), "rejected"}},
+			name:      "reject-publish with a limit of 0",
+			cfg:       Config{MaxLength: -1, Overflow: RejectPublish},
+			steps:     []step{{enq("a"), ""}, {enq("b"), "rejected"}},
 			wantReady: 1, wantLive: 1,
 		},
 		{
