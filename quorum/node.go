@@ -179,10 +179,12 @@ func (n *Node) Remove(id uint64) error {
 	return nil
 }
 
-// dropRemoved forgets the groups Remove took out; node goroutine, n.mu held.
-func (n *Node) dropRemovedLocked() {
+// dropRemovedLocked forgets the groups Remove took out and returns their
+// callbacks, which the caller runs (with ErrNoGroup) once n.mu is released;
+// node goroutine, n.mu held.
+func (n *Node) dropRemovedLocked() (failed []func(Result, error)) {
 	if len(n.removed) == 0 {
-		return
+		return nil
 	}
 	gone := n.removed
 	n.removed = nil
@@ -200,32 +202,21 @@ func (n *Node) dropRemovedLocked() {
 		if !isGone(b.g) {
 			return false
 		}
-		for _, cb := range b.done {
-			if cb != nil {
-				cb(Result{}, ErrNoGroup)
-			}
-		}
+		failed = append(failed, b.done...)
 		return true
 	})
 	for _, g := range gone {
 		for seq, cbs := range g.pending {
-			for _, cb := range cbs {
-				if cb != nil {
-					cb(Result{}, ErrNoGroup)
-				}
-			}
+			failed = append(failed, cbs...)
 			delete(g.pending, seq)
 		}
-		for _, cb := range g.inboxDone {
-			if cb != nil {
-				cb(Result{}, ErrNoGroup)
-			}
-		}
+		failed = append(failed, g.inboxDone...)
 		g.inbox, g.inboxN, g.inboxDone = nil, 0, nil
 		// Durable with the next sync; a group dropped before it is found
 		// again at start, and its owner removes it then.
 		_ = g.store.Drop(nil)
 	}
+	return failed
 }
 
 // ID is the group's id (its WAL stream).
@@ -574,7 +565,7 @@ func (n *Node) failAll(err error) {
 // sync, then applies committed entries and advances.
 func (n *Node) cycle() error {
 	n.mu.Lock()
-	n.dropRemovedLocked()
+	failed := n.dropRemovedLocked()
 	proposed := n.proposed
 	n.proposed = nil
 	batches := n.deferred
@@ -609,6 +600,11 @@ func (n *Node) cycle() error {
 		n.active = append(n.active, g)
 	}
 	n.mu.Unlock()
+	for _, cb := range failed {
+		if cb != nil {
+			cb(Result{}, ErrNoGroup)
+		}
+	}
 
 	for {
 		// A group that does not know a leader yet (it is electing itself)
