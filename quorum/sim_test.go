@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -26,7 +27,7 @@ import (
 // deterministic by cryptotest.SetGlobalRandom), comes from the seed, so a
 // failing seed fails the same way again:
 //
-//	go test ./quorum/ -run TestSimulation -v -args -sim.seed=N
+//	go test ./quorum/ -run 'TestSimulation$' -v -args -sim.seed=N
 //
 // WARREN_SIM_SEEDS=N (or -sim.seeds) runs N seeds; the default is a few
 // for every `go test`, more without -short.
@@ -58,7 +59,7 @@ type simNode struct {
 	dir         string
 	n           *Node // nil while crashed
 	incarnation uint64
-	settles     map[uint64][]uint64 // pid -> msg ids delivered, not yet known settled
+	settles     map[uint64]map[uint64]bool // pid -> msg ids delivered, not yet known settled
 }
 
 // simConsumer is one consumer's record: what it was delivered, in order.
@@ -168,7 +169,7 @@ func (s *sim) open(sn *simNode) {
 	})
 	require.NoError(s.t, err, "seed %d: node %d: open", s.seed, id)
 	sn.n = n
-	sn.settles = map[uint64][]uint64{}
+	sn.settles = map[uint64]map[uint64]bool{}
 }
 
 // crash stops a node as a power cut would: its WAL loses what was not
@@ -199,7 +200,8 @@ func (s *sim) effects(sn *simNode, effs []Effect) {
 			continue
 		}
 		if len(e.Body) != 16 {
-			s.fail("consumer %x got a body of %d bytes: %x", c.pid, len(e.Body), e.Body)
+			snap, _ := sn.n.Group(simGroup).store.Snapshot()
+			s.fail("consumer %x got a body of %d bytes: %x (message index %d, delivery count %d, node %d snapshot at %d, applied %d)", c.pid, len(e.Body), e.Body, e.Index, e.DeliveryCount, sn.id, snap.Metadata.Index, sn.n.Group(simGroup).sm.Applied())
 			continue
 		}
 		p, seq := binary.BigEndian.Uint64(e.Body), binary.BigEndian.Uint64(e.Body[8:])
@@ -225,7 +227,10 @@ func (s *sim) effects(sn *simNode, effs []Effect) {
 			}
 			c.first = append(c.first, key)
 		}
-		sn.settles[c.pid] = append(sn.settles[c.pid], e.MsgID)
+		if sn.settles[c.pid] == nil {
+			sn.settles[c.pid] = map[uint64]bool{}
+		}
+		sn.settles[c.pid][e.MsgID] = true
 	}
 }
 
@@ -306,17 +311,22 @@ func (s *sim) downs() {
 }
 
 // settle proposes the settlement of what a node's consumers were
-// delivered; lost settlements are proposed again (settling twice is a
-// no-op), every few steps.
-func (s *sim) settle(sn *simNode, force bool) {
-	for pid, ids := range sn.settles {
-		if len(ids) == 0 || (!force && len(ids) < 8) {
+// delivered, every few steps until it is known applied (a lost proposal is
+// never answered; settling twice is a no-op).
+func (s *sim) settle(sn *simNode) {
+	for _, pid := range slices.Sorted(maps.Keys(sn.settles)) {
+		set := sn.settles[pid]
+		if len(set) == 0 {
 			continue
 		}
-		_ = sn.n.Group(simGroup).Propose(&Command{Type: CmdSettle, Consumer: ConsumerID{Pid: pid, Tag: "c"}, MsgIDs: slices.Clone(ids)}, nil)
-		if force {
-			sn.settles[pid] = ids[:0]
-		}
+		ids := slices.Sorted(maps.Keys(set))
+		_ = sn.n.Group(simGroup).Propose(&Command{Type: CmdSettle, Consumer: ConsumerID{Pid: pid, Tag: "c"}, MsgIDs: ids}, func(r Result, err error) {
+			if err == nil {
+				for _, id := range ids {
+					delete(set, id)
+				}
+			}
+		})
 	}
 }
 
@@ -418,7 +428,9 @@ func (s *sim) work(publishing bool) {
 	}
 	for id := uint64(1); id <= 3; id++ {
 		if sn := s.nodes[id]; sn.n != nil {
-			s.settle(sn, s.step%10 == 0)
+			if s.step%4 == 0 {
+				s.settle(sn)
+			}
 		}
 	}
 	if s.step%10 == 5 {
@@ -568,14 +580,14 @@ func TestSimulation(t *testing.T) {
 	}
 	const steps = 1500
 	var elections []int
-	commits, crashes, partitions, snaps := 0, 0, 0, 0
+	commits, crashes, partitions, snaps, ran := 0, 0, 0, 0, 0
 	start := time.Now()
 	for _, seed := range seeds {
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			cryptotest.SetGlobalRandom(t, seed)
 			s := runSim(t, seed, steps)
 			if s.failure != "" {
-				t.Fatalf("seed %d (%s): %s\nreproduce: go test ./quorum/ -run TestSimulation -v -args -sim.seed=%d",
+				t.Fatalf("seed %d (%s): %s\nreproduce: go test ./quorum/ -run 'TestSimulation$' -v -args -sim.seed=%d",
 					seed, s.chaos, s.failure, seed)
 			}
 			elections = append(elections, s.elections...)
@@ -583,6 +595,7 @@ func TestSimulation(t *testing.T) {
 			crashes += s.crashes
 			partitions += s.partitions
 			snaps += s.snapsSent
+			ran++
 		})
 		if !ok {
 			break
@@ -593,7 +606,7 @@ func TestSimulation(t *testing.T) {
 	if len(elections) > 0 {
 		t.Logf("%d seeds in %v: %d confirmed publishes (%.0f/s of wall time), %d crashes, %d partitions, %d snapshots sent; "+
 			"new leader after losing one: median %d ticks, max %d (of %d elections)",
-			len(seeds), el.Round(time.Millisecond), commits, float64(commits)/el.Seconds(), crashes, partitions, snaps,
+			ran, el.Round(time.Millisecond), commits, float64(commits)/el.Seconds(), crashes, partitions, snaps,
 			elections[len(elections)/2], elections[len(elections)-1], len(elections))
 	}
 }

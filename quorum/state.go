@@ -156,6 +156,7 @@ type State struct {
 	now            int64
 	candidates     []candidate
 	sinceCandidate int
+	candidateDue   bool // a candidate is taken when the entry at applied ends
 	scratch        []uint64
 }
 
@@ -209,6 +210,12 @@ func (s *State) Pids() []uint64 {
 
 // Apply applies the command at raft index. Effects are appended to eff.
 func (s *State) Apply(index uint64, cmd *Command, eff []Effect) (Result, []Effect) {
+	if index != s.applied {
+		// The commands of one raft entry share its index, and a replay
+		// resumes after a snapshot's index: so a candidate is taken only
+		// between entries, once every command at s.applied is in it.
+		s.candidate()
+	}
 	s.applied = index
 	var res Result
 	switch cmd.Type {
@@ -471,14 +478,30 @@ func (s *State) pick() *consumer {
 	return best
 }
 
-// release records a snapshot candidate now and then, and emits the newest
-// candidate whose messages are all gone: the log up to it can go.
+// candidate records the snapshot candidate that release found due, at
+// s.applied.
+func (s *State) candidate() {
+	if s.candidateDue {
+		s.candidates = append(s.candidates, candidate{index: s.applied, remaining: s.live, data: s.Snapshot()})
+		s.sinceCandidate = 0
+		s.candidateDue = false
+	}
+}
+
+// release finds a snapshot candidate due now and then (taken at the end of
+// the entry), and emits the newest candidate whose messages are all gone:
+// the log up to it can go.
 func (s *State) release(eff []Effect) []Effect {
 	s.sinceCandidate++
 	interval := max(releaseInterval, s.live)
 	if (s.sinceCandidate >= interval || (s.live == 0 && s.sinceCandidate >= releaseEmpty)) && len(s.candidates) < maxCandidates {
-		s.candidates = append(s.candidates, candidate{index: s.applied, remaining: s.live, data: s.Snapshot()})
-		s.sinceCandidate = 0
+		s.candidateDue = true
+	}
+	if s.candidateDue {
+		// Wait for it: once taken it may be the newest releasable one
+		// (an emptied queue), and a release at most an entry later costs
+		// nothing.
+		return eff
 	}
 	n := -1
 	for i := range s.candidates {
