@@ -586,6 +586,15 @@ func (n *Node) cycle() error {
 				status = raft.SnapshotFailure
 			}
 			g.rn.ReportSnapshot(s.m.From, status)
+		case pb.MsgProp:
+			// A proposal another member forwarded is taken only by a
+			// leader: forwarded again (this member lost the lead since)
+			// it could land after the same proposer's later proposals,
+			// which went straight to the new leader, and break a
+			// publisher's order. Dropped, it is a publish not confirmed.
+			if g.rn.BasicStatus().RaftState == raft.StateLeader {
+				_ = g.rn.Step(s.m)
+			}
 		default:
 			// A message raft refuses (a stale or foreign one) changes nothing.
 			_ = g.rn.Step(s.m)
