@@ -79,8 +79,18 @@ func TestThreeMembers(t *testing.T) {
 	_, err := tr.nodes[1].CreateMembers(8, Config{}, []uint64{2, 3})
 	require.ErrorContains(t, err, "do not include this node")
 
+	// Proposals go through followers once all three know the leader: one
+	// forwarded to a member that has lost the lead is dropped.
 	var lead uint64
-	require.Eventually(t, func() bool { lead = leaderOf(tr.nodes, 7, 0); return lead != 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		lead = leaderOf(tr.nodes, 7, 0)
+		for _, n := range tr.nodes {
+			if n.Group(7).Leader() != lead {
+				return false
+			}
+		}
+		return lead != 0
+	}, 10*time.Second, 10*time.Millisecond)
 	// A consumer on node 2; publishes through every node.
 	c := ConsumerID{Pid: 2, Tag: "c"}
 	proposeAll(t, tr.nodes[2].Group(7), []Command{{Type: CmdCheckout, Consumer: c}})

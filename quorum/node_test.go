@@ -68,7 +68,15 @@ func proposeAll(t testing.TB, g *Group, cmds []Command) []Result {
 			wg.Done()
 		}))
 	}
-	wg.Wait()
+	// A proposal a follower forwards and the network or a change of
+	// leader loses is never answered: fail rather than hang.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("proposals not answered in 30s")
+	}
 	require.NoError(t, firstErr)
 	return res
 }
