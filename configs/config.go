@@ -51,11 +51,37 @@ type Config struct {
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
 
+	// Cluster is the cluster.* settings.
+	Cluster Cluster
+
 	// Plugins is what RabbitMQ's enabled_plugins file named, if one was read.
 	Plugins []string
 	// Warnings are settings that were read but are not applied (unknown
 	// keys, features Warren lacks): one line each, for the log.
 	Warnings []string
+}
+
+// Cluster is the clustering settings. No Peers: a single node.
+type Cluster struct {
+	// Node is this node's name (cluster.node, the host name by default).
+	Node string
+	// Name is the cluster's name (cluster.name).
+	Name string
+	// Listen is the inter-node listener's address (cluster.listen).
+	Listen string
+	// Peers are the initial members, this node among them, in the order
+	// cluster.peers lists them.
+	Peers []Peer
+	// Secret is cluster.secret, or what cluster.secret_file holds; set
+	// whenever Peers is.
+	Secret []byte
+	// CertFile, KeyFile and CAFile turn inter-node TLS on (cluster.tls.*).
+	CertFile, KeyFile, CAFile string
+}
+
+// Peer is a member of cluster.peers.
+type Peer struct {
+	Name, Addr string
 }
 
 // TLS is the AMQPS listeners' settings.

@@ -192,6 +192,9 @@ func decode(l layer) (*Config, error) {
 		return nil, bad("log.level", "must be debug, info, warn or error (got %q)", get("log.level"))
 	}
 	cfg.LogLevel = level
+	if err := decodeCluster(cfg, get, bad); err != nil {
+		return nil, err
+	}
 
 	cfg.Vhosts = append([]string{}, l["vhosts"].list...)
 	cfg.LoopbackUsers = append([]string{}, l["loopback_users"].list...)

@@ -50,6 +50,15 @@ var settings = []setting{
 	{"identity.product", "string", "product name sent to clients and shown by /api/overview"},
 	{"identity.version", "string", "version sent to clients and shown by /api/overview"},
 	{"log.level", "string", "lowest log level written: debug, info, warn or error"},
+	{"cluster.node", "string", "this node's name in the cluster; empty: the host name"},
+	{"cluster.name", "string", "the cluster's name; nodes of another cluster are refused"},
+	{"cluster.listen", "string", "inter-node listener, host:port"},
+	{"cluster.peers", "list", "the initial members, NAME=HOST:PORT,... this node included; empty: a single node"},
+	{"cluster.secret", "string", "shared secret of the cluster's nodes (like the Erlang cookie)"},
+	{"cluster.secret_file", "file", "file holding the shared secret, readable by its owner only"},
+	{"cluster.tls.cert_file", "file", "PEM certificate chain for inter-node TLS; empty: plain TCP"},
+	{"cluster.tls.key_file", "file", "PEM private key for inter-node TLS"},
+	{"cluster.tls.ca_file", "file", "PEM CAs that other nodes' certificates must chain to (required with TLS)"},
 }
 
 // listKeys are the top-level keys that hold lists; only files set them.

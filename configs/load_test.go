@@ -25,6 +25,8 @@ func load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 func TestDefaults(t *testing.T) {
 	c, err := load(nil, env{}.lookup)
 	require.NoError(t, err)
+	host, err := os.Hostname()
+	require.NoError(t, err)
 	assert.Equal(t, &Config{
 		Listen:              []string{":5672"},
 		DataDir:             "./data",
@@ -45,6 +47,7 @@ func TestDefaults(t *testing.T) {
 		LoopbackUsers: []string{"guest"},
 		Identity:      Identity{Product: "RabbitMQ", Version: "3.10.8"},
 		LogLevel:      slog.LevelInfo,
+		Cluster:       Cluster{Node: host, Name: "warren", Listen: ":25672"},
 	}, c)
 }
 

@@ -91,6 +91,16 @@ func TestBinary(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "warren: config: limits.heartbeat: invalid duration \"abc\"; set by WARREN_LIMITS_HEARTBEAT\n", stderr)
 
+	// Clustering settings are checked, and a node given peers refuses to
+	// start until clustering is finished.
+	code, _, stderr = runBin([]string{"WARREN_CLUSTER_NODE=a"}, "--cluster.peers", "a=h:1,a=h:2")
+	assert.Equal(t, 2, code)
+	assert.Equal(t, "warren: config: cluster.peers: names node \"a\" twice; set by --cluster.peers\n", stderr)
+	code, _, stderr = runBin([]string{"WARREN_CLUSTER_SECRET=s"}, "--cluster.node", "a", "--cluster.peers", "a=127.0.0.1:25672,b=127.0.0.2:25672")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "warren: cluster.peers: clustering is not finished in Warren")
+	assert.NotContains(t, stderr, "started", "nothing was started")
+
 	code, _, stderr = runBin(nil, "--bogus")
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "warren: unknown flag: --bogus (see warren --help)\n", stderr)

@@ -67,6 +67,12 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		}
 		return exitConfig
 	}
+	if len(conf.Cluster.Peers) > 0 {
+		// Checked, but not run: a node that half-joins a cluster is worse
+		// than one that says it cannot.
+		fmt.Fprintf(stderr, "warren: cluster.peers: clustering is not finished in Warren %s; leave cluster.peers empty to run a single node (docs/clustering.md)\n", broker.Version)
+		return exitConfig
+	}
 	cfg := brokerConfig(conf)
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: conf.LogLevel}))
