@@ -90,7 +90,7 @@ func TestThreeMembers(t *testing.T) {
 			}
 		}
 		return lead != 0
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	// A consumer on node 2; publishes through every node.
 	c := ConsumerID{Pid: 2, Tag: "c"}
 	proposeAll(t, tr.nodes[2].Group(7), []Command{{Type: CmdCheckout, Consumer: c}})
@@ -99,12 +99,12 @@ func TestThreeMembers(t *testing.T) {
 	}
 	// Every member applies the same log: each one computes the deliveries.
 	for id := uint64(1); id <= 3; id++ {
-		require.Eventually(t, func() bool { return dels[id].count(c) == 3 }, 5*time.Second, 5*time.Millisecond, "node %d", id)
+		require.Eventually(t, func() bool { return dels[id].count(c) == 3 }, 30*time.Second, 5*time.Millisecond, "node %d", id)
 	}
 
 	tr.setCut(lead, true)
 	var next uint64
-	require.Eventually(t, func() bool { next = leaderOf(tr.nodes, 7, lead); return next != 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { next = leaderOf(tr.nodes, 7, lead); return next != 0 }, 30*time.Second, 10*time.Millisecond)
 	require.NotEqual(t, lead, next)
 	proposeAll(t, tr.nodes[next].Group(7), []Command{{Type: CmdEnqueue, Body: []byte("after")}})
 	tr.setCut(lead, false)
