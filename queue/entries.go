@@ -130,10 +130,22 @@ func encodeEntry(e *entry, level uint8) []byte {
 
 var errBadRecord = errors.New("queue: malformed stored record")
 
+// Message record versions: 1 is a persistent message (all a classic queue
+// stores), 2 a transient one (quorum queues keep those in their log too, and
+// a dead letter must stay transient).
+const (
+	recordPersistent = 1
+	recordTransient  = 2
+)
+
 // EncodeMessage is a stored message record.
 func EncodeMessage(m *Message) []byte {
 	b := make([]byte, 0, 16+len(m.Exchange)+len(m.RoutingKey)+len(m.Properties)+len(m.Body))
-	b = append(b, 1, m.Priority) // record version, priority
+	version := byte(recordPersistent)
+	if !m.Persistent {
+		version = recordTransient
+	}
+	b = append(b, version, m.Priority)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Exchange)))
 	b = append(b, m.Exchange...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.RoutingKey)))
@@ -155,10 +167,10 @@ func DecodeMessage(id uint64, b []byte) (*Message, error) {
 		return v, true
 	}
 	h, ok := take(2)
-	if !ok || h[0] != 1 {
+	if !ok || (h[0] != recordPersistent && h[0] != recordTransient) {
 		return nil, errBadRecord
 	}
-	m := &Message{ID: id, Priority: h[1], Persistent: true}
+	m := &Message{ID: id, Priority: h[1], Persistent: h[0] == recordPersistent}
 	var strs [2]string
 	for i := range strs {
 		l, ok := take(2)

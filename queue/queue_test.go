@@ -758,3 +758,20 @@ func TestPendingUntilReleased(t *testing.T) {
 	q.Release(m)
 	require.Len(t, c.deliveries(), 1)
 }
+
+// TestMessageRecordKeepsPersistence: a stored record says whether its
+// message was persistent, so that a transient message read back from a
+// quorum queue's log or a page stays transient where it goes next.
+func TestMessageRecordKeepsPersistence(t *testing.T) {
+	for _, persistent := range []bool{true, false} {
+		m := &Message{Exchange: "x", RoutingKey: "k", Priority: 3, Properties: []byte{1, 2}, Body: []byte("body"), Persistent: persistent}
+		got, err := DecodeMessage(7, EncodeMessage(m))
+		require.NoError(t, err)
+		require.Equal(t, persistent, got.Persistent)
+		require.Equal(t, uint64(7), got.ID)
+		require.Equal(t, []any{"x", "k", uint8(3), []byte{1, 2}, []byte("body")},
+			[]any{got.Exchange, got.RoutingKey, got.Priority, got.Properties, got.Body})
+	}
+	_, err := DecodeMessage(1, []byte{3, 0})
+	require.Error(t, err, "an unknown record version is refused")
+}
