@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/warrenmq/warren/amqp/wire"
@@ -87,12 +88,31 @@ type conn struct {
 	needKick  bool           // a delivery was refused for a full buffer; kick queues once drained
 	traces    []pendingTrace // deliveries the writer traces, while tracing is on
 	deliver   wire.BasicDeliver
-	lastWrite time.Time
 	// lastAck is where the publisher confirm (basic.ack) appended last ends
 	// in out, -1 when out holds none that may be extended; see
 	// channel.confirmPublish.
 	lastAck        int
 	lastAckChannel uint16
+
+	// wmu serializes writes to the socket and guards spare and
+	// writeDeadline: the writer goroutine holds it across its (blocking)
+	// write, a reader flushing this connection takes it with TryLock and
+	// makes one non-blocking write (flush.go). outMu may be taken under it.
+	wmu           sync.Mutex
+	spare         []byte
+	writeDeadline time.Time
+	// lastWrite is when output last reached the socket (Unix ns), for
+	// heartbeats.
+	lastWrite atomic.Int64
+	// raw is the socket for non-blocking writes; nil (TLS, or a platform
+	// without them) sends all output through the writer goroutine.
+	raw syscall.RawConn
+	// pending and nextPending link the connection into the server's
+	// pending list (flush.go); inRun is set while the reader defers output
+	// (reader goroutine only).
+	pending     atomic.Bool
+	nextPending *conn
+	inRun       bool
 
 	wake chan struct{} // capacity 1: tells the writer there is output
 	done chan struct{} // closed when the reader ends; the writer then flushes and exits
@@ -113,7 +133,17 @@ func newConn(s *Server, nc net.Conn) *conn {
 		done:          make(chan struct{}),
 		lastAck:       -1,
 		connectedAt:   time.Now(),
+		raw:           nonblockingConn(nc),
 	}
+}
+
+// nonblockingConn returns nc's raw socket if readers may write to it
+// directly (flush.go).
+func nonblockingConn(nc net.Conn) syscall.RawConn {
+	if !canWriteNonblocking {
+		return nil
+	}
+	return rawConn(nc)
 }
 
 // serve runs the connection until it ends, then releases everything it held.
@@ -160,7 +190,13 @@ func (c *conn) serve() {
 // readLoop reads frames until the connection ends.
 func (c *conn) readLoop() {
 	var deadlineSet time.Time
+	defer c.endRun()
 	for {
+		if !c.fr.HasFrame() {
+			// The next read may wait for the socket: first write what the
+			// frames read so far produced.
+			c.endRun()
+		}
 		if c.heartbeat > 0 && !c.closing.Load() {
 			// Two missed heartbeat intervals end the connection, as in RabbitMQ.
 			if now := time.Now(); now.Sub(deadlineSet) > time.Second {
@@ -182,6 +218,11 @@ func (c *conn) readLoop() {
 				return
 			}
 			continue
+		}
+		if fastFrame(f.Type, f.Payload) {
+			c.beginRun()
+		} else {
+			c.endRun() // the frame may take long: do not hold others' output
 		}
 		if err := c.handleFrame(f); err != nil {
 			if errors.Is(err, errConnectionDone) {
@@ -463,18 +504,9 @@ func (c *conn) appendContentLocked(m wire.Method, channel uint16, props, body []
 	c.out = wire.AppendBodyFrames(c.out, channel, body, c.frameMax)
 }
 
-// signal wakes the writer without blocking.
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
 // writeLoop flushes the outbound buffer in batches: whatever accumulated
 // while the last write was in flight goes out in one write call.
 func (c *conn) writeLoop() {
-	var spare []byte
 	var tick <-chan time.Time
 	var ticker *time.Ticker
 	defer func() {
@@ -493,52 +525,67 @@ func (c *conn) writeLoop() {
 		case <-c.wake:
 		case <-tick:
 			c.outMu.Lock()
-			if len(c.out) == 0 && !c.outClosed && time.Since(c.lastWrite) >= hb/2 {
+			if len(c.out) == 0 && !c.outClosed && time.Since(time.Unix(0, c.lastWrite.Load())) >= hb/2 {
 				c.out = wire.AppendHeartbeat(c.out)
 			}
 			c.outMu.Unlock()
 		case <-c.done:
 			done = true
 		}
-		c.outMu.Lock()
-		buf := c.out
-		c.out = spare[:0]
-		c.lastAck = -1
-		kick := c.needKick && len(buf) > 0
-		c.needKick = false
-		traces := c.traces
-		c.traces = nil
-		c.outMu.Unlock()
-		for _, t := range traces {
-			c.traceDeliver(t)
-		}
-		if len(buf) > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := c.nc.Write(buf); err != nil {
-				c.outMu.Lock()
-				c.outClosed = true
-				c.out = nil
-				c.outMu.Unlock()
-				c.nc.Close() // unblocks the reader
-				return
-			}
-			c.io.sendBytes.Add(uint64(len(buf)))
-			c.io.sendCount.Add(1)
-			c.outMu.Lock()
-			c.lastWrite = time.Now()
-			c.outMu.Unlock()
-		}
-		if cap(buf) > 4*maxPendingOut {
-			buf = nil // do not keep a burst's memory forever
-		}
-		spare = buf[:0]
-		if kick {
-			c.kickConsumers()
+		if !c.writeOut() {
+			return
 		}
 		if done {
 			return
 		}
 	}
+}
+
+// writeOut writes everything queued, blocking, and reports whether the
+// socket is still usable. Writer goroutine only.
+func (c *conn) writeOut() bool {
+	c.outMu.Lock()
+	traces := c.traces
+	c.traces = nil
+	c.outMu.Unlock()
+	for _, t := range traces {
+		// A trace is a publish: it takes vhost and queue locks, so not
+		// under wmu.
+		c.traceDeliver(t)
+	}
+	c.wmu.Lock()
+	c.outMu.Lock()
+	buf := c.out
+	c.out = c.spare[:0]
+	c.lastAck = -1
+	kick := c.needKick && len(buf) > 0
+	c.needKick = false
+	c.outMu.Unlock()
+	if len(buf) > 0 {
+		// Moving the deadline costs a timer update; once per 10 s is
+		// enough, as every write still gets at least 20 s.
+		if now := time.Now(); c.writeDeadline.Sub(now) < 20*time.Second {
+			c.writeDeadline = now.Add(30 * time.Second)
+			_ = c.nc.SetWriteDeadline(c.writeDeadline)
+		}
+		if _, err := c.nc.Write(buf); err != nil {
+			c.writeFailed()
+			c.wmu.Unlock()
+			return false
+		}
+		c.io.sendBytes.Add(uint64(len(buf)))
+		c.io.sendCount.Add(1)
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	if cap(buf) > 4*maxPendingOut {
+		buf = nil // do not keep a burst's memory forever
+	}
+	c.spare = buf[:0]
+	c.wmu.Unlock()
+	if kick {
+		c.kickConsumers()
+	}
+	return true
 }
 
 // kickConsumers lets every queue with a consumer on this connection try

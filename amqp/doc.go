@@ -10,8 +10,12 @@
 // writer goroutine, which flushes the connection's outbound buffer in one
 // write per batch. Queues deliver on whatever goroutine pushed the message
 // (a publisher's reader, a timer): they append frames to the consumer's
-// outbound buffer and wake its writer. Nobody writes to a socket while
-// holding a lock.
+// outbound buffer and wake its writer, except while a reader works through
+// the publishes and acks of one socket read: then the reader writes the
+// connections it gave output to itself, one non-blocking write each, when
+// that read is parsed (flush.go), so light traffic costs no goroutine
+// switch per message. Nobody writes to a socket while holding a lock other
+// than the connection's write lock.
 //
 // # Lock order
 //

@@ -10,6 +10,7 @@ func (c *conn) waitWhileBlocked() {
 	if reason == "" {
 		return
 	}
+	c.endRun() // nobody else's output may wait for this reader
 	if c.blockedNotify {
 		c.sendRaw(&wire.ConnectionBlocked{Reason: reason}, 0)
 	}

@@ -280,7 +280,7 @@ func (c *conn) tune(t *wire.ConnectionTuneOk) error {
 	}
 	c.heartbeat = time.Duration(t.Heartbeat) * time.Second
 	c.hb.Store(int64(c.heartbeat))
-	c.signal() // let the writer start its heartbeat ticker
+	c.wakeWriter() // let the writer start its heartbeat ticker
 	return nil
 }
 

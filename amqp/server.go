@@ -27,6 +27,9 @@ type Server struct {
 	nextID atomic.Uint64
 	open   atomic.Int64 // connections past connection.open, for MaxConnections
 	totals serverTotals
+	// pending lists connections whose output a reader writes at the end
+	// of its run (flush.go).
+	pending pendingList
 
 	mu        sync.Mutex // guards listeners, extra, conns, shutdown
 	listeners map[net.Listener]*Listener

@@ -112,3 +112,23 @@ func BenchmarkAppendTable(b *testing.B) {
 		buf = AppendTable(buf[:0], t)
 	}
 }
+
+// BenchmarkReadPublishBatch reads a whole publish (method, header, body
+// frames) the way amqp091-go sends it, many per socket read.
+func BenchmarkReadPublishBatch(b *testing.B) {
+	var msg []byte
+	msg = AppendMethodFrame(msg, 1, &BasicPublish{Exchange: "", RoutingKey: "warren-perf-0"})
+	props := (&Properties{DeliveryMode: 1}).Append(nil)
+	msg = AppendHeaderFrame(msg, 1, ClassBasic, 16, props)
+	msg = AppendBodyFrames(msg, 1, make([]byte, 16), 131072)
+	r := NewFrameReader(&loopReader{data: msg}, 131072)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		for range 3 {
+			if _, err := r.ReadFrame(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -60,8 +60,7 @@ type Frame struct {
 type FrameReader struct {
 	r        *bufio.Reader
 	frameMax uint32
-	hdr      [7]byte
-	buf      []byte
+	buf      []byte // payloads too large for r's buffer
 }
 
 // NewFrameReader returns a FrameReader over r that rejects frames whose
@@ -78,12 +77,20 @@ func (r *FrameReader) SetFrameMax(n uint32) { r.frameMax = n }
 // ReadFrame reads the next frame. Its Payload is valid until the next ReadFrame.
 // The size is checked against frame_max from the header, before the payload is
 // read. I/O errors pass through (io.EOF before a frame, io.ErrUnexpectedEOF inside one).
+//
+// The reader fills its buffer with whatever the socket has, in one read, and
+// parses as many frames from it as it holds: a frame that fits in the buffer
+// is returned in place, without copying it.
 func (r *FrameReader) ReadFrame() (Frame, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+	hdr, err := r.r.Peek(7)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
 		return Frame{}, err
 	}
-	f := Frame{Type: r.hdr[0], Channel: binary.BigEndian.Uint16(r.hdr[1:])}
-	size := uint64(binary.BigEndian.Uint32(r.hdr[3:]))
+	f := Frame{Type: hdr[0], Channel: binary.BigEndian.Uint16(hdr[1:])}
+	size := uint64(binary.BigEndian.Uint32(hdr[3:]))
 	limit := uint64(MaxFrameSize)
 	if r.frameMax != 0 && r.frameMax < MaxFrameSize {
 		limit = uint64(r.frameMax)
@@ -94,26 +101,27 @@ func (r *FrameReader) ReadFrame() (Frame, error) {
 		return Frame{}, &BadFrameError{Err: ErrFrameTooLarge, Type: f.Type,
 			Reason: fmt.Sprintf("{frame_too_large,%d,%d}", size, limit-frameOverhead)}
 	}
-	// Read payload and end octet together.
+	// Payload and end octet.
 	n := int(size) + 1
-	if cap(r.buf) > 4*readChunk && n < cap(r.buf)/4 {
-		// Do not pin the memory of one huge message for the connection's lifetime.
-		r.buf = nil
-	}
-	buf := r.buf[:0]
-	for len(buf) < n {
-		step := min(n-len(buf), readChunk)
-		buf = slices.Grow(buf, step)
-		if _, err := io.ReadFull(r.r, buf[len(buf):len(buf)+step]); err != nil {
-			r.buf = buf[:0]
+	var buf []byte
+	if 7+n <= r.r.Size() {
+		whole, err := r.r.Peek(7 + n)
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return Frame{}, err
 		}
-		buf = buf[:len(buf)+step]
+		// Discard does not refill the buffer, so whole stays valid until
+		// the next ReadFrame.
+		_, _ = r.r.Discard(7 + n)
+		buf = whole[7:]
+	} else {
+		_, _ = r.r.Discard(7)
+		if buf, err = r.readLarge(n); err != nil {
+			return Frame{}, err
+		}
 	}
-	r.buf = buf[:0]
 	if buf[n-1] != FrameEnd {
 		return Frame{}, &BadFrameError{Err: ErrBadFrameEnd, Type: f.Type, Payload: bytes.Clone(buf[:n-1]),
 			Reason: fmt.Sprintf("{invalid_frame_end_marker,%d}", buf[n-1])}
@@ -127,6 +135,41 @@ func (r *FrameReader) ReadFrame() (Frame, error) {
 		return Frame{}, &BadFrameError{Err: ErrBadFrameType, Type: f.Type, Payload: bytes.Clone(f.Payload), Reason: "unknown_frame"}
 	}
 	return f, nil
+}
+
+// HasFrame reports whether a whole frame was read from the socket and not yet
+// returned: when false, the next ReadFrame reads the socket, and may wait.
+func (r *FrameReader) HasFrame() bool {
+	n := r.r.Buffered()
+	if n < 7 {
+		return false
+	}
+	hdr, _ := r.r.Peek(7)
+	return n >= 7+int(binary.BigEndian.Uint32(hdr[3:]))+1
+}
+
+// readLarge reads the n bytes of a frame too large for the read buffer into
+// r.buf, growing it as the bytes arrive.
+func (r *FrameReader) readLarge(n int) ([]byte, error) {
+	if cap(r.buf) > 4*readChunk && n < cap(r.buf)/4 {
+		// Do not pin the memory of one huge message for the connection's lifetime.
+		r.buf = nil
+	}
+	buf := r.buf[:0]
+	for len(buf) < n {
+		step := min(n-len(buf), readChunk)
+		buf = slices.Grow(buf, step)
+		if _, err := io.ReadFull(r.r, buf[len(buf):len(buf)+step]); err != nil {
+			r.buf = buf[:0]
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		buf = buf[:len(buf)+step]
+	}
+	r.buf = buf[:0]
+	return buf, nil
 }
 
 // BadFrameError is a frame that cannot be accepted. Its message is RabbitMQ's

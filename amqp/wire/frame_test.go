@@ -216,3 +216,56 @@ func TestParseContentHeaderShort(t *testing.T) {
 	_, _, _, err := ParseContentHeader(make([]byte, 13))
 	require.ErrorIs(t, err, ErrMalformed)
 }
+
+func TestFrameReaderHasFrame(t *testing.T) {
+	frame := AppendMethodFrame(nil, 1, &BasicAck{DeliveryTag: 7})
+	two := append(append([]byte{}, frame...), frame...)
+	tests := []struct {
+		name  string
+		data  []byte
+		reads int // frames read before asking
+		want  bool
+	}{
+		{"nothing buffered", frame, 0, false}, // nothing read from the stream yet
+		{"second frame whole", two, 1, true},
+		{"half a frame left", append(append([]byte{}, frame...), frame[:10]...), 1, false},
+		{"only a header left", append(append([]byte{}, frame...), frame[:7]...), 1, false},
+		{"all read", frame, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewFrameReader(bytes.NewReader(tt.data), 0)
+			for range tt.reads {
+				if _, err := r.ReadFrame(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := r.HasFrame(); got != tt.want {
+				t.Errorf("HasFrame = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFrameReaderLargeAndSmall reads frames larger than the read buffer
+// (copied) between small ones (returned in place).
+func TestFrameReaderLargeAndSmall(t *testing.T) {
+	big := bytes.Repeat([]byte("abcdefgh"), 40<<10) // 320 KiB
+	var data []byte
+	data = AppendBodyFrames(data, 1, []byte("small"), 0)
+	data = AppendBodyFrames(data, 1, big, 0)
+	data = AppendBodyFrames(data, 2, []byte("after"), 0)
+	r := NewFrameReader(bytes.NewReader(data), 0)
+	for i, want := range [][]byte{[]byte("small"), big, []byte("after")} {
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(f.Payload, want) {
+			t.Fatalf("frame %d: payload of %d bytes differs", i, len(f.Payload))
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want EOF", err)
+	}
+}
