@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,12 @@ type options struct {
 	declQuorum int // quorum queues in the quorum-queues footprint step
 	verbose    bool
 	out        string
+	// client is warren-perf's -client (raw or amqp091).
+	client string
+	// curve lists the rates (msg/s) of the latency-versus-rate runs.
+	curve []int
+	// svg is where the chart goes; empty: no chart.
+	svg string
 }
 
 func main() {
@@ -96,6 +103,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			time.Sleep(o.pause)
 		}
 	}
+	for _, rate := range o.curve {
+		for _, b := range o.brokers {
+			if ctx.Err() != nil {
+				break
+			}
+			r := o.runPerf(ctx, fmt.Sprintf("latency at %d msg/s", rate), "curve-", b, curveArgs(rate), stderr)
+			rep.addCurve(rate, b, r)
+			time.Sleep(o.pause)
+		}
+	}
 	if o.footprint && ctx.Err() == nil {
 		o.runFootprint(ctx, rep, stderr)
 	}
@@ -105,6 +122,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	_, _ = stdout.Write(buf.Bytes())
 	if o.out != "" {
 		if err := os.WriteFile(o.out, buf.Bytes(), 0o644); err != nil {
+			fmt.Fprintf(stderr, "warren-bench: %v\n", err)
+			return 1
+		}
+	}
+	if o.svg != "" {
+		if err := os.WriteFile(o.svg, rep.svg(), 0o644); err != nil {
 			fmt.Fprintf(stderr, "warren-bench: %v\n", err)
 			return 1
 		}
@@ -125,6 +148,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	name2 := fs.String("name2", "RabbitMQ", "second broker's name in the table")
 	pid1 := fs.Int("pid1", 0, "first broker's PID, for RSS (VmRSS from /proc/PID/status)")
 	pid2 := fs.Int("pid2", 0, "second broker's PID (RabbitMQ: beam.smp)")
+	url3 := fs.String("url3", "", "third broker to compare with (e.g. LavinMQ); empty: none")
+	name3 := fs.String("name3", "LavinMQ", "third broker's name in the table")
+	pid3 := fs.Int("pid3", 0, "third broker's PID")
+	fs.StringVar(&o.client, "client", "raw", "warren-perf's client: raw or amqp091")
+	curve := fs.String("curve", "1000,10000,50000,100000", "rates (msg/s) of the latency-versus-rate runs; none: skip them")
+	fs.StringVar(&o.svg, "svg", "", "also draw the comparison as an SVG chart into `FILE`")
 	fs.DurationVar(&o.duration, "time", 10*time.Second, "duration of each scenario run, warmup included")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warmup excluded from each scenario's window")
 	fs.DurationVar(&o.pause, "pause", 2*time.Second, "pause between runs, for the broker to settle")
@@ -160,6 +189,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.brokers = []broker{{name: *name1, url: *url1, pid: *pid1}}
 	if *url2 != "" {
 		o.brokers = append(o.brokers, broker{name: *name2, url: *url2, pid: *pid2})
+	}
+	if *url3 != "" {
+		o.brokers = append(o.brokers, broker{name: *name3, url: *url3, pid: *pid3})
+	}
+	switch o.client {
+	case "raw", "amqp091":
+	default:
+		return nil, fmt.Errorf("unknown -client %q (raw or amqp091)", o.client)
+	}
+	if *curve != "none" && *curve != "" {
+		for f := range strings.SplitSeq(*curve, ",") {
+			rate, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || rate <= 0 {
+				return nil, fmt.Errorf("bad -curve rate %q", f)
+			}
+			o.curve = append(o.curve, rate)
+		}
 	}
 	if *only != "" {
 		o.scenarios = map[string]bool{}
@@ -217,13 +263,16 @@ func (o *options) findPerf(stderr io.Writer) (func(), error) {
 
 // perfResult is the part of warren-perf's -json output the report uses.
 type perfResult struct {
-	PublishedRate float64  `json:"published_rate"`
-	ConfirmedRate float64  `json:"confirmed_rate"`
-	ConsumedRate  float64  `json:"consumed_rate"`
-	Stalled       bool     `json:"stalled"`
-	Phase         string   `json:"phase"`
-	Errors        []string `json:"errors"`
-	Latency       struct {
+	PublishedRate float64 `json:"published_rate"`
+	ConfirmedRate float64 `json:"confirmed_rate"`
+	ConsumedRate  float64 `json:"consumed_rate"`
+	// Whole-run counts, warmup included, for the CPU per message.
+	TotalPublished int64    `json:"total_published"`
+	TotalConsumed  int64    `json:"total_consumed"`
+	Stalled        bool     `json:"stalled"`
+	Phase          string   `json:"phase"`
+	Errors         []string `json:"errors"`
+	Latency        struct {
 		Count uint64  `json:"count"`
 		P50   float64 `json:"p50_us"`
 		P95   float64 `json:"p95_us"`
@@ -232,16 +281,35 @@ type perfResult struct {
 	} `json:"latency"`
 	// failure is set when warren-perf could not run or its output not be read.
 	failure string
+	// cpuUS is the broker's CPU time per message in microseconds, when
+	// cpuOK (it needs the broker's PID and /proc).
+	cpuUS float64
+	cpuOK bool
 }
 
 func (o *options) runScenario(ctx context.Context, s *scenario, b broker, stderr io.Writer) *perfResult {
+	r := o.runPerf(ctx, "("+s.id+")", s.id+"-", b, s.args, stderr)
+	if r.failure == "" {
+		fmt.Fprintf(stderr, "    %s\n", s.headline(r))
+	}
+	return r
+}
+
+// curveArgs is the latency-versus-rate configuration: scenario (h) at rate.
+func curveArgs(rate int) []string {
+	return []string{"-producers", "1", "-consumers", "1", "-queues", "1", "-size", "16", "-rate", strconv.Itoa(rate), "-autoack"}
+}
+
+// runPerf runs warren-perf once against b and reads the broker's CPU time
+// before and after it.
+func (o *options) runPerf(ctx context.Context, label, prefix string, b broker, scenarioArgs []string, stderr io.Writer) *perfResult {
 	args := append([]string{
-		"-uri", b.url, "-json",
+		"-uri", b.url, "-json", "-client", o.client,
 		"-time", o.duration.String(), "-warmup", o.warmup.String(),
-		"-queue-prefix", "warren-bench-" + s.id + "-",
+		"-queue-prefix", "warren-bench-" + prefix,
 		"-progress=" + fmt.Sprint(o.verbose),
-	}, s.args...)
-	fmt.Fprintf(stderr, "(%s) %s: warren-perf %s\n", s.id, b.name, strings.Join(s.args, " "))
+	}, scenarioArgs...)
+	fmt.Fprintf(stderr, "%s %s: warren-perf -client %s %s\n", label, b.name, o.client, strings.Join(scenarioArgs, " "))
 	cmd := exec.CommandContext(ctx, o.perf, args...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout = &out
@@ -249,7 +317,9 @@ func (o *options) runScenario(ctx context.Context, s *scenario, b broker, stderr
 	if o.verbose {
 		cmd.Stderr = io.MultiWriter(&errOut, stderr)
 	}
+	cpu0, ok0 := cpuTime(b.pid)
 	err := cmd.Run()
+	cpu1, ok1 := cpuTime(b.pid)
 	r := &perfResult{}
 	if jerr := json.Unmarshal(out.Bytes(), r); jerr != nil {
 		msg := strings.TrimSpace(errOut.String())
@@ -263,7 +333,9 @@ func (o *options) runScenario(ctx context.Context, s *scenario, b broker, stderr
 	if err != nil && !r.Stalled && len(r.Errors) == 0 {
 		r.failure = firstLine(strings.TrimSpace(errOut.String()))
 	}
-	fmt.Fprintf(stderr, "    %s\n", s.headline(r))
+	if ok0 && ok1 {
+		r.cpuUS, r.cpuOK = cpuPerMessage(cpu1-cpu0, r)
+	}
 	return r
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,46 @@ type report struct {
 	started time.Time
 	runs    []scenarioRun
 	foot    [nFoot]map[string]measure // by broker name
+	curve   []curvePoint
+}
+
+// curvePoint is one latency-versus-rate run.
+type curvePoint struct {
+	rate int
+	b    broker
+	r    *perfResult
+}
+
+func (rep *report) addCurve(rate int, b broker, r *perfResult) {
+	rep.curve = append(rep.curve, curvePoint{rate, b, r})
+}
+
+// curveRates lists the rates measured, in order.
+func (rep *report) curveRates() []int {
+	var rates []int
+	for _, p := range rep.curve {
+		if !slices.Contains(rates, p.rate) {
+			rates = append(rates, p.rate)
+		}
+	}
+	return rates
+}
+
+func (rep *report) curveResult(rate int, b broker) *perfResult {
+	for _, p := range rep.curve {
+		if p.rate == rate && p.b.name == b.name {
+			return p.r
+		}
+	}
+	return nil
+}
+
+// cpuCell shows a run's broker CPU per message.
+func cpuCell(r *perfResult) string {
+	if r == nil || r.failure != "" || !r.cpuOK {
+		return "n/a"
+	}
+	return strconv.FormatFloat(r.cpuUS, 'f', 1, 64)
 }
 
 type scenarioRun struct {
@@ -124,21 +165,70 @@ func (rep *report) markdown(w io.Writer, o *options) {
 			metric += " (lower is better)"
 		}
 		row := fmt.Sprintf("| (%s) %s | %s | %s |", s.id, s.title, metric, strings.Join(cells, " | "))
-		if len(names) == 2 {
-			row += " " + ratio(vals[0], vals[1]) + " |"
+		fmt.Fprintln(w, row+ratios(vals))
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Broker CPU time per message, µs (utime+stime from /proc over the whole run, divided by its messages; deliveries for the fanout; client %s; lower is better):\n\n", o.client)
+	tableHead(w, "| Scenario |", "|---|", names)
+	for _, s := range scenarios {
+		var cells []string
+		var vals []float64
+		ran := false
+		for _, b := range rep.brokers {
+			r := rep.result(s, b)
+			ran = ran || r != nil
+			cells = append(cells, cpuCell(r))
+			v := 0.0
+			if r != nil && r.cpuOK && r.failure == "" {
+				v = r.cpuUS
+			}
+			vals = append(vals, v)
 		}
-		fmt.Fprintln(w, row)
+		if ran {
+			fmt.Fprintf(w, "| (%s) |%s |%s\n", s.id, " "+strings.Join(cells, " | "), ratios(vals))
+		}
+	}
+
+	if len(rep.curve) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Latency versus rate (scenario (h) at each rate: publish → delivery p50 / p99, ms; broker CPU µs per message):")
+		fmt.Fprintln(w)
+		head, sep := "| msg/s |", "|---:|"
+		for _, n := range names {
+			head += fmt.Sprintf(" %s p50 | %s p99 | %s CPU |", n, n, n)
+			sep += "---:|---:|---:|"
+		}
+		fmt.Fprintln(w, head)
+		fmt.Fprintln(w, sep)
+		for _, rate := range rep.curveRates() {
+			row := fmt.Sprintf("| %s |", fmtNum(float64(rate)))
+			for _, b := range rep.brokers {
+				r := rep.curveResult(rate, b)
+				switch {
+				case r == nil || r.failure != "":
+					row += " – | – | – |"
+				default:
+					note := ""
+					if r.ConsumedRate < 0.95*float64(rate) {
+						note = fmt.Sprintf(" (%s/s)", fmtNum(r.ConsumedRate)) // did not keep up
+					}
+					row += fmt.Sprintf(" %.2f%s | %.2f | %s |", r.Latency.P50/1000, note, r.Latency.P99/1000, cpuCell(r))
+				}
+			}
+			fmt.Fprintln(w, row)
+		}
 	}
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Details (window rates; latency publish → delivery, ms):")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| Scenario | Broker | published/s | confirmed/s | consumed/s | p50 | p95 | p99 | max | notes |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| Scenario | Broker | published/s | confirmed/s | consumed/s | CPU µs/msg | p50 | p95 | p99 | max | notes |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, run := range rep.runs {
 		r := run.r
-		fmt.Fprintf(w, "| (%s) | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n", run.s.id, run.b.name,
-			fmtNum(r.PublishedRate), fmtNum(r.ConfirmedRate), fmtNum(r.ConsumedRate),
+		fmt.Fprintf(w, "| (%s) | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n", run.s.id, run.b.name,
+			fmtNum(r.PublishedRate), fmtNum(r.ConfirmedRate), fmtNum(r.ConsumedRate), cpuCell(r),
 			r.Latency.P50/1000, r.Latency.P95/1000, r.Latency.P99/1000, r.Latency.Max/1000,
 			strings.TrimPrefix(strings.ReplaceAll(r.note(), "|", "\\|"), " "))
 	}
@@ -190,10 +280,7 @@ func (rep *report) markdown(w io.Writer, o *options) {
 			}
 		}
 		line := fmt.Sprintf("| %s | %s |", title, strings.Join(cells, " | "))
-		if len(names) == 2 {
-			line += " " + ratio(vals[0], vals[1]) + " |"
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, line+ratios(vals))
 	}
 }
 
@@ -202,12 +289,21 @@ func (rep *report) markdown(w io.Writer, o *options) {
 func tableHead(w io.Writer, head, sep string, names []string) {
 	head += " " + strings.Join(names, " | ") + " |"
 	sep += strings.Repeat("---:|", len(names))
-	if len(names) == 2 {
-		head += fmt.Sprintf(" %s/%s |", names[0], names[1])
+	for _, n := range names[1:] {
+		head += fmt.Sprintf(" %s/%s |", names[0], n)
 		sep += "---:|"
 	}
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, sep)
+}
+
+// ratios is the cells comparing the first broker with each other one.
+func ratios(vals []float64) string {
+	var b strings.Builder
+	for _, v := range vals[1:] {
+		b.WriteString(" " + ratio(vals[0], v) + " |")
+	}
+	return b.String()
 }
 
 // byteSize renders a message size as the table's titles do: 16 B, 1 KiB.

@@ -50,9 +50,9 @@ func scenarioByID(id string) *scenario {
 
 // headline is the one-line summary printed while the run goes on.
 func (s *scenario) headline(r *perfResult) string {
-	return fmt.Sprintf("%s %s; published %.0f/s, confirmed %.0f/s, consumed %.0f/s, p50 %.2f ms, p99 %.2f ms%s",
+	return fmt.Sprintf("%s %s; published %.0f/s, confirmed %.0f/s, consumed %.0f/s, p50 %.2f ms, p99 %.2f ms, broker CPU %s µs/msg%s",
 		fmtNum(s.value(r)), s.metric, r.PublishedRate, r.ConfirmedRate, r.ConsumedRate,
-		r.Latency.P50/1000, r.Latency.P99/1000, r.note())
+		r.Latency.P50/1000, r.Latency.P99/1000, cpuCell(r), r.note())
 }
 
 // note flags a run whose numbers are not to be trusted as they are.

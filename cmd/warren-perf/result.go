@@ -12,17 +12,21 @@ type result struct {
 	Config     map[string]any `json:"config"`
 	WindowSecs float64        `json:"window_s"`
 	// Counts and rates are over the window (after the warmup).
-	Published     int64     `json:"published"`
-	Confirmed     int64     `json:"confirmed"`
-	Nacked        int64     `json:"nacked"`
-	Consumed      int64     `json:"consumed"`
-	PublishedRate float64   `json:"published_rate"`
-	ConfirmedRate float64   `json:"confirmed_rate"`
-	ConsumedRate  float64   `json:"consumed_rate"`
-	Latency       latencies `json:"latency"`
-	Stalled       bool      `json:"stalled"`
-	Phase         string    `json:"phase"`
-	Errors        []string  `json:"errors,omitempty"`
+	Published int64 `json:"published"`
+	Confirmed int64 `json:"confirmed"`
+	Nacked    int64 `json:"nacked"`
+	Consumed  int64 `json:"consumed"`
+	// TotalPublished and TotalConsumed count the whole run, warmup
+	// included: what a broker's CPU time over the run is divided by.
+	TotalPublished int64     `json:"total_published"`
+	TotalConsumed  int64     `json:"total_consumed"`
+	PublishedRate  float64   `json:"published_rate"`
+	ConfirmedRate  float64   `json:"confirmed_rate"`
+	ConsumedRate   float64   `json:"consumed_rate"`
+	Latency        latencies `json:"latency"`
+	Stalled        bool      `json:"stalled"`
+	Phase          string    `json:"phase"`
+	Errors         []string  `json:"errors,omitempty"`
 }
 
 // latencies are end-to-end, publish to delivery, in microseconds.
@@ -61,8 +65,10 @@ func (b *bench) result() *result {
 	if first == nil {
 		return r // never got to run
 	}
+	end := b.snap()
+	r.TotalPublished, r.TotalConsumed = end.published, end.recv
 	if last == nil {
-		last = b.snap()
+		last = end
 	}
 	secs := last.at.Sub(first.at).Seconds()
 	r.WindowSecs = secs
