@@ -90,7 +90,10 @@ func (ch *channel) handleContent(f wire.Frame) error {
 	}
 	// Flow control: a publisher whose messages the disk cannot keep up
 	// with is read no faster than it can (see storage.Store.Throttle).
-	ch.c.srv.broker.Throttle()
+	if ch.c.srv.broker.Throttling() {
+		ch.c.endRun() // nobody else's output may wait while this reader is held
+		ch.c.srv.broker.Throttle()
+	}
 	return nil
 }
 

@@ -231,3 +231,6 @@ func (b *Broker) Storage() *storage.Store { return b.store }
 // Throttle holds a publisher back while the storage committer is behind
 // (see storage.Store.Throttle).
 func (b *Broker) Throttle() { b.store.Throttle() }
+
+// Throttling reports whether Throttle may hold the caller now.
+func (b *Broker) Throttling() bool { return b.store.Throttling() }

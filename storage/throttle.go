@@ -38,6 +38,11 @@ func (s *Store) releaseThrottled() {
 	s.mu.Unlock()
 }
 
+// Throttling reports whether Throttle may block now. It does not block.
+func (s *Store) Throttling() bool {
+	return s.behind(s.backlog.Load())
+}
+
 // releaseThrottledLocked lets go whoever waits in Throttle; they look at
 // the backlog again. s.mu must be held.
 func (s *Store) releaseThrottledLocked() {
