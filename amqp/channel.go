@@ -46,6 +46,9 @@ type channel struct {
 	mu        sync.Mutex // guards the fields below
 	consumers map[string]*consumer
 	unacked   []unacked // ordered by tag
+	// settled is settleNow's reused buffer of what an ack took (reader
+	// goroutine only).
+	settled []unacked
 	nextTag   uint64
 	// globalPrefetch is basic.qos global=true: a limit shared by the
 	// channel's consumers; globalUnacked counts against it.
@@ -312,8 +315,9 @@ func (ch *channel) setFlow(active bool) {
 
 // kick asks every queue this channel consumes from to try dispatching again.
 func (ch *channel) kick() {
+	var buf [4]queue.Interface // most channels consume from few queues: no allocation
 	ch.mu.Lock()
-	qs := make([]queue.Interface, 0, len(ch.consumers))
+	qs := buf[:0]
 	for _, cs := range ch.consumers {
 		if !containsQueue(qs, cs.q) {
 			qs = append(qs, cs.q)
@@ -435,11 +439,16 @@ func (ch *channel) settle(tag uint64, multiple bool, kind settleKind) error {
 
 func (ch *channel) settleNow(tag uint64, multiple bool, kind settleKind) error {
 	ch.mu.Lock()
-	taken, ok := ch.takeLocked(tag, multiple)
+	taken, ok := ch.takeLocked(ch.settled[:0], tag, multiple)
 	ch.mu.Unlock()
 	if !ok {
 		return newError(wire.PreconditionFailed, "unknown delivery tag %d", tag)
 	}
+	defer func() {
+		// Keep the buffer, not the messages it pointed to.
+		clear(taken)
+		ch.settled = taken[:0]
+	}()
 	switch kind {
 	case settleAck:
 		ch.counts.acked.Add(uint64(len(taken)))
@@ -464,8 +473,7 @@ func (ch *channel) findLocked(tag uint64) int {
 
 // takeLocked removes the deliveries an ack names: one tag, or with multiple
 // every tag up to it (0 meaning all). It fails for a tag not outstanding.
-func (ch *channel) takeLocked(tag uint64, multiple bool) ([]unacked, bool) {
-	var taken []unacked
+func (ch *channel) takeLocked(taken []unacked, tag uint64, multiple bool) ([]unacked, bool) {
 	if multiple {
 		n := len(ch.unacked)
 		if tag != 0 {
@@ -486,7 +494,14 @@ func (ch *channel) takeLocked(tag uint64, multiple bool) ([]unacked, bool) {
 			return nil, false
 		}
 		taken = append(taken, ch.unacked[i])
-		ch.unacked = append(ch.unacked[:i], ch.unacked[i+1:]...)
+		if i == 0 {
+			// Acks mostly come in order: drop the head without moving
+			// the window of unacked deliveries down by one.
+			ch.unacked[0] = unacked{}
+			ch.unacked = ch.unacked[1:]
+		} else {
+			ch.unacked = append(ch.unacked[:i], ch.unacked[i+1:]...)
+		}
 	}
 	for _, u := range taken {
 		if u.consumer != nil {
@@ -502,7 +517,7 @@ func (ch *channel) recover(requeue bool) error {
 		return newError(wire.NotImplemented, "requeue=false")
 	}
 	ch.mu.Lock()
-	taken, _ := ch.takeLocked(0, true)
+	taken, _ := ch.takeLocked(nil, 0, true)
 	ch.mu.Unlock()
 	requeueAll(taken)
 	ch.kick()
