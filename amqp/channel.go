@@ -49,7 +49,7 @@ type channel struct {
 	// settled is settleNow's reused buffer of what an ack took (reader
 	// goroutine only).
 	settled []unacked
-	nextTag   uint64
+	nextTag uint64
 	// globalPrefetch is basic.qos global=true: a limit shared by the
 	// channel's consumers; globalUnacked counts against it.
 	globalPrefetch int
