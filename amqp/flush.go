@@ -19,6 +19,10 @@ import (
 // fallback: for what the non-blocking write could not take, for TLS, for
 // heartbeats, traces and queue kicks, and whenever no reader is in a run.
 
+// maxDirectWrite is the most a reader writes for another connection; more
+// is left to that connection's writer goroutine.
+const maxDirectWrite = 64 << 10
+
 // pendingList is the server's list of connections whose output waits for
 // the end of a reader's run: a lock-free stack that is only ever emptied as
 // a whole, so there is no ABA problem.
@@ -133,8 +137,11 @@ func (c *conn) flushNow() {
 		c.wmu.Unlock()
 		return
 	}
-	if c.needKick || len(c.traces) > 0 {
-		// The writer goroutine does these after a write.
+	if c.needKick || len(c.traces) > 0 || len(c.out) > maxDirectWrite {
+		// The writer goroutine does these after a write. A large buffer
+		// means a consumer that reads slower than it gets: the socket
+		// would take only part of it, and the rest would be moved down
+		// on every attempt.
 		c.outMu.Unlock()
 		c.wmu.Unlock()
 		c.wakeWriter()
