@@ -104,6 +104,8 @@ type conn struct {
 	// lastWrite is when output last reached the socket (Unix ns), for
 	// heartbeats.
 	lastWrite atomic.Int64
+	// lastDirect is when a reader last wrote to this connection (Unix ns).
+	lastDirect atomic.Int64
 	// raw is the socket for non-blocking writes; nil (TLS, or a platform
 	// without them) sends all output through the writer goroutine.
 	raw syscall.RawConn

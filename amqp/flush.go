@@ -23,6 +23,11 @@ import (
 // is left to that connection's writer goroutine.
 const maxDirectWrite = 64 << 10
 
+// directInterval is the least time between two direct writes to one
+// connection: above some 5 000 flushes a second, its writer goroutine
+// batches better than the readers do.
+const directInterval = int64(200 * time.Microsecond)
+
 // pendingList is the server's list of connections whose output waits for
 // the end of a reader's run: a lock-free stack that is only ever emptied as
 // a whole, so there is no ABA problem.
@@ -125,6 +130,13 @@ func fastFrame(typ uint8, payload []byte) bool {
 // flushNow writes c's output with one non-blocking write, if no other write
 // is in progress; what is left goes to the writer goroutine.
 func (c *conn) flushNow() {
+	now := time.Now().UnixNano()
+	if now-c.lastDirect.Load() < directInterval {
+		// Busy: the writer goroutine gathers more per write than a
+		// reader per run, and the receiver is woken less often.
+		c.wakeWriter()
+		return
+	}
 	if !c.wmu.TryLock() {
 		// The writer goroutine is writing; it looks again when done, but
 		// only if told.
@@ -152,6 +164,7 @@ func (c *conn) flushNow() {
 	c.lastAck = -1
 	c.outMu.Unlock()
 
+	c.lastDirect.Store(now)
 	n, err := writeNonblocking(c.raw, buf)
 	if n > 0 {
 		c.io.sendBytes.Add(uint64(n))
