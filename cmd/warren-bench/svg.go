@@ -199,7 +199,7 @@ func shortNum(v float64) string {
 	case v >= 1e4:
 		return strconv.FormatFloat(v/1e3, 'f', 0, 64) + "k"
 	case v >= 1e3:
-		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+		return strconv.FormatFloat(math.Round(v/100)/10, 'f', -1, 64) + "k"
 	case v >= 100:
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
