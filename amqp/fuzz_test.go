@@ -146,6 +146,7 @@ func (pipeAddr) String() string  { return "pipe" }
 func fuzzOne(t *testing.T, input []byte) {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.JournalSegmentSize = 256 << 10
 	cfg.Heartbeat = 0
 	cfg.FrameMax = 4096
 	cfg.ChannelMax = 16

@@ -79,7 +79,7 @@ func Open(cfg Config, o Options) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: o.Log, group: newGroup(), events: newEvents()}
 	b.alarms.changed = make(chan struct{})
 	b.alarms.memLimit, b.alarms.diskLimit = cfg.MemoryHighWatermark, cfg.DiskFreeLimit
-	store, err := storage.Open(cfg.DataDir, storage.Options{Fault: cfg.StorageFault})
+	store, err := storage.Open(cfg.DataDir, storage.Options{Fault: cfg.StorageFault, JournalSegmentSize: cfg.JournalSegmentSize})
 	if err != nil {
 		return nil, err
 	}

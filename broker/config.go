@@ -25,6 +25,12 @@ type Config struct {
 	// publishers are blocked (RabbitMQ's disk_free_limit); 0: off.
 	DiskFreeLimit uint64
 
+	// JournalSegmentSize is the size of the storage journal's segment
+	// files; 0 is storage's default (8 MiB). A new data directory
+	// preallocates two, so brokers started many times on fresh
+	// directories (tests, amqptest) use a small one.
+	JournalSegmentSize int64
+
 	// StorageFault, for tests, runs inside every storage commit; an error
 	// fails the commit as a broken disk would.
 	StorageFault func() error

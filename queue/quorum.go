@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,10 +17,14 @@ import (
 // and one WAL for every quorum queue) and the quorum queues that use it,
 // by raft group id, so that each group's effects reach its queue.
 type QuorumNode struct {
-	node *quorum.Node
-	log  *slog.Logger
+	dir string
+	log *slog.Logger
 
-	mu     sync.RWMutex // guards queues and lastID
+	mu sync.RWMutex // guards node, queues and lastID
+	// node is nil until the first quorum queue when dir held no log: a
+	// broker without quorum queues writes no WAL segments (64 MiB of
+	// preallocated files), so it starts in milliseconds.
+	node   *quorum.Node
 	queues map[uint64]*Quorum
 	lastID uint64
 
@@ -36,17 +41,37 @@ func OpenQuorumNode(dir string, log *slog.Logger) (*QuorumNode, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &QuorumNode{log: log, queues: make(map[uint64]*Quorum)}
+	n := &QuorumNode{dir: dir, log: log, queues: make(map[uint64]*Quorum)}
 	n.pids.Store(uint64(time.Now().UnixNano()))
-	node, err := quorum.OpenNode(quorum.NodeOptions{Dir: dir, Effects: n.effects})
-	if err != nil {
+	segs, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil || len(segs) == 0 {
+		return n, nil // nothing to recover: opened with the first queue
+	}
+	if err := n.openLocked(); err != nil {
 		return nil, err
 	}
-	n.node = node
-	for _, id := range node.Groups() {
+	for _, id := range n.node.Groups() {
 		n.lastID = max(n.lastID, id)
 	}
 	return n, nil
+}
+
+// openLocked opens the engine. Recovery may run effects, which take n.mu:
+// it is only called under n.mu when dir holds no log to recover.
+func (n *QuorumNode) openLocked() error {
+	node, err := quorum.OpenNode(quorum.NodeOptions{Dir: n.dir, Effects: n.effects})
+	if err != nil {
+		return err
+	}
+	n.node = node
+	return nil
+}
+
+// engine is the open engine, or nil when no quorum queue was ever made.
+func (n *QuorumNode) engine() *quorum.Node {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.node
 }
 
 // Close stops the queues' timers and the engine; proposals not yet
@@ -61,25 +86,37 @@ func (n *QuorumNode) Close() error {
 	for _, q := range qs {
 		q.stopTimers()
 	}
-	return n.node.Close()
+	if node := n.engine(); node != nil {
+		return node.Close()
+	}
+	return nil
 }
 
 // DropOrphans removes the groups no queue claimed (their queue was deleted
 // just before a crash), once recovery is done.
 func (n *QuorumNode) DropOrphans() {
-	for _, id := range n.node.Groups() {
+	node := n.engine()
+	if node == nil {
+		return
+	}
+	for _, id := range node.Groups() {
 		n.mu.RLock()
 		_, ok := n.queues[id]
 		n.mu.RUnlock()
 		if !ok {
 			n.log.Info("dropping a quorum group no queue owns", "group", id)
-			_ = n.node.Remove(id)
+			_ = node.Remove(id)
 		}
 	}
 }
 
 // WALStats are the engine's WAL counters.
-func (n *QuorumNode) WALStats() any { return n.node.WALStats() }
+func (n *QuorumNode) WALStats() any {
+	if node := n.engine(); node != nil {
+		return node.WALStats()
+	}
+	return nil
+}
 
 // effects runs on the engine's goroutine: it hands each group's effects to
 // its queue.
@@ -117,6 +154,14 @@ func (n *QuorumNode) NewQuorum(name string, o QuorumOptions) (*Quorum, error) {
 	q.config.Store(&cfg)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.node == nil {
+		if o.Group != 0 {
+			return nil, errors.New("quorum queue " + name + ": the quorum log is missing")
+		}
+		if err := n.openLocked(); err != nil {
+			return nil, err
+		}
+	}
 	if o.Group != 0 {
 		q.group = n.node.Group(o.Group)
 		if q.group == nil {
