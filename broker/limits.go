@@ -209,13 +209,22 @@ func (a *Account) limit(name string) (int64, bool) {
 	return v, ok && v >= 0
 }
 
+// take counts one more in n unless that passes the user's limit name, in
+// which case it leaves n as it was and returns the limit and false.
+func (a *Account) take(n *atomic.Int64, name string) (int64, bool) {
+	count := n.Add(1)
+	if limit, ok := a.limit(name); ok && count > limit {
+		n.Add(-1)
+		return limit, false
+	}
+	return 0, true
+}
+
 // Connect counts a connection of the user opening, refusing it past the
 // user's max-connections with RabbitMQ's words (a *vhost.Error of kind
 // NotAllowed). Disconnect undoes it.
 func (a *Account) Connect() error {
-	n := a.lim.conns.Add(1)
-	if limit, ok := a.limit(LimitMaxConnections); ok && n > limit {
-		a.lim.conns.Add(-1)
+	if limit, ok := a.take(&a.lim.conns, LimitMaxConnections); !ok {
 		return &vhost.Error{Kind: vhost.NotAllowed, Text: "connection refused for user '" + a.name + "': user connection limit (" + strconv.FormatInt(limit, 10) + ") is reached"}
 	}
 	return nil
@@ -227,9 +236,7 @@ func (a *Account) Disconnect() { a.lim.conns.Add(-1) }
 // OpenChannel counts a channel of the user opening, refusing it past the
 // user's max-channels with RabbitMQ's words. CloseChannel undoes it.
 func (a *Account) OpenChannel() error {
-	n := a.lim.channels.Add(1)
-	if limit, ok := a.limit(LimitMaxChannels); ok && n > limit {
-		a.lim.channels.Add(-1)
+	if limit, ok := a.take(&a.lim.channels, LimitMaxChannels); !ok {
 		return &vhost.Error{Kind: vhost.NotAllowed, Text: "number of channels opened for user '" + a.name + "' has reached the maximum allowed user limit of (" + strconv.FormatInt(limit, 10) + ")"}
 	}
 	return nil
